@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Starts (or stops) the services the test suite talks to, idempotently, and remembers what it
+# started so that `stop` leaves alone what was already running.
+#   scripts/services.sh start|stop
+set -euo pipefail
+state_dir="${ENTITYWATCH_CACHE:-$HOME/.cache/entitywatch}/services"
+mkdir -p "$state_dir"
+
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+start_postgres() {
+  if pg_ready; then return; fi
+  echo "services: starting PostgreSQL"
+  if ! command -v pg_ctlcluster >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  touch "$state_dir/postgres.started"
+  for _ in $(seq 1 60); do pg_ready && return; sleep 0.5; done
+  echo "services: PostgreSQL did not become ready" >&2; exit 1
+}
+
+stop_postgres() {
+  if [ -f "$state_dir/postgres.started" ]; then
+    version=$(ls /etc/postgresql | sort -V | tail -n1)
+    pg_ctlcluster --skip-systemctl-redirect "$version" main stop || true
+    rm -f "$state_dir/postgres.started"
+  fi
+}
+
+case "${1:-}" in
+  start) start_postgres ;;
+  stop) stop_postgres ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1117 @@
+//! The trade.gov Consolidated Screening List (CSL) as a source for the stored list snapshot:
+//! `entitywatch list import FILE` reads the CSV (2019 layout without `_id`, 2022/2025 layout
+//! with it, optionally gzip-compressed) or the JSON (API `results[]`, `entries[]`, the compact
+//! all-sources form), keeps the rows of the chosen lists ([`SourceFilter`], Entity List by
+//! default), and turns them into [`ListEntry`]s keyed like the watcher's change events.
+//!
+//! The list is authoritative data, so this reader is strict where a supplier file is lenient:
+//! a structurally malformed file is refused as a whole with the line that broke it, because a
+//! snapshot silently missing rows would later read as removals. It must never invent an entry,
+//! and it does no database or network I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::events::{CountryCode, EntityChange, EntityKey, EntityName};
+use crate::suppliers::recognise_country;
+
+/// The CSL's name for the Entity List (Supplement No. 4 to part 744).
+pub const ENTITY_LIST_SOURCE: &str = "Entity List (EL) - Bureau of Industry and Security";
+
+/// One row of the CSL, for any of its lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CslEntry {
+    /// `_id` (2022+ CSV), `id` (API JSON) or the entity number, when the file has one.
+    pub id: Option<String>,
+    /// The list, as the CSL names it, e.g. [`ENTITY_LIST_SOURCE`].
+    pub source: String,
+    pub name: EntityName,
+    pub alt_names: Vec<String>,
+    pub addresses: Vec<String>,
+    /// From `address_countries` where given, else from each address's last comma part.
+    pub countries: Vec<CountryCode>,
+    pub license_requirement: Option<String>,
+    pub license_policy: Option<String>,
+    pub federal_register_notice: Option<String>,
+    pub start_date: Option<NaiveDate>,
+}
+
+impl CslEntry {
+    /// The watcher's key for this entry: the first country the entry gives (the CSL has no
+    /// country heading; the first address is where the Entity List lists it in practice), or
+    /// `XX`.
+    pub fn entity_key(&self) -> EntityKey {
+        let country = self
+            .countries
+            .first()
+            .cloned()
+            .unwrap_or_else(CountryCode::unknown);
+        EntityKey::derive(&country, &self.name)
+    }
+}
+
+/// Which lists of the CSL to keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceFilter {
+    All,
+    /// Keep a row if any term matches its source: the abbreviation in parentheses ("EL", "SDN",
+    /// "DPL", "MEU", "UVL", "NS-MBS"), or, for terms of four or more characters, any part of
+    /// the source name ("Entity List", "Treasury"). Case is ignored.
+    Any(Vec<String>),
+}
+
+impl Default for SourceFilter {
+    fn default() -> Self {
+        SourceFilter::entity_list()
+    }
+}
+
+impl SourceFilter {
+    pub fn entity_list() -> Self {
+        SourceFilter::Any(vec!["Entity List".to_string()])
+    }
+
+    /// `all`, or comma-separated terms: `EL`, `EL,SDN`, `Entity List`.
+    pub fn parse(spec: &str) -> Self {
+        let terms: Vec<String> = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        if terms.is_empty() {
+            SourceFilter::entity_list()
+        } else if terms.iter().any(|t| t.eq_ignore_ascii_case("all")) {
+            SourceFilter::All
+        } else {
+            SourceFilter::Any(terms)
+        }
+    }
+
+    pub fn matches(&self, source: &str) -> bool {
+        let terms = match self {
+            SourceFilter::All => return true,
+            SourceFilter::Any(terms) => terms,
+        };
+        let source_lower = source.to_lowercase();
+        let abbreviation = abbreviation(source).map(|a| a.to_lowercase());
+        terms.iter().any(|t| {
+            let t = t.to_lowercase();
+            let abbreviated = abbreviation
+                .as_deref()
+                .is_some_and(|a| a == t || a.split_whitespace().next() == Some(t.as_str()));
+            // Short terms only as abbreviations: "EL" is inside "Legislative" and "Sectoral".
+            abbreviated || (t.chars().count() >= 4 && source_lower.contains(&t))
+        })
+    }
+}
+
+impl fmt::Display for SourceFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceFilter::All => f.write_str("all"),
+            SourceFilter::Any(t) => f.write_str(&t.join(",")),
+        }
+    }
+}
+
+/// "Entity List (EL) - Bureau ..." → "EL".
+fn abbreviation(source: &str) -> Option<&str> {
+    let open = source.find('(')?;
+    let close = source[open..].find(')')? + open;
+    Some(source[open + 1..close].trim())
+}
+
+/// The shape the file turned out to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CslLayout {
+    /// CSV without `_id` (as published until about 2020).
+    Csv2019,
+    /// CSV with `_id` first (2022 and 2025 files).
+    Csv2022,
+    /// The API's `{"results": [...]}`.
+    JsonResults,
+    /// `{"entries": [...]}` with the API's field names.
+    JsonEntries,
+    /// A bare JSON array of entries.
+    JsonArray,
+    /// The compact all-sources projection: short keys (`fieldKey`), strings interned in `tables`.
+    JsonCompact,
+}
+
+/// A row that was read but not kept, and why; the rest of the file is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CslWarning {
+    /// "line 17" for CSV, "entry 3" for JSON (1-based).
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for CslWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// A file read: the entries of the chosen lists, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CslImport {
+    pub layout: CslLayout,
+    pub entries: Vec<CslEntry>,
+    /// Rows (CSV) or entries (JSON) in the file, of every list.
+    pub rows: usize,
+    /// Rows of lists the filter did not select.
+    pub other_sources: usize,
+    pub warnings: Vec<CslWarning>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CslError {
+    #[error("cannot read the screening list file: {0}")]
+    Io(#[from] io::Error),
+    #[error("the screening list file is larger than {limit} bytes (after decompression)")]
+    TooLarge { limit: u64 },
+    #[error("the screening list file is empty")]
+    Empty,
+    #[error(
+        "not a Consolidated Screening List CSV: the header lacks {missing}; found columns: {found}",
+        missing = missing.join(", "),
+        found = found.join(", ")
+    )]
+    MissingColumns {
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
+    #[error("malformed screening list CSV at line {line}: {reason}; the file was not imported")]
+    Malformed { line: u64, reason: String },
+    #[error("malformed screening list JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "unrecognised screening list JSON: expected an object with `results` or `entries`, or \
+         an array; found keys: {0}"
+    )]
+    UnknownJsonShape(String),
+}
+
+/// Bounds on what a file may make the reader hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CslLimits {
+    /// Largest (decompressed) file accepted; the full CSL is about 10 MB, so a gzip bomb stops
+    /// here rather than at the end of memory.
+    pub max_bytes: u64,
+}
+
+impl Default for CslLimits {
+    fn default() -> Self {
+        CslLimits {
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Reads a CSL file (CSV or JSON, optionally gzip-compressed; the content decides, not the
+/// file name).
+pub fn read_csl_path(path: &Path, filter: &SourceFilter) -> Result<CslImport, CslError> {
+    let file = std::fs::File::open(path)?;
+    read_csl(file, filter, CslLimits::default())
+}
+
+/// Reads a CSL from any reader: gzip is recognised by its magic bytes, JSON by a leading `{`
+/// or `[`, anything else is read as CSV.
+pub fn read_csl(
+    reader: impl Read,
+    filter: &SourceFilter,
+    limits: CslLimits,
+) -> Result<CslImport, CslError> {
+    let mut buffered = BufReader::new(reader);
+    let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    let bytes = if gzip {
+        read_bounded(flate2::bufread::MultiGzDecoder::new(buffered), limits)?
+    } else {
+        read_bounded(buffered, limits)?
+    };
+    let body = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Err(CslError::Empty),
+        Some(b'{' | b'[') => read_json(body, filter),
+        Some(_) => read_csv(body, filter),
+    }
+}
+
+fn read_bounded(reader: impl Read, limits: CslLimits) -> Result<Vec<u8>, CslError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limits.max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(CslError::TooLarge {
+            limit: limits.max_bytes,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The values of one row, before they are checked; shared by the CSV and JSON readers.
+#[derive(Default)]
+struct RawEntry {
+    id: Option<String>,
+    source: String,
+    name: String,
+    alt_names: Vec<String>,
+    addresses: Vec<String>,
+    /// Countries stated as such (JSON `address_countries`, address objects' `country`).
+    countries: Vec<String>,
+    license_requirement: Option<String>,
+    license_policy: Option<String>,
+    federal_register_notice: Option<String>,
+    start_date: Option<String>,
+}
+
+/// Collects the kept entries and the reasons rows were not kept.
+struct Collector<'a> {
+    filter: &'a SourceFilter,
+    out: CslImport,
+}
+
+impl<'a> Collector<'a> {
+    fn new(filter: &'a SourceFilter, layout: CslLayout) -> Self {
+        Collector {
+            filter,
+            out: CslImport {
+                layout,
+                entries: Vec::new(),
+                rows: 0,
+                other_sources: 0,
+                warnings: Vec::new(),
+            },
+        }
+    }
+
+    fn push(&mut self, location: impl FnOnce() -> String, raw: RawEntry) {
+        self.out.rows += 1;
+        if !self.filter.matches(&raw.source) {
+            self.out.other_sources += 1;
+            return;
+        }
+        let name = match EntityName::parse(&raw.name) {
+            Ok(n) => n,
+            Err(_) => {
+                self.out.warnings.push(CslWarning {
+                    location: location(),
+                    message: format!("{} row without a name, skipped", raw.source),
+                });
+                return;
+            }
+        };
+        let start_date = match raw.start_date.as_deref() {
+            None => None,
+            Some(d) => match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.out.warnings.push(CslWarning {
+                        location: location(),
+                        message: format!("start_date {d:?} is not YYYY-MM-DD, left empty"),
+                    });
+                    None
+                }
+            },
+        };
+        let mut countries: Vec<CountryCode> = Vec::new();
+        let stated = raw.countries.iter().filter_map(|c| recognise_country(c));
+        let from_addresses = raw.addresses.iter().filter_map(|a| address_country(a));
+        // Stated countries are authoritative; an address's last part is only a fallback.
+        let candidates: Vec<CountryCode> = if raw.countries.is_empty() {
+            from_addresses.collect()
+        } else {
+            stated.collect()
+        };
+        for c in candidates {
+            if !countries.contains(&c) {
+                countries.push(c);
+            }
+        }
+        let alt_names = dedup_strings(
+            raw.alt_names
+                .iter()
+                .filter(|a| !a.eq_ignore_ascii_case(name.as_str()))
+                .cloned(),
+        );
+        self.out.entries.push(CslEntry {
+            id: raw.id,
+            source: raw.source,
+            name,
+            alt_names,
+            addresses: dedup_strings(raw.addresses),
+            countries,
+            license_requirement: raw.license_requirement,
+            license_policy: raw.license_policy,
+            federal_register_notice: raw.federal_register_notice,
+            start_date,
+        });
+    }
+}
+
+/// "…, Moscow, 119160, RU" → RU; "…, Chengdu, China" → CN; "…, Phoenix, AZ, 85043" → none.
+fn address_country(address: &str) -> Option<CountryCode> {
+    let last = address.rsplit(',').next()?.trim().trim_end_matches('.');
+    recognise_country(last)
+}
+
+/// The CSL joins list values with "; " and often writes "; and " before the last one.
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split(';')
+        .map(|p| {
+            let p = p.trim();
+            let stripped = p
+                .get(..4)
+                .filter(|h| h.eq_ignore_ascii_case("and "))
+                .map_or(p, |_| &p[4..]);
+            stripped.trim().to_string()
+        })
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn dedup_strings(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+
+fn read_csv(body: &[u8], filter: &SourceFilter) -> Result<CslImport, CslError> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(body);
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| csv_error(e, 1))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let missing: Vec<String> = ["source", "name"]
+        .iter()
+        .filter(|c| col(c).is_none())
+        .map(|c| c.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(CslError::MissingColumns {
+            missing,
+            found: header.clone(),
+        });
+    }
+    let layout = if col("_id").is_some() {
+        CslLayout::Csv2022
+    } else {
+        CslLayout::Csv2019
+    };
+    let idx = |name: &str| col(name);
+    let (c_id, c_entity_number) = (idx("_id"), idx("entity_number"));
+    let (c_source, c_name) = (idx("source"), idx("name"));
+    let (c_alt, c_addr) = (idx("alt_names"), idx("addresses"));
+    let (c_lr, c_lp) = (idx("license_requirement"), idx("license_policy"));
+    let (c_fr, c_start) = (idx("federal_register_notice"), idx("start_date"));
+    let mut collector = Collector::new(filter, layout);
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(e, line)),
+        }
+        let line = record.position().map_or(line, |p| p.line());
+        let get = |c: Option<usize>| c.and_then(|i| record.get(i)).unwrap_or("");
+        let raw = RawEntry {
+            id: non_empty(get(c_id)).or_else(|| non_empty(get(c_entity_number))),
+            source: get(c_source).trim().to_string(),
+            name: get(c_name).to_string(),
+            alt_names: split_list(get(c_alt)),
+            addresses: split_list(get(c_addr)),
+            countries: Vec::new(),
+            license_requirement: non_empty(get(c_lr)),
+            license_policy: non_empty(get(c_lp)),
+            federal_register_notice: non_empty(get(c_fr)),
+            start_date: non_empty(get(c_start)),
+        };
+        collector.push(|| format!("line {line}"), raw);
+    }
+    Ok(collector.out)
+}
+
+fn csv_error(e: csv::Error, fallback_line: u64) -> CslError {
+    let line = e.position().map_or(fallback_line, |p| p.line());
+    let reason = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("expected {expected_len} fields as in the header, found {len}"),
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("invalid UTF-8 in field {}", err.field() + 1)
+        }
+        csv::ErrorKind::Io(err) => err.to_string(),
+        _ => e.to_string(),
+    };
+    CslError::Malformed { line, reason }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+fn read_json(body: &[u8], filter: &SourceFilter) -> Result<CslImport, CslError> {
+    let doc: Value = serde_json::from_slice(body)?;
+    let (layout, entries) = match &doc {
+        Value::Array(a) => (CslLayout::JsonArray, a),
+        Value::Object(o) => {
+            if let (Some(Value::Object(key)), Some(Value::Array(a))) =
+                (o.get("fieldKey"), o.get("entries"))
+            {
+                if key.contains_key("n") {
+                    return read_compact(o.get("tables"), a, filter);
+                }
+            }
+            match (o.get("results"), o.get("entries")) {
+                (Some(Value::Array(a)), _) => (CslLayout::JsonResults, a),
+                (_, Some(Value::Array(a))) => (CslLayout::JsonEntries, a),
+                _ => {
+                    let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+                    return Err(CslError::UnknownJsonShape(keys.join(", ")));
+                }
+            }
+        }
+        _ => return Err(CslError::UnknownJsonShape("(not an object)".to_string())),
+    };
+    let mut collector = Collector::new(filter, layout);
+    for (i, e) in entries.iter().enumerate() {
+        let location = || format!("entry {}", i + 1);
+        let Value::Object(o) = e else {
+            collector.out.rows += 1;
+            collector.out.warnings.push(CslWarning {
+                location: location(),
+                message: "not an object, skipped".to_string(),
+            });
+            continue;
+        };
+        let text = |k: &str| o.get(k).and_then(json_text);
+        let (addresses, mut countries) = json_addresses(o.get("addresses"));
+        countries.extend(json_list(o.get("address_countries")));
+        let source = text("source").unwrap_or_else(|| inferred_source(text("source_list_url")));
+        let raw = RawEntry {
+            id: text("id")
+                .or_else(|| text("_id"))
+                .or_else(|| text("entity_number")),
+            source,
+            name: text("name").unwrap_or_default(),
+            alt_names: json_list(o.get("alt_names")),
+            addresses,
+            countries,
+            license_requirement: text("license_requirement"),
+            license_policy: text("license_policy"),
+            federal_register_notice: text("federal_register_notice"),
+            start_date: text("start_date"),
+        };
+        collector.push(location, raw);
+    }
+    Ok(collector.out)
+}
+
+/// Entries that carry no `source` (projections of the Entity List) are Entity List rows when
+/// their list URL points at Supplement No. 4 to part 744; otherwise they stay unattributed and
+/// only `--source all` keeps them.
+fn inferred_source(url: Option<String>) -> String {
+    let url = url.unwrap_or_default().to_lowercase();
+    if url.contains("supplement-4-744") || url.contains("entity-list") {
+        ENTITY_LIST_SOURCE.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// A string value (numbers too, as entity numbers sometimes are); null and blank are none.
+fn json_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => non_empty(s),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(a) => {
+            let parts: Vec<String> = a.iter().filter_map(json_text).collect();
+            (!parts.is_empty()).then(|| parts.join("; "))
+        }
+        _ => None,
+    }
+}
+
+/// A list given as an array, a `;`-joined string, or null.
+fn json_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(json_text)
+            .flat_map(|s| split_list(&s))
+            .collect(),
+        Some(Value::String(s)) => split_list(s),
+        _ => Vec::new(),
+    }
+}
+
+/// Addresses as a `;`-joined string, an array of strings, or the API's array of objects
+/// (`address`, `city`, `state`, `postal_code`, `country`). Returns the addresses and any
+/// countries the objects state.
+fn json_addresses(v: Option<&Value>) -> (Vec<String>, Vec<String>) {
+    let mut addresses = Vec::new();
+    let mut countries = Vec::new();
+    let items: Vec<&Value> = match v {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(other) => vec![other],
+        None => Vec::new(),
+    };
+    for item in items {
+        match item {
+            Value::String(s) => addresses.extend(split_list(s)),
+            Value::Object(o) => {
+                let part = |k: &str| o.get(k).and_then(json_text);
+                let joined: Vec<String> = ["address", "city", "state", "postal_code", "country"]
+                    .iter()
+                    .filter_map(|k| part(k))
+                    .collect();
+                if !joined.is_empty() {
+                    addresses.push(joined.join(", "));
+                }
+                countries.extend(part("country"));
+            }
+            _ => {}
+        }
+    }
+    (addresses, countries)
+}
+
+/// The compact projection (`screening-list_all-sources_*.json`): `n` name, `a` alt names, `s`
+/// source index, `c` countries, `e` entity number, `lr`/`lp` licence indexes, `fr` notice.
+fn read_compact(
+    tables: Option<&Value>,
+    entries: &[Value],
+    filter: &SourceFilter,
+) -> Result<CslImport, CslError> {
+    let table = |name: &str| -> Vec<Option<String>> {
+        match tables.and_then(|t| t.get(name)) {
+            Some(Value::Array(a)) => a.iter().map(json_text).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let (sources, requirements) = (table("sources"), table("licenceRequirements"));
+    let (policies, urls) = (table("licencePolicies"), table("urls"));
+    let lookup = |t: &[Option<String>], v: Option<&Value>| -> Option<String> {
+        let i = usize::try_from(v?.as_u64()?).ok()?;
+        t.get(i).cloned().flatten()
+    };
+    let mut collector = Collector::new(filter, CslLayout::JsonCompact);
+    for (i, e) in entries.iter().enumerate() {
+        let text = |k: &str| e.get(k).and_then(json_text);
+        let source = lookup(&sources, e.get("s"))
+            .unwrap_or_else(|| inferred_source(lookup(&urls, e.get("u"))));
+        let raw = RawEntry {
+            id: text("e"),
+            source,
+            name: text("n").unwrap_or_default(),
+            alt_names: json_list(e.get("a")),
+            addresses: Vec::new(),
+            countries: json_list(e.get("c")),
+            license_requirement: lookup(&requirements, e.get("lr")),
+            license_policy: lookup(&policies, e.get("lp")),
+            federal_register_notice: text("fr"),
+            start_date: None,
+        };
+        collector.push(|| format!("entry {}", i + 1), raw);
+    }
+    Ok(collector.out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stored snapshot's entries
+
+/// One entry of the stored list snapshot, whatever it came from (a CSL import or a change
+/// event): what screening compares suppliers against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    pub entity_key: EntityKey,
+    pub name: EntityName,
+    pub aliases: Vec<String>,
+    pub addresses: Vec<String>,
+    pub countries: Vec<CountryCode>,
+    pub license_requirement: Option<String>,
+    pub license_policy: Option<String>,
+    pub federal_register_citation: Option<String>,
+    /// The CSL list name, e.g. [`ENTITY_LIST_SOURCE`].
+    pub source_list: String,
+}
+
+impl ListEntry {
+    pub fn from_csl(e: &CslEntry) -> Self {
+        ListEntry {
+            entity_key: e.entity_key(),
+            name: e.name.clone(),
+            aliases: e.alt_names.clone(),
+            addresses: e.addresses.clone(),
+            countries: e.countries.clone(),
+            license_requirement: e.license_requirement.clone(),
+            license_policy: e.license_policy.clone(),
+            federal_register_citation: e.federal_register_notice.clone(),
+            source_list: e.source.clone(),
+        }
+    }
+
+    /// The entry as a rule states it; the watcher follows only the Entity List.
+    pub fn from_change(c: &EntityChange) -> Self {
+        ListEntry {
+            entity_key: c.entity_key.clone(),
+            name: c.name.clone(),
+            aliases: c.aliases.clone(),
+            addresses: c.addresses.clone(),
+            countries: if c.country.is_unknown() {
+                Vec::new()
+            } else {
+                vec![c.country.clone()]
+            },
+            license_requirement: c.license_requirement.clone(),
+            license_policy: c.license_policy.clone(),
+            federal_register_citation: c.federal_register_citation.clone(),
+            source_list: ENTITY_LIST_SOURCE.to_string(),
+        }
+    }
+
+    /// Folds another row with the same key into this one. The CSL lists some entries several
+    /// times (one row per country heading or per rule); no name, alias, address or citation
+    /// may be lost in the fold, since screening needs every one of them.
+    fn absorb(&mut self, other: ListEntry) {
+        if other.name != self.name {
+            self.aliases.push(other.name.as_str().to_string());
+        }
+        self.aliases.extend(other.aliases);
+        self.aliases = dedup_strings(std::mem::take(&mut self.aliases))
+            .into_iter()
+            .filter(|a| a != self.name.as_str())
+            .collect();
+        self.addresses = dedup_strings(
+            std::mem::take(&mut self.addresses)
+                .into_iter()
+                .chain(other.addresses),
+        );
+        for c in other.countries {
+            if !self.countries.contains(&c) {
+                self.countries.push(c);
+            }
+        }
+        join_distinct(
+            &mut self.license_requirement,
+            other.license_requirement,
+            " | ",
+        );
+        join_distinct(&mut self.license_policy, other.license_policy, " | ");
+        join_distinct(
+            &mut self.federal_register_citation,
+            other.federal_register_citation,
+            "; ",
+        );
+    }
+}
+
+fn join_distinct(mine: &mut Option<String>, theirs: Option<String>, sep: &str) {
+    let Some(theirs) = theirs else { return };
+    match mine {
+        None => *mine = Some(theirs),
+        Some(m) => {
+            if !m.split(sep).any(|part| part == theirs) {
+                m.push_str(sep);
+                m.push_str(&theirs);
+            }
+        }
+    }
+}
+
+/// A list snapshot ready to store: one entry per key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// In order of each key's first row.
+    pub entries: Vec<ListEntry>,
+    /// Rows folded into an earlier row with the same key.
+    pub merged_rows: usize,
+}
+
+/// One [`ListEntry`] per entity key; rows sharing a key are folded together.
+pub fn snapshot(entries: &[CslEntry]) -> Snapshot {
+    let mut out: Vec<ListEntry> = Vec::with_capacity(entries.len());
+    let mut index: BTreeMap<EntityKey, usize> = BTreeMap::new();
+    let mut merged_rows = 0;
+    for e in entries {
+        let entry = ListEntry::from_csl(e);
+        match index.get(&entry.entity_key) {
+            Some(&i) => {
+                out[i].absorb(entry);
+                merged_rows += 1;
+            }
+            None => {
+                index.insert(entry.entity_key.clone(), out.len());
+                out.push(entry);
+            }
+        }
+    }
+    Snapshot {
+        entries: out,
+        merged_rows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATA: &str = "/work/shared/data/csl";
+
+    fn shared(name: &str) -> Option<std::path::PathBuf> {
+        let p = Path::new(DATA).join(name);
+        // The shared data directory exists on development machines; the fixture copy below is
+        // what CI always has.
+        p.exists().then_some(p)
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/csl")
+            .join(name)
+    }
+
+    fn read_str(s: &str, filter: &SourceFilter) -> Result<CslImport, CslError> {
+        read_csl(s.as_bytes(), filter, CslLimits::default())
+    }
+
+    #[test]
+    fn source_filter_matches_abbreviations_and_names() {
+        let el = ENTITY_LIST_SOURCE;
+        let sdn = "Specially Designated Nationals (SDN) - Treasury Department";
+        let plc = "Palestinian Legislative Council List (PLC) - Treasury Department";
+        let ssi = "Sectoral Sanctions Identifications List (SSI) - Treasury Department";
+        let nsmbs = "Non-SDN Menu-Based Sanctions List (NS-MBS List) - Treasury Department";
+        let f = SourceFilter::default();
+        assert!(f.matches(el));
+        assert!(!f.matches(sdn) && !f.matches(plc));
+        let f = SourceFilter::parse("el");
+        assert!(f.matches(el) && !f.matches(plc) && !f.matches(ssi));
+        let f = SourceFilter::parse("EL, SDN");
+        assert!(f.matches(el) && f.matches(sdn) && !f.matches(ssi));
+        assert!(!f.matches(nsmbs), "SDN must not match Non-SDN by substring");
+        assert!(SourceFilter::parse("NS-MBS").matches(nsmbs));
+        assert!(SourceFilter::parse("treasury").matches(sdn));
+        assert_eq!(SourceFilter::parse("all"), SourceFilter::All);
+        assert!(SourceFilter::All.matches(""));
+    }
+
+    #[test]
+    fn splits_lists_and_finds_countries() {
+        assert_eq!(
+            split_list("A; B;  C; and D"),
+            ["A", "B", "C", "D"].map(String::from)
+        );
+        assert_eq!(split_list("Andover Ltd"), ["Andover Ltd"].map(String::from));
+        let c = |a: &str| address_country(a).map(|c| c.as_str().to_string());
+        assert_eq!(
+            c("54 Gagarina St., Borisov, 222511, BY").as_deref(),
+            Some("BY")
+        );
+        assert_eq!(c("Siwei Mansion, Chengdu, China").as_deref(), Some("CN"));
+        assert_eq!(c("3037 S. 69TH DRIVE, PHONEIX, AZ, 85043"), None);
+        assert_eq!(c("Hay Riad, Rabat"), None);
+    }
+
+    #[test]
+    fn reads_the_2022_layout_entity_list_fixture() {
+        let i = read_csl_path(
+            &fixture("EL_only_from_watchman_consolidated_2022-05.csv"),
+            &SourceFilter::default(),
+        )
+        .unwrap();
+        assert_eq!(i.layout, CslLayout::Csv2022);
+        assert_eq!((i.rows, i.entries.len(), i.other_sources), (2001, 2001, 0));
+        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+        let e = &i.entries[0];
+        assert_eq!(e.name.as_str(), "140 Repair Plant JSC");
+        assert_eq!(
+            e.alt_names,
+            [
+                "Open Joint Stock Company 140 Repair Plant",
+                "JSC 140 Repair Plant"
+            ]
+        );
+        assert_eq!(e.countries, [CountryCode::parse("BY").unwrap()]);
+        assert_eq!(e.federal_register_notice.as_deref(), Some("87 FR 20299"));
+        assert_eq!(e.license_policy.as_deref(), Some("Policy of denial."));
+        assert_eq!(e.start_date, NaiveDate::from_ymd_opt(2022, 4, 7));
+        assert_eq!(
+            e.id.as_deref(),
+            Some("4398d33e9e93c7477af39f1e0bfffc13ddd47bcc")
+        );
+        assert_eq!(e.entity_key().as_str(), "BY/140-repair-plant-jsc");
+        let with_country = i.entries.iter().filter(|e| !e.countries.is_empty()).count();
+        assert!(with_country > 1990, "{with_country}");
+        let hik = i
+            .entries
+            .iter()
+            .find(|e| e.name.as_str().starts_with("Hangzhou Hikvision"))
+            .expect("Hikvision is on the 2022 list");
+        assert_eq!(hik.countries[0].as_str(), "CN");
+        let s = snapshot(&i.entries);
+        assert_eq!(s.entries.len() + s.merged_rows, 2001);
+        assert!(s.merged_rows > 0);
+        let dart = s
+            .entries
+            .iter()
+            .find(|e| e.entity_key.as_str() == "FR/dart-aviation")
+            .unwrap();
+        assert!(dart.countries.iter().any(|c| c.as_str() == "IR"));
+        assert!(dart.aliases.contains(&"SARL IEAS".to_string()));
+        assert!(!dart.aliases.contains(&"Dart Aviation".to_string()));
+    }
+
+    #[test]
+    fn reads_the_2019_layout_and_filters_sources() {
+        let Some(p) = shared("watchman_test_csl_2019.csv") else {
+            return;
+        };
+        let i = read_csl_path(&p, &SourceFilter::default()).unwrap();
+        assert_eq!(i.layout, CslLayout::Csv2019);
+        assert_eq!((i.rows, i.entries.len()), (115, 22));
+        assert!(i
+            .entries
+            .iter()
+            .all(|e| e.source == ENTITY_LIST_SOURCE && e.id.is_none()));
+        let all = read_csl_path(&p, &SourceFilter::All).unwrap();
+        assert_eq!(all.entries.len(), 115);
+        let dpl = read_csl_path(&p, &SourceFilter::parse("DPL")).unwrap();
+        assert_eq!(dpl.entries.len(), 8);
+        assert_eq!(dpl.entries[0].name.as_str(), "ADRIAN MANUEL HERNANDEZ");
+        assert!(
+            dpl.entries[0].countries.is_empty(),
+            "AZ there is Arizona's postcode line"
+        );
+    }
+
+    #[test]
+    fn reads_the_2025_layout() {
+        let Some(p) = shared("watchman_cslustest_consolidated_2025.csv") else {
+            return;
+        };
+        let i = read_csl_path(&p, &SourceFilter::default()).unwrap();
+        assert_eq!(i.layout, CslLayout::Csv2022);
+        assert_eq!((i.rows, i.entries.len()), (13, 1));
+        let e = &i.entries[0];
+        assert!(e.name.as_str().contains("(CETC 13)"));
+        assert_eq!(e.alt_names.len(), 6);
+        assert_eq!(e.alt_names[5], "CETC Research Institute 13");
+        assert_eq!(e.addresses.len(), 3);
+        assert_eq!(
+            e.addresses[1],
+            "21 Changsheng Street, Shijiazhuang, Hebei, China"
+        );
+        assert_eq!(e.countries[0].as_str(), "CN");
+        let meu = read_csl_path(&p, &SourceFilter::parse("MEU,UVL")).unwrap();
+        assert_eq!(meu.entries.len(), 2);
+    }
+
+    #[test]
+    fn reads_the_gzip_full_file() {
+        let Some(p) = shared("watchman_consolidated_2022-05.csv.gz") else {
+            return;
+        };
+        let i = read_csl_path(&p, &SourceFilter::default()).unwrap();
+        assert_eq!((i.rows, i.entries.len()), (14160, 2001));
+        let sdn = read_csl_path(&p, &SourceFilter::parse("SDN")).unwrap();
+        assert_eq!(sdn.entries.len(), 10026);
+    }
+
+    #[test]
+    fn refuses_the_malformed_file_with_its_line() {
+        let Some(p) = shared("watchman_invalid_csl.csv") else {
+            return;
+        };
+        let e = read_csl_path(&p, &SourceFilter::default()).unwrap_err();
+        match &e {
+            CslError::Malformed { line, .. } => assert_eq!(*line, 2),
+            other => panic!("{other:?}"),
+        }
+        let msg = e.to_string();
+        assert!(msg.contains("line 2") && msg.contains("found 2"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_and_foreign_csv_errors_are_clear() {
+        let e = read_str("a,b\n1,2\n", &SourceFilter::default()).unwrap_err();
+        assert!(e.to_string().contains("lacks source, name"), "{e}");
+        let e = read_str(
+            "source,name\nEntity List (EL) - x,Acme\n\"Entity List (EL)\",\"B\nC\",extra\n",
+            &SourceFilter::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, CslError::Malformed { line: 3, .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains("expected 2 fields as in the header, found 3"),
+            "{e}"
+        );
+        assert!(matches!(
+            read_str("  \n", &SourceFilter::default()),
+            Err(CslError::Empty)
+        ));
+        let i = read_str(
+            "source,name,start_date\nEntity List (EL),,\nEntity List (EL),Acme,July\n",
+            &SourceFilter::default(),
+        )
+        .unwrap();
+        assert_eq!(i.entries.len(), 1);
+        assert_eq!(i.warnings.len(), 2);
+        assert_eq!(i.warnings[0].location, "line 2");
+        assert_eq!(i.warnings[1].location, "line 3");
+    }
+
+    #[test]
+    fn gzip_bombs_stop_at_the_limit() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&vec![b' '; 1 << 20]).unwrap();
+        let bytes = gz.finish().unwrap();
+        let r = read_csl(
+            &bytes[..],
+            &SourceFilter::All,
+            CslLimits { max_bytes: 1000 },
+        );
+        assert!(matches!(r, Err(CslError::TooLarge { limit: 1000 })));
+    }
+
+    #[test]
+    fn reads_the_api_json_shape() {
+        let j = r#"{"total": 3, "results": [
+          {"id": "a1", "source": "Entity List (EL) - Bureau of Industry and Security",
+           "name": "Hangzhou Hikvision Digital Technology Co., Ltd.",
+           "alt_names": ["Hikvision"],
+           "addresses": [{"address": "No. 555 Qianmo Road", "city": "Hangzhou", "state": null,
+                          "postal_code": "", "country": "CN"}],
+           "federal_register_notice": "84 FR 54002", "start_date": "2019-10-09",
+           "license_requirement": "For all items subject to the EAR.", "license_policy": "Presumption of denial."},
+          {"source": "Specially Designated Nationals (SDN) - Treasury Department", "name": "X"},
+          {"source": "Entity List (EL) - Bureau of Industry and Security", "name": "Beta",
+           "alt_names": "B1; and B2", "addresses": "1 Road, Minsk, BY"}
+        ]}"#;
+        let i = read_str(j, &SourceFilter::default()).unwrap();
+        assert_eq!(i.layout, CslLayout::JsonResults);
+        assert_eq!((i.rows, i.entries.len(), i.other_sources), (3, 2, 1));
+        let h = &i.entries[0];
+        assert_eq!(
+            h.entity_key().as_str(),
+            "CN/hangzhou-hikvision-digital-technology-co-ltd"
+        );
+        assert_eq!(h.addresses, ["No. 555 Qianmo Road, Hangzhou, CN"]);
+        assert_eq!(h.start_date, NaiveDate::from_ymd_opt(2019, 10, 9));
+        assert_eq!(i.entries[1].alt_names, ["B1", "B2"]);
+        assert_eq!(i.entries[1].countries[0].as_str(), "BY");
+    }
+
+    #[test]
+    fn reads_the_entries_json_with_null_list_and_string_alt_names() {
+        let j = r#"{"count": 3, "entries": [
+          {"name": "Abdul Satar Ghoura", "alt_names": null, "address_countries": ["AF", "PK"],
+           "federal_register_notice": "76 FR 71867",
+           "source_list_url": "https://www.bis.gov/regulations/ear/744#supplement-4-744"},
+          {"name": "Iqra Computer Products", "alt_names": ["Iqra IT solutions"], "address_countries": null,
+           "source_list_url": "https://www.bis.gov/regulations/ear/744#supplement-4-744"},
+          {"name": "Joined", "alt_names": "One; Two", "address_countries": ["ru"],
+           "source_list_url": "https://www.bis.gov/regulations/ear/744#supplement-4-744"}
+        ]}"#;
+        let i = read_str(j, &SourceFilter::default()).unwrap();
+        assert_eq!(i.layout, CslLayout::JsonEntries);
+        assert_eq!(i.entries.len(), 3);
+        assert_eq!(i.entries[0].source, ENTITY_LIST_SOURCE);
+        assert!(i.entries[0].alt_names.is_empty());
+        assert_eq!(i.entries[0].entity_key().as_str(), "AF/abdul-satar-ghoura");
+        assert_eq!(
+            i.entries[1].entity_key().as_str(),
+            "XX/iqra-computer-products"
+        );
+        assert_eq!(i.entries[2].alt_names, ["One", "Two"]);
+        assert_eq!(i.entries[2].countries[0].as_str(), "RU");
+    }
+
+    #[test]
+    fn reads_the_2026_entity_list_json() {
+        let Some(p) = shared("EL_only_from_screening-list_2026-07-31.json") else {
+            return;
+        };
+        let i = read_csl_path(&p, &SourceFilter::default()).unwrap();
+        assert_eq!((i.rows, i.entries.len()), (3420, 3420));
+        assert!(
+            i.warnings.is_empty(),
+            "{:?}",
+            &i.warnings[..3.min(i.warnings.len())]
+        );
+    }
+
+    #[test]
+    fn reads_the_compact_all_sources_json() {
+        let Some(p) = shared("screening-list_all-sources_2026-07-31.json") else {
+            return;
+        };
+        let el = read_csl_path(&p, &SourceFilter::default()).unwrap();
+        assert_eq!(el.layout, CslLayout::JsonCompact);
+        assert_eq!(el.rows, 25921);
+        assert!(el.entries.len() > 3000, "{}", el.entries.len());
+        assert!(el.entries.iter().all(|e| e.source == ENTITY_LIST_SOURCE));
+        assert!(el.entries.iter().any(|e| e.license_policy.is_some()));
+    }
+
+    #[test]
+    fn unknown_json_is_refused_by_name() {
+        let e = read_str(r#"{"data": []}"#, &SourceFilter::default()).unwrap_err();
+        assert!(e.to_string().contains("found keys: data"), "{e}");
+        assert!(matches!(
+            read_str("{", &SourceFilter::default()),
+            Err(CslError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn list_entries_from_changes_keep_the_key() {
+        use crate::events::{ChangeAction, SourceDocument};
+        let mut c = EntityChange::new(
+            ChangeAction::Added,
+            EntityName::parse("iFlytek").unwrap(),
+            CountryCode::parse("CN").unwrap(),
+            "CHINA, PEOPLE'S REPUBLIC OF",
+            SourceDocument::from_number("2019-22210"),
+        );
+        c.aliases = vec!["IFLYTEK CO., LTD.".into()];
+        let e = ListEntry::from_change(&c);
+        assert_eq!(e.entity_key, c.entity_key);
+        assert_eq!(e.countries[0].as_str(), "CN");
+        assert_eq!(e.source_list, ENTITY_LIST_SOURCE);
+    }
+
+    #[test]
+    fn folding_keeps_every_citation_once() {
+        let mut a = Some("84 FR 1".to_string());
+        join_distinct(&mut a, Some("85 FR 2".into()), "; ");
+        join_distinct(&mut a, Some("84 FR 1".into()), "; ");
+        assert_eq!(a.as_deref(), Some("84 FR 1; 85 FR 2"));
+    }
+}

@@ -1,0 +1,499 @@
+//! Screening: decides which Entity List entries a supplier's name could be, with a score in 0..1
+//! and an explanation for each, fast enough to re-screen a million suppliers on every rule.
+//!
+//! Domain code: it must never import an I/O crate (no sqlx, reqwest, tokio, axum, rdkafka) nor
+//! read files; callers hand it entries and names, and evaluation data as any `impl Read`.
+//!
+//! The pieces, in data-flow order: `normalise` folds a name to comparable words (with the word
+//! lists of `lexicon`), `weights` says how rare each word is, `score` aligns two names word by
+//! word, `index` finds the few names worth scoring. [`Screener`] puts them together for
+//! supplier → list screening, [`SupplierIndex`] for the reverse (a changed entry → suppliers),
+//! `eval` measures quality on labelled pairs and `bench` measures speed.
+
+pub mod bench;
+mod common_words;
+pub mod eval;
+pub mod index;
+pub mod lexicon;
+pub mod normalise;
+pub mod score;
+pub mod weights;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::events::{CountryCode, EntityKey};
+
+pub use eval::{evaluate_pairs, evaluate_pairs_with, EvalError, EvalReport};
+pub use index::{CandidateIndex, IndexBuilder, Scratch};
+pub use normalise::{normalise, NormalisedName};
+pub use score::{
+    score_pair, score_pair_with, CountryEvidence, Explanation, MatchKind, PreparedName, Score,
+    TokenMatch, UnmatchedToken, COUNTRY_BONUS, COUNTRY_PENALTY, DEFAULT_THRESHOLD,
+};
+pub use weights::TokenWeights;
+
+use score::align;
+
+/// Below this a listed entry is not worth showing at all; between it and the threshold it is a
+/// near miss a reviewer may want to see (`screen` on the command line shows them).
+pub const DEFAULT_FLOOR: f64 = 0.6;
+
+/// One Entity List entry as the matcher needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedEntry {
+    pub key: EntityKey,
+    pub name: String,
+    pub aliases: Vec<String>,
+    /// Countries of the entry's addresses and heading; empty when unknown.
+    pub countries: Vec<CountryCode>,
+}
+
+impl ListedEntry {
+    /// The name, then each alias.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+/// A supplier (or any name to screen) as the batch and delta APIs take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupplierRecord<Id> {
+    pub id: Id,
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub country: Option<CountryCode>,
+}
+
+/// One listed entry a name may be.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Match {
+    pub key: EntityKey,
+    /// The entry's primary name (the explanation says which name or alias matched).
+    pub listed_name: String,
+    pub score: f64,
+    /// Whether `score` reaches the screener's threshold.
+    pub is_match: bool,
+    pub explanation: Explanation,
+    /// Position of the entry in the list the [`Screener`] was built from.
+    #[serde(skip)]
+    pub entry: usize,
+}
+
+fn country_evidence(
+    supplier: Option<&CountryCode>,
+    listed: &[CountryCode],
+) -> (CountryEvidence, f64) {
+    let known: Vec<&CountryCode> = listed.iter().filter(|c| !c.is_unknown()).collect();
+    match supplier {
+        Some(c) if !c.is_unknown() && !known.is_empty() => {
+            if known.contains(&c) {
+                (
+                    CountryEvidence::Same {
+                        country: c.to_string(),
+                    },
+                    COUNTRY_BONUS,
+                )
+            } else {
+                (
+                    CountryEvidence::Different {
+                        query: c.to_string(),
+                        listed: known.iter().map(|c| c.to_string()).collect(),
+                    },
+                    -COUNTRY_PENALTY,
+                )
+            }
+        }
+        _ => (CountryEvidence::Unknown, 0.0),
+    }
+}
+
+/// Screens names against a fixed set of listed entries.
+pub struct Screener {
+    entries: Vec<ListedEntry>,
+    weights: TokenWeights,
+    /// One prepared name per (entry, name-or-alias), in index document order.
+    docs: Vec<PreparedName>,
+    index: CandidateIndex<u32>,
+    threshold: f64,
+    floor: f64,
+}
+
+/// The best-scoring (supplier name, listed document) pair found so far for one entry.
+#[derive(Clone, Copy)]
+struct Best {
+    score: f64,
+    query: usize,
+    doc: u32,
+}
+
+impl Screener {
+    /// Indexes the entries; word weights are learnt from their names and aliases.
+    pub fn new(entries: Vec<ListedEntry>) -> Self {
+        let norms: Vec<Vec<NormalisedName>> = entries
+            .par_iter()
+            .map(|e| e.names().map(normalise).collect())
+            .collect();
+        let weights = TokenWeights::from_names(norms.iter().flatten());
+        let docs = norms
+            .iter()
+            .flatten()
+            .map(|n| PreparedName::new(n, &weights))
+            .collect();
+        let index = CandidateIndex::build(
+            norms
+                .into_iter()
+                .enumerate()
+                .map(|(i, names)| (i as u32, names)),
+        );
+        Screener {
+            entries,
+            weights,
+            docs,
+            index,
+            threshold: DEFAULT_THRESHOLD,
+            floor: DEFAULT_FLOOR,
+        }
+    }
+
+    /// Sets the score at which a result counts as a match (default [`DEFAULT_THRESHOLD`]).
+    pub fn with_threshold(mut self, threshold: f64) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// Sets the lowest score returned at all (default [`DEFAULT_FLOOR`]); everything at or above
+    /// it is found, exactly as a full comparison would.
+    pub fn with_floor(mut self, floor: f64) -> Self {
+        self.floor = floor;
+        self
+    }
+
+    pub fn entries(&self) -> &[ListedEntry] {
+        &self.entries
+    }
+
+    pub fn weights(&self) -> &TokenWeights {
+        &self.weights
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    pub fn floor(&self) -> f64 {
+        self.floor
+    }
+
+    /// Approximate heap size of the index, for the benchmark.
+    pub fn index_heap_bytes(&self) -> usize {
+        self.index.heap_bytes()
+    }
+
+    /// Listed entries the supplier may be, best first, down to the floor. Each supplier name and
+    /// alias is scored against each listed name and alias; an entry scores its best pair.
+    pub fn screen(&self, name: &str, aliases: &[String], country: Option<&CountryCode>) -> Vec<Match> {
+        let names: Vec<&str> = std::iter::once(name)
+            .chain(aliases.iter().map(String::as_str))
+            .collect();
+        self.screen_names(&names, country, &mut Scratch::default(), false)
+    }
+
+    /// [`Screener::screen`] for many suppliers in parallel; results in input order.
+    pub fn screen_many<Id: Sync>(&self, suppliers: &[SupplierRecord<Id>]) -> Vec<Vec<Match>> {
+        suppliers
+            .par_iter()
+            .map_init(Scratch::default, |scratch, s| {
+                let names: Vec<&str> = std::iter::once(s.name.as_str())
+                    .chain(s.aliases.iter().map(String::as_str))
+                    .collect();
+                self.screen_names(&names, s.country.as_ref(), scratch, false)
+            })
+            .collect()
+    }
+
+    /// The same answer as [`Screener::screen`], by scoring every listed name: the reference the
+    /// index is tested and benchmarked against.
+    pub fn screen_brute_force(
+        &self,
+        name: &str,
+        aliases: &[String],
+        country: Option<&CountryCode>,
+    ) -> Vec<Match> {
+        let names: Vec<&str> = std::iter::once(name)
+            .chain(aliases.iter().map(String::as_str))
+            .collect();
+        self.screen_names(&names, country, &mut Scratch::default(), true)
+    }
+
+    fn screen_names(
+        &self,
+        names: &[&str],
+        country: Option<&CountryCode>,
+        scratch: &mut Scratch,
+        brute_force: bool,
+    ) -> Vec<Match> {
+        let prepared: Vec<PreparedName> = names
+            .iter()
+            .map(|n| PreparedName::from_raw(n, &self.weights))
+            .collect();
+        let mut best: HashMap<u32, Best> = HashMap::new();
+        let mut cands: Vec<u32> = Vec::new();
+        for (qi, q) in prepared.iter().enumerate() {
+            if q.is_empty() {
+                continue;
+            }
+            cands.clear();
+            if brute_force {
+                cands.extend(0..self.docs.len() as u32);
+            } else {
+                self.index
+                    .candidates(q, self.floor - COUNTRY_BONUS, scratch, &mut cands);
+            }
+            for &doc in &cands {
+                let s = align(q, &self.docs[doc as usize]).score;
+                if s <= 0.0 {
+                    continue;
+                }
+                let entry = self.index.doc_location(doc).0 as u32;
+                let b = best.entry(entry).or_insert(Best {
+                    score: -1.0,
+                    query: qi,
+                    doc,
+                });
+                if s > b.score {
+                    *b = Best {
+                        score: s,
+                        query: qi,
+                        doc,
+                    };
+                }
+            }
+        }
+        let mut out: Vec<Match> = best
+            .into_iter()
+            .filter_map(|(entry, b)| {
+                let e = &self.entries[entry as usize];
+                let (evidence, adj) = country_evidence(country, &e.countries);
+                let score = (b.score + adj).clamp(0.0, 1.0);
+                if score < self.floor {
+                    return None;
+                }
+                let (_, ordinal) = self.index.doc_location(b.doc);
+                let listed = e.names().nth(ordinal).unwrap_or(&e.name);
+                let q = &prepared[b.query];
+                let d = &self.docs[b.doc as usize];
+                let explanation =
+                    Explanation::build(names[b.query], listed, ordinal > 0, q, d, &align(q, d))
+                        .with_country(evidence, adj);
+                Some(Match {
+                    key: e.key.clone(),
+                    listed_name: e.name.clone(),
+                    score,
+                    is_match: score >= self.threshold,
+                    explanation,
+                    entry: entry as usize,
+                })
+            })
+            .collect();
+        sort_matches(&mut out);
+        out
+    }
+}
+
+fn sort_matches(v: &mut [Match]) {
+    v.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
+}
+
+/// Suppliers indexed for the reverse direction: when a rule adds or revises a few entries, find
+/// the suppliers they may be without screening every supplier again.
+pub struct SupplierIndex<Id> {
+    index: CandidateIndex<Id>,
+    /// Every supplier name and alias as given, concatenated; `name_ends[doc]` ends document
+    /// `doc`. Kept raw (not as words) because only candidates are ever re-read.
+    names: String,
+    name_ends: Vec<u64>,
+    countries: Vec<[u8; 2]>,
+}
+
+/// One supplier a changed entry may be.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SupplierHit<'a, Id> {
+    pub supplier: &'a Id,
+    #[serde(flatten)]
+    pub matched: Match,
+}
+
+impl<Id: Send + Sync> SupplierIndex<Id> {
+    /// Indexes the suppliers, normalising in parallel chunks so that memory holds one chunk of
+    /// normalised names at a time.
+    pub fn new(records: impl IntoIterator<Item = SupplierRecord<Id>>) -> Self {
+        const CHUNK: usize = 1 << 16;
+        let mut builder = IndexBuilder::new();
+        let mut names = String::new();
+        let mut name_ends = Vec::new();
+        let mut countries = Vec::new();
+        let mut chunk: Vec<SupplierRecord<Id>> = Vec::with_capacity(CHUNK);
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            chunk.extend(records.by_ref().take(CHUNK));
+            let norms: Vec<Vec<NormalisedName>> = chunk
+                .par_iter()
+                .map(|r| {
+                    std::iter::once(&r.name)
+                        .chain(&r.aliases)
+                        .map(|n| normalise(n))
+                        .collect()
+                })
+                .collect();
+            for (r, n) in chunk.drain(..).zip(norms) {
+                for name in std::iter::once(&r.name).chain(&r.aliases) {
+                    names.push_str(name);
+                    name_ends.push(names.len() as u64);
+                }
+                countries.push(match &r.country {
+                    Some(c) if !c.is_unknown() => {
+                        let b = c.as_str().as_bytes();
+                        [b[0], b[1]]
+                    }
+                    _ => [0, 0],
+                });
+                builder.add(r.id, &n);
+            }
+        }
+        names.shrink_to_fit();
+        name_ends.shrink_to_fit();
+        countries.shrink_to_fit();
+        SupplierIndex {
+            index: builder.finish(),
+            names,
+            name_ends,
+            countries,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.items()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.items() == 0
+    }
+
+    /// Approximate heap size in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.index.heap_bytes()
+            + self.names.capacity()
+            + self.name_ends.capacity() * 8
+            + self.countries.capacity() * 2
+    }
+
+    fn doc_name(&self, doc: u32) -> &str {
+        let end = self.name_ends[doc as usize] as usize;
+        let start = if doc == 0 {
+            0
+        } else {
+            self.name_ends[doc as usize - 1] as usize
+        };
+        &self.names[start..end]
+    }
+
+    fn country(&self, item: usize) -> Option<CountryCode> {
+        let c = self.countries[item];
+        if c == [0, 0] {
+            None
+        } else {
+            CountryCode::parse(std::str::from_utf8(&c).ok()?)
+        }
+    }
+
+    /// Suppliers at or above the screener's floor for each changed entry, best first. Scores are
+    /// the ones [`Screener::screen`] gives the same supplier against the same entry, with the
+    /// screener's word weights; `Match::entry` is the position in `changed`.
+    pub fn rescreen(&self, screener: &Screener, changed: &[ListedEntry]) -> Vec<SupplierHit<'_, Id>> {
+        let floor = screener.floor();
+        let weights = screener.weights();
+        let mut hits: Vec<SupplierHit<'_, Id>> = changed
+            .par_iter()
+            .enumerate()
+            .map_init(Scratch::default, |scratch, (ei, e)| {
+                let listed: Vec<PreparedName> = e
+                    .names()
+                    .map(|n| PreparedName::from_raw(n, weights))
+                    .collect();
+                let mut best: HashMap<usize, (f64, u32, usize)> = HashMap::new();
+                let mut prepared: HashMap<u32, PreparedName> = HashMap::new();
+                let mut cands = Vec::new();
+                for (li, l) in listed.iter().enumerate() {
+                    if l.is_empty() {
+                        continue;
+                    }
+                    cands.clear();
+                    self.index
+                        .candidates(l, floor - COUNTRY_BONUS, scratch, &mut cands);
+                    for &doc in &cands {
+                        let q = prepared
+                            .entry(doc)
+                            .or_insert_with(|| PreparedName::from_raw(self.doc_name(doc), weights));
+                        let s = align(q, l).score;
+                        if s <= 0.0 {
+                            continue;
+                        }
+                        let item = self.index.doc_location(doc).0;
+                        let b = best.entry(item).or_insert((-1.0, doc, li));
+                        if s > b.0 {
+                            *b = (s, doc, li);
+                        }
+                    }
+                }
+                let mut out = Vec::new();
+                for (item, (s, doc, li)) in best {
+                    let country = self.country(item);
+                    let (evidence, adj) = country_evidence(country.as_ref(), &e.countries);
+                    let score = (s + adj).clamp(0.0, 1.0);
+                    if score < floor {
+                        continue;
+                    }
+                    let q = &prepared[&doc];
+                    let l = &listed[li];
+                    let listed_name = e.names().nth(li).unwrap_or(&e.name);
+                    let explanation = Explanation::build(
+                        self.doc_name(doc),
+                        listed_name,
+                        li > 0,
+                        q,
+                        l,
+                        &align(q, l),
+                    )
+                    .with_country(evidence, adj);
+                    out.push(SupplierHit {
+                        supplier: self.index.id(item),
+                        matched: Match {
+                            key: e.key.clone(),
+                            listed_name: e.name.clone(),
+                            score,
+                            is_match: score >= screener.threshold(),
+                            explanation,
+                            entry: ei,
+                        },
+                    });
+                }
+                out
+            })
+            .flatten()
+            .collect();
+        hits.sort_by(|a, b| {
+            b.matched
+                .score
+                .total_cmp(&a.matched.score)
+                .then(a.matched.key.cmp(&b.matched.key))
+                .then(a.matched.explanation.query_name.cmp(&b.matched.explanation.query_name))
+        });
+        hits
+    }
+}

@@ -1,0 +1,595 @@
+//! Scoring two normalised names: word-by-word alignment (exact, one typo, transliteration
+//! skeleton, or words written joined/split) weighted by rarity, folded into one number in 0..1
+//! with an explanation of every piece of evidence.
+//!
+//! Pure and deterministic: no I/O, no global state, no randomness, and no knowledge of where the
+//! names came from; the same pair with the same weights always gives the same score. The bound
+//! the candidate index relies on (see `index.rs`) follows from the formula here: change one and
+//! re-check the other, the brute-force comparison test guards it.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::normalise::{is_vowel_poor, normalise, skeleton, within_one_edit, NormalisedName};
+use super::weights::TokenWeights;
+
+/// Scores at or above this are reported as matches. Chosen on the dev set *and* the hand-written
+/// cases in `tests.rs`; it sits in the gap between "same entity, spelled differently" (≥ 0.85 on
+/// both) and "different entities sharing words" (≤ 0.75 on both).
+pub const DEFAULT_THRESHOLD: f64 = 0.80;
+
+/// An unmatched word in parentheses or a branch qualifier counts this much of its weight: the
+/// detail may be present on one side only without breaking a match.
+pub const OPTIONAL_FACTOR: f64 = 0.3;
+
+/// At most this many words are joined when comparing "Hik Vision" with "Hikvision".
+pub const MAX_JOIN: usize = 4;
+
+/// Longer names are cut here: alignment keeps its bookkeeping in 64-bit masks, and no real
+/// entity name has more identifying words.
+pub const MAX_TOKENS: usize = 64;
+
+/// Country as supporting evidence: a small lift when the supplier's country is one the entry is
+/// listed under, a small cut when both are known and differ. Both are smaller than the margin
+/// between clear matches and the threshold, so the country alone never decides.
+pub const COUNTRY_BONUS: f64 = 0.02;
+pub const COUNTRY_PENALTY: f64 = 0.05;
+
+/// Similarity of two words that differ only as romanisations do ("Mohammed"/"Muhammad").
+const PHONETIC_SIM: f64 = 0.85;
+
+/// 64-bit FNV-1a: a stable hash for index keys (deletion variants must hash the same whether
+/// built from a slice with a byte skipped or from an owned string).
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
+    fnv_extend(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+pub(crate) fn fnv_extend(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The hash of `bytes` without the byte at `skip`.
+pub(crate) fn fnv_skip(bytes: &[u8], skip: usize) -> u64 {
+    let h = fnv(&bytes[..skip]);
+    fnv_extend(h, &bytes[skip + 1..])
+}
+
+/// How two words (or runs of words) were found to correspond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKind {
+    Exact,
+    /// One insertion, deletion, substitution or swap of neighbours.
+    Typo,
+    /// Same consonant skeleton: a transliteration variant.
+    Phonetic,
+    /// One side writes as one word what the other writes as several.
+    Joined,
+}
+
+impl MatchKind {
+    fn symbol(self) -> &'static str {
+        match self {
+            MatchKind::Exact => "=",
+            MatchKind::Typo => "~",
+            MatchKind::Phonetic => "≈",
+            MatchKind::Joined => "+",
+        }
+    }
+}
+
+/// A word ready for scoring: folded text, hashes and weight.
+#[derive(Debug, Clone)]
+pub(crate) struct PTok {
+    pub text: Box<str>,
+    /// The word as written, when folding changed it (see `NormToken::surface`).
+    pub surface: Option<Box<str>>,
+    pub hash: u64,
+    /// Hash of the skeleton, 0 when the word has none.
+    pub skel: u64,
+    pub weight: f64,
+    pub optional: bool,
+    pub vowel_poor: bool,
+}
+
+impl PTok {
+    /// The word as written.
+    pub fn surface(&self) -> &str {
+        self.surface.as_deref().unwrap_or(&self.text)
+    }
+
+    /// What this word costs when it finds no counterpart.
+    pub fn unmatched_weight(&self) -> f64 {
+        if self.optional {
+            self.weight * OPTIONAL_FACTOR
+        } else {
+            self.weight
+        }
+    }
+
+}
+
+/// Whether a written form may take part in a one-typo correspondence: three letters at least,
+/// and no digits, since numbers identify ("706th" and "707th" institutes differ).
+pub(crate) fn typo_eligible(word: &str) -> bool {
+    word.len() >= 3 && !word.bytes().any(|b| b.is_ascii_digit())
+}
+
+fn typo_pair(x: &str, y: &str) -> bool {
+    typo_eligible(x)
+        && typo_eligible(y)
+        && x.len().max(y.len()) >= 4
+        && x.len().abs_diff(y.len()) <= 1
+        && within_one_edit(x.as_bytes(), y.as_bytes())
+}
+
+/// A name normalised and weighted against one corpus, ready to be scored many times.
+#[derive(Debug, Clone)]
+pub struct PreparedName {
+    pub(crate) toks: Vec<PTok>,
+    pub(crate) legal_forms: Vec<String>,
+}
+
+impl PreparedName {
+    pub fn new(norm: &NormalisedName, weights: &TokenWeights) -> Self {
+        let toks = norm
+            .tokens
+            .iter()
+            .take(MAX_TOKENS)
+            .map(|t| {
+                let numeric = t.is_numeric();
+                let skel = if numeric {
+                    0
+                } else {
+                    skeleton(&t.text).map_or(0, |s| fnv(s.as_bytes()))
+                };
+                PTok {
+                    surface: (t.surface != t.text).then(|| t.surface.as_str().into()),
+                    hash: fnv(t.text.as_bytes()),
+                    skel,
+                    weight: weights.weight(&t.text),
+                    optional: t.optional,
+                    vowel_poor: is_vowel_poor(&t.text),
+                    text: t.text.as_str().into(),
+                }
+            })
+            .collect();
+        PreparedName {
+            toks,
+            legal_forms: norm.legal_forms.clone(),
+        }
+    }
+
+    pub fn from_raw(raw: &str, weights: &TokenWeights) -> Self {
+        PreparedName::new(&normalise(raw), weights)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.toks.is_empty()
+    }
+}
+
+/// Similarity of two single words, `None` when they are no evidence for each other.
+pub(crate) fn token_sim(a: &PTok, b: &PTok) -> Option<(f64, MatchKind)> {
+    if a.hash == b.hash && a.text == b.text {
+        return Some((1.0, MatchKind::Exact));
+    }
+    // A typo costs less in a long word, where the rest still identifies it. Folded forms are
+    // compared, and written forms, since a fold may move a typo further from its word.
+    for (x, y) in [(&*a.text, &*b.text), (a.surface(), b.surface())] {
+        if typo_pair(x, y) {
+            return Some((1.0 - 0.5 / x.len().max(y.len()) as f64, MatchKind::Typo));
+        }
+    }
+    if a.skel != 0
+        && a.skel == b.skel
+        && (a.vowel_poor
+            || b.vowel_poor
+            || strsim::jaro_winkler(&a.text, &b.text) >= 0.75)
+    {
+        return Some((PHONETIC_SIM, MatchKind::Phonetic));
+    }
+    None
+}
+
+/// One correspondence: words `a.0..a.1` of one name with words `b.0..b.1` of the other.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edge {
+    pub a: (u8, u8),
+    pub b: (u8, u8),
+    pub sim: f64,
+    pub kind: MatchKind,
+    /// The evidence weight shared by both sides: the lighter side's, so that a typo (an unknown,
+    /// hence heavy, word) matched to a common word counts as the common word.
+    pub weight: f64,
+}
+
+/// The chosen correspondences between two names and the score they give.
+#[derive(Debug, Clone)]
+pub(crate) struct Alignment {
+    pub edges: Vec<Edge>,
+    pub a_used: u64,
+    pub b_used: u64,
+    pub score: f64,
+}
+
+fn span_weight(toks: &[PTok], lo: usize, hi: usize) -> f64 {
+    toks[lo..hi].iter().map(|t| t.weight).sum()
+}
+
+fn mask(lo: usize, hi: usize) -> u64 {
+    let width = hi - lo;
+    if width >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << width) - 1) << lo
+    }
+}
+
+/// Runs of words of `many` that, written together, are exactly word `one` (written forms:
+/// "Hik Vision"/"Hikvision", "M&P"/"MP", "SMU-5"/"SMU5").
+fn joined_edges(one: &[PTok], many: &[PTok], one_is_a: bool, out: &mut Vec<Edge>) {
+    for (j, word) in one.iter().enumerate() {
+        let target = word.surface().as_bytes();
+        if target.len() < 2 {
+            continue;
+        }
+        for i in 0..many.len() {
+            let mut pos = 0;
+            let mut k = i;
+            while k < many.len() && k - i < MAX_JOIN {
+                let part = many[k].surface().as_bytes();
+                if !target[pos..].starts_with(part) {
+                    break;
+                }
+                pos += part.len();
+                k += 1;
+                if pos == target.len() {
+                    if k - i >= 2 {
+                        let w = span_weight(many, i, k).min(word.weight);
+                        let (a, b) = if one_is_a {
+                            ((j as u8, j as u8 + 1), (i as u8, k as u8))
+                        } else {
+                            ((i as u8, k as u8), (j as u8, j as u8 + 1))
+                        };
+                        out.push(Edge {
+                            a,
+                            b,
+                            sim: 1.0,
+                            kind: MatchKind::Joined,
+                            weight: w,
+                        });
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Aligns two names greedily, best correspondences first, each word used at most once, and
+/// scores the result as a weighted Dice coefficient:
+/// `Σ 2·sim·w / (Σ 2·w + unmatched weight of both sides)`.
+pub(crate) fn align(a: &PreparedName, b: &PreparedName) -> Alignment {
+    let (at, bt) = (&a.toks, &b.toks);
+    let mut edges: Vec<Edge> = Vec::new();
+    for (i, x) in at.iter().enumerate() {
+        for (j, y) in bt.iter().enumerate() {
+            if let Some((sim, kind)) = token_sim(x, y) {
+                edges.push(Edge {
+                    a: (i as u8, i as u8 + 1),
+                    b: (j as u8, j as u8 + 1),
+                    sim,
+                    kind,
+                    weight: x.weight.min(y.weight),
+                });
+            }
+        }
+    }
+    joined_edges(bt, at, false, &mut edges);
+    joined_edges(at, bt, true, &mut edges);
+    edges.sort_by(|x, y| {
+        y.sim
+            .total_cmp(&x.sim)
+            .then(y.weight.total_cmp(&x.weight))
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    let (mut a_used, mut b_used) = (0u64, 0u64);
+    let mut chosen = Vec::new();
+    for e in edges {
+        let ma = mask(e.a.0 as usize, e.a.1 as usize);
+        let mb = mask(e.b.0 as usize, e.b.1 as usize);
+        if a_used & ma == 0 && b_used & mb == 0 {
+            a_used |= ma;
+            b_used |= mb;
+            chosen.push(e);
+        }
+    }
+    let mut num = 0.0;
+    let mut den = 0.0;
+    for e in &chosen {
+        num += 2.0 * e.sim * e.weight;
+        den += 2.0 * e.weight;
+    }
+    let unmatched = |toks: &[PTok], used: u64| -> f64 {
+        toks.iter()
+            .enumerate()
+            .filter(|(i, _)| used & (1u64 << i) == 0)
+            .map(|(_, t)| t.unmatched_weight())
+            .sum()
+    };
+    let (ua, ub) = (unmatched(at, a_used), unmatched(bt, b_used));
+    // Words left over on *both* sides are a substitution ("(Shanghai)" for "(Beijing)",
+    // "Technology" for "Communications"): evidence of a different entity, which an omission on
+    // one side is not. It can only lower a score, which keeps the index's bound valid.
+    den += ua + ub + ua.min(ub);
+    let score = if den > 0.0 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
+    Alignment {
+        edges: chosen,
+        a_used,
+        b_used,
+        score,
+    }
+}
+
+/// One pair of corresponding words in an explanation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenMatch {
+    pub query: String,
+    pub listed: String,
+    pub kind: MatchKind,
+    pub similarity: f64,
+    pub weight: f64,
+}
+
+/// A word without counterpart, with the weight it cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnmatchedToken {
+    pub token: String,
+    pub weight: f64,
+    pub optional: bool,
+}
+
+/// What the countries said.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "evidence", rename_all = "snake_case")]
+pub enum CountryEvidence {
+    /// The supplier's country, or the entry's, is not known.
+    Unknown,
+    Same { country: String },
+    Different { query: String, listed: Vec<String> },
+}
+
+/// Why a score is what it is. "Query" is the supplier side (or the first name of a pair),
+/// "listed" the Entity List side (or the second name).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    pub score: f64,
+    pub name_score: f64,
+    /// The supplier name or alias that scored best, as given.
+    pub query_name: String,
+    /// The listed name or alias it matched, as listed.
+    pub listed_name: String,
+    pub listed_name_is_alias: bool,
+    pub matched: Vec<TokenMatch>,
+    pub unmatched_query: Vec<UnmatchedToken>,
+    pub unmatched_listed: Vec<UnmatchedToken>,
+    /// Legal forms dropped before comparing, from either side.
+    pub ignored_legal_forms: Vec<String>,
+    pub country: CountryEvidence,
+    pub country_adjustment: f64,
+}
+
+impl Explanation {
+    pub(crate) fn build(
+        query_name: &str,
+        listed_name: &str,
+        listed_name_is_alias: bool,
+        a: &PreparedName,
+        b: &PreparedName,
+        al: &Alignment,
+    ) -> Self {
+        let join = |toks: &[PTok], lo: u8, hi: u8| -> String {
+            toks[lo as usize..hi as usize]
+                .iter()
+                .map(|t| &*t.text)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut edges = al.edges.clone();
+        edges.sort_by_key(|e| e.a);
+        let matched = edges
+            .iter()
+            .map(|e| TokenMatch {
+                query: join(&a.toks, e.a.0, e.a.1),
+                listed: join(&b.toks, e.b.0, e.b.1),
+                kind: e.kind,
+                similarity: e.sim,
+                weight: e.weight,
+            })
+            .collect();
+        let unmatched = |toks: &[PTok], used: u64| -> Vec<UnmatchedToken> {
+            toks.iter()
+                .enumerate()
+                .filter(|(i, _)| used & (1u64 << i) == 0)
+                .map(|(_, t)| UnmatchedToken {
+                    token: t.text.to_string(),
+                    weight: t.unmatched_weight(),
+                    optional: t.optional,
+                })
+                .collect()
+        };
+        let mut legal: Vec<String> = a.legal_forms.clone();
+        for f in &b.legal_forms {
+            if !legal.contains(f) {
+                legal.push(f.clone());
+            }
+        }
+        Explanation {
+            score: al.score,
+            name_score: al.score,
+            query_name: query_name.to_string(),
+            listed_name: listed_name.to_string(),
+            listed_name_is_alias,
+            matched,
+            unmatched_query: unmatched(&a.toks, al.a_used),
+            unmatched_listed: unmatched(&b.toks, al.b_used),
+            ignored_legal_forms: legal,
+            country: CountryEvidence::Unknown,
+            country_adjustment: 0.0,
+        }
+    }
+
+    pub(crate) fn with_country(mut self, evidence: CountryEvidence, adjustment: f64) -> Self {
+        self.score = (self.name_score + adjustment).clamp(0.0, 1.0);
+        self.country = evidence;
+        self.country_adjustment = adjustment;
+        self
+    }
+}
+
+impl fmt::Display for Explanation {
+    /// One line: score, the two names, each correspondence as `query=listed(sim×weight)`, the
+    /// words left over, and the country evidence.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:.3} {:?} vs {:?}{}:",
+            self.score,
+            self.query_name,
+            self.listed_name,
+            if self.listed_name_is_alias {
+                " (alias)"
+            } else {
+                ""
+            }
+        )?;
+        for m in &self.matched {
+            write!(
+                f,
+                " {}{}{}({:.2}×{:.1})",
+                m.query,
+                m.kind.symbol(),
+                m.listed,
+                m.similarity,
+                m.weight
+            )?;
+        }
+        let list = |v: &[UnmatchedToken]| -> String {
+            v.iter()
+                .map(|u| format!("{}({:.1})", u.token, u.weight))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if !self.unmatched_query.is_empty() {
+            write!(f, "; only query: {}", list(&self.unmatched_query))?;
+        }
+        if !self.unmatched_listed.is_empty() {
+            write!(f, "; only listed: {}", list(&self.unmatched_listed))?;
+        }
+        match &self.country {
+            CountryEvidence::Unknown => {}
+            CountryEvidence::Same { country } => {
+                write!(f, "; country {country} ({:+.2})", self.country_adjustment)?
+            }
+            CountryEvidence::Different { query, listed } => write!(
+                f,
+                "; country {query}≠{} ({:+.2})",
+                listed.join("/"),
+                self.country_adjustment
+            )?,
+        }
+        Ok(())
+    }
+}
+
+/// A pairwise score with its verdict at [`DEFAULT_THRESHOLD`] and its explanation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    pub value: f64,
+    pub is_match: bool,
+    pub explanation: Explanation,
+}
+
+/// Scores two names with the built-in word weights (derived from the Entity List), without
+/// country evidence: the pairwise form the `match --pairs` command uses.
+pub fn score_pair(a: &str, b: &str) -> Score {
+    score_pair_with(a, b, TokenWeights::builtin())
+}
+
+/// [`score_pair`] with the caller's word weights.
+pub fn score_pair_with(a: &str, b: &str, weights: &TokenWeights) -> Score {
+    let pa = PreparedName::from_raw(a, weights);
+    let pb = PreparedName::from_raw(b, weights);
+    let al = align(&pa, &pb);
+    let explanation = Explanation::build(a, b, false, &pa, &pb, &al);
+    Score {
+        value: al.score,
+        is_match: al.score >= DEFAULT_THRESHOLD,
+        explanation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_names_score_one_and_disjoint_zero() {
+        assert_eq!(score_pair("Hikvision", "HIKVISION").value, 1.0);
+        assert_eq!(score_pair("Hikvision", "Dahua").value, 0.0);
+        assert_eq!(score_pair("", "Dahua").value, 0.0);
+    }
+
+    #[test]
+    fn score_is_symmetric() {
+        for (a, b) in [
+            ("Hik Vision Digital", "Hikvision Digital Technology"),
+            ("Mohammad Reza Ahmadi", "Ahmadi, Muhammad Reza"),
+            ("Beijing Huada Jiutian", "Shanghai Huada Jiutian Information"),
+        ] {
+            let x = score_pair(a, b).value;
+            let y = score_pair(b, a).value;
+            assert!((x - y).abs() < 1e-12, "{a} / {b}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn typo_costs_little() {
+        let s = score_pair("Iqra Computer Proucts", "Iqra Computer Products");
+        assert!(s.value > 0.9 && s.value < 1.0, "{}", s.explanation);
+        assert_eq!(s.explanation.matched[2].kind, MatchKind::Typo);
+    }
+
+    #[test]
+    fn joined_and_split_words_match() {
+        let s = score_pair("Hik Vision", "Hikvision");
+        assert_eq!(s.value, 1.0, "{}", s.explanation);
+        assert_eq!(s.explanation.matched[0].kind, MatchKind::Joined);
+        assert!(score_pair("Anhui Sun-Create Electronics", "ANHUI SUNCREATE ELECTRONICS").is_match);
+    }
+
+    #[test]
+    fn numbers_match_exactly_or_not_at_all() {
+        assert!(!score_pair("706th Research Institute", "707th Research Institute").is_match);
+        assert!(score_pair("706th Research Institute", "706 Research Inst").is_match);
+    }
+
+    #[test]
+    fn explanation_serialises_and_renders() {
+        let s = score_pair("HUAWEI TECH CO LTD", "Huawei Technologies Co., Ltd.");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["explanation"]["matched"][0]["kind"], "exact");
+        assert_eq!(json["explanation"]["country"]["evidence"], "unknown");
+        let line = s.explanation.to_string();
+        assert!(!line.contains('\n'));
+        assert!(line.contains("huawei=huawei"), "{line}");
+        assert!(line.contains("technology=technology"), "{line}");
+    }
+}

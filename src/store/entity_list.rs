@@ -1,0 +1,507 @@
+//! The stored list snapshot: what screening compares suppliers against. `list import` replaces
+//! it from a Consolidated Screening List file; each entity change event from the watcher then
+//! adds, revises or removes one entry by its key.
+//!
+//! Every write that changes an entry raises its `version`, so a consumer can tell which entries
+//! moved since it last looked, and removed entries stay as tombstones. This module records what
+//! it is told; it must never decide whether two differently keyed entries are the same entity,
+//! and must never count one re-delivered change event twice.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::suppliers::{placeholders, rows_per_statement};
+use super::{Store, StoreError};
+use crate::csl::ListEntry;
+use crate::events::{ChangeAction, CountryCode, EntityChange, EntityKey, EntityName};
+
+/// Values per entry row in the upsert.
+const VALUES_PER_ROW: usize = 12;
+
+/// What a snapshot write is recorded as, in `last_action`.
+const SNAPSHOT: &str = "snapshot";
+
+const ENTRY_COLUMNS: &str = "entity_key, name, aliases, addresses, countries, \
+    license_requirement, license_policy, federal_register_citation, source_list";
+
+const SELECT_ALL: &str = "SELECT entity_key, name, aliases, addresses, countries, \
+    license_requirement, license_policy, federal_register_citation, source_list, version, \
+    last_action, last_document, updated_at, removed_at FROM listed_entries";
+
+/// One stored entry with its history markers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedEntry {
+    pub entry: ListEntry,
+    pub version: i64,
+    /// `snapshot`, or the change action (`added`, `revised`, `removed`) that wrote this version.
+    pub last_action: String,
+    /// The Federal Register document of that change, if it came from one.
+    pub last_document: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub removed_at: Option<DateTime<Utc>>,
+}
+
+/// What a snapshot import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotCounts {
+    pub inserted: u64,
+    /// Present before, with a different value now.
+    pub updated: u64,
+    /// Removed before, listed again.
+    pub revived: u64,
+    pub unchanged: u64,
+    /// Listed before, absent from the new snapshot (replace only).
+    pub removed: u64,
+}
+
+/// What one change event did to the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    Inserted,
+    Updated,
+    /// The entry was removed and is listed again.
+    Revived,
+    /// A revision that renamed the entry: the row moved from `previous_key`.
+    Renamed,
+    Removed,
+    /// A removal of an entry never stored: a tombstone records it.
+    RemovedUnknown,
+    AlreadyRemoved,
+    /// The same action from the same document was applied before (a re-delivered event).
+    AlreadyApplied,
+}
+
+/// The entry's version after a change event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedChange {
+    pub entity_key: EntityKey,
+    pub version: i64,
+    pub outcome: ChangeOutcome,
+}
+
+impl Store {
+    /// Makes the stored list equal `entries` for the lists they come from: new keys are inserted,
+    /// changed or removed ones updated (version + 1), and current entries of those lists that
+    /// `entries` lacks are marked removed. Entries of lists not present in `entries` are left
+    /// alone, so importing only the Entity List never removes SDN rows, and an empty import
+    /// removes nothing. One transaction.
+    pub async fn replace_entity_list_snapshot(
+        &self,
+        entries: &[ListEntry],
+    ) -> Result<SnapshotCounts, StoreError> {
+        self.write_snapshot(entries, true).await
+    }
+
+    /// Inserts or updates `entries` without removing anything. One transaction.
+    pub async fn upsert_listed_entries(
+        &self,
+        entries: &[ListEntry],
+    ) -> Result<SnapshotCounts, StoreError> {
+        self.write_snapshot(entries, false).await
+    }
+
+    async fn write_snapshot(
+        &self,
+        entries: &[ListEntry],
+        remove_missing: bool,
+    ) -> Result<SnapshotCounts, StoreError> {
+        let now = Utc::now().to_rfc3339();
+        let mut tx = self.pool().begin().await?;
+        let existing: HashMap<String, (Encoded, bool)> = sqlx::query(SELECT_ALL)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| {
+                let removed: Option<String> = r.try_get("removed_at")?;
+                Ok((Encoded::from_row(r)?, removed.is_some()))
+            })
+            .map(|r: Result<_, StoreError>| r.map(|(e, removed)| (e.key.clone(), (e, removed))))
+            .collect::<Result<_, _>>()?;
+
+        // A key given twice: the last one wins, as PostgreSQL would refuse both in one upsert.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            last.insert(e.entity_key.as_str(), i);
+        }
+        let mut counts = SnapshotCounts::default();
+        let mut to_write: Vec<Encoded> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if last.get(e.entity_key.as_str()) != Some(&i) {
+                continue;
+            }
+            let enc = Encoded::new(e);
+            match existing.get(&enc.key) {
+                None => counts.inserted += 1,
+                Some((_, true)) => counts.revived += 1,
+                Some((old, false)) if *old != enc => counts.updated += 1,
+                Some(_) => {
+                    counts.unchanged += 1;
+                    continue;
+                }
+            }
+            to_write.push(enc);
+        }
+        let batch = rows_per_statement(self.backend(), VALUES_PER_ROW);
+        for chunk in to_write.chunks(batch) {
+            upsert_batch(&mut tx, chunk, SNAPSHOT, None, &now).await?;
+        }
+
+        if remove_missing {
+            let sources: BTreeSet<&str> = entries.iter().map(|e| e.source_list.as_str()).collect();
+            let gone: Vec<&str> = existing
+                .iter()
+                .filter(|(key, (enc, removed))| {
+                    !removed
+                        && sources.contains(enc.source_list.as_str())
+                        && !last.contains_key(key.as_str())
+                })
+                .map(|(key, _)| key.as_str())
+                .collect();
+            for chunk in gone.chunks(rows_per_statement(self.backend(), 1)) {
+                let sql = format!(
+                    "UPDATE listed_entries SET removed_at = $1, updated_at = $1, \
+                     version = version + 1, last_action = $2, last_document = NULL \
+                     WHERE removed_at IS NULL AND entity_key IN ({})",
+                    placeholders(3, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).bind(now.as_str()).bind(SNAPSHOT);
+                for k in chunk {
+                    q = q.bind(*k);
+                }
+                counts.removed += q.execute(&mut *tx).await?.rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Current entries (not removed), ordered by key.
+    pub async fn listed_entries(&self) -> Result<Vec<ListedEntry>, StoreError> {
+        let sql = format!("{SELECT_ALL} WHERE removed_at IS NULL");
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        let mut out = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.entry.entity_key.cmp(&b.entry.entity_key));
+        Ok(out)
+    }
+
+    /// One entry by key, removed or not.
+    pub async fn listed_entry(&self, key: &EntityKey) -> Result<Option<ListedEntry>, StoreError> {
+        let sql = format!("{SELECT_ALL} WHERE entity_key = $1");
+        let row = sqlx::query(&sql)
+            .bind(key.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// How many entries are currently listed (tombstones excluded).
+    pub async fn listed_entry_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM listed_entries WHERE removed_at IS NULL")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Applies one change event from the watcher: `added` inserts (or revives) the entry,
+    /// `revised` updates it (moving it from `previous_key` when the rule renamed it), `removed`
+    /// marks it removed. Returns the entry's new version. Idempotent per document: the same
+    /// action from the same Federal Register document applied twice changes nothing the
+    /// second time, because the watcher re-publishes after a crash.
+    pub async fn apply_entity_change(
+        &self,
+        change: &EntityChange,
+    ) -> Result<AppliedChange, StoreError> {
+        let now = Utc::now().to_rfc3339();
+        let key = change.entity_key.as_str();
+        let action = change.action.as_str();
+        let document = change.source.document_number.as_str();
+        let mut tx = self.pool().begin().await?;
+        let current = state(&mut tx, key).await?;
+        if let Some(s) = &current {
+            if s.last_action == action && s.last_document.as_deref() == Some(document) {
+                return Ok(applied(change, s.version, ChangeOutcome::AlreadyApplied));
+            }
+        }
+        let result = match change.action {
+            ChangeAction::Added | ChangeAction::Revised => {
+                let enc = Encoded::new(&ListEntry::from_change(change));
+                let renamed_from = change
+                    .previous_key
+                    .as_ref()
+                    .filter(|p| change.action == ChangeAction::Revised && p.as_str() != key);
+                let mut outcome = match &current {
+                    None => ChangeOutcome::Inserted,
+                    Some(s) if s.removed => ChangeOutcome::Revived,
+                    Some(_) => ChangeOutcome::Updated,
+                };
+                if let Some(old_key) = renamed_from {
+                    let old = state(&mut tx, old_key.as_str()).await?;
+                    match (&old, &current) {
+                        // Move the row so its version history continues under the new name.
+                        (Some(o), None) if !o.removed => {
+                            sqlx::query(
+                                "UPDATE listed_entries SET entity_key = $1 WHERE entity_key = $2",
+                            )
+                            .bind(key)
+                            .bind(old_key.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                            outcome = ChangeOutcome::Renamed;
+                        }
+                        (Some(o), Some(_)) if !o.removed => {
+                            remove(&mut tx, old_key.as_str(), action, document, &now).await?;
+                        }
+                        _ => {}
+                    }
+                }
+                let version = upsert_batch(&mut tx, &[enc], action, Some(document), &now).await?;
+                applied(change, version, outcome)
+            }
+            ChangeAction::Removed => match &current {
+                Some(s) if s.removed => applied(change, s.version, ChangeOutcome::AlreadyRemoved),
+                Some(_) => {
+                    let v = remove(&mut tx, key, action, document, &now).await?;
+                    applied(change, v, ChangeOutcome::Removed)
+                }
+                None => {
+                    let enc = Encoded::new(&ListEntry::from_change(change));
+                    insert_tombstone(&mut tx, &enc, action, document, &now).await?;
+                    applied(change, 1, ChangeOutcome::RemovedUnknown)
+                }
+            },
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+}
+
+fn applied(change: &EntityChange, version: i64, outcome: ChangeOutcome) -> AppliedChange {
+    AppliedChange {
+        entity_key: change.entity_key.clone(),
+        version,
+        outcome,
+    }
+}
+
+struct RowState {
+    version: i64,
+    removed: bool,
+    last_action: String,
+    last_document: Option<String>,
+}
+
+async fn state(tx: &mut Transaction<'_, Any>, key: &str) -> Result<Option<RowState>, StoreError> {
+    let row = sqlx::query(
+        "SELECT version, removed_at, last_action, last_document FROM listed_entries \
+         WHERE entity_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| {
+        let removed: Option<String> = r.try_get("removed_at")?;
+        Ok(RowState {
+            version: r.try_get("version")?,
+            removed: removed.is_some(),
+            last_action: r.try_get("last_action")?,
+            last_document: r.try_get("last_document")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks a current entry removed; returns its new version.
+async fn remove(
+    tx: &mut Transaction<'_, Any>,
+    key: &str,
+    action: &str,
+    document: &str,
+    now: &str,
+) -> Result<i64, StoreError> {
+    let v: i64 = sqlx::query_scalar(
+        "UPDATE listed_entries SET removed_at = $1, updated_at = $1, version = version + 1, \
+         last_action = $2, last_document = $3 WHERE entity_key = $4 RETURNING version",
+    )
+    .bind(now)
+    .bind(action)
+    .bind(document)
+    .bind(key)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(v)
+}
+
+/// Records the removal of an entry never stored, so the removal is not lost: version 1, born
+/// removed.
+async fn insert_tombstone(
+    tx: &mut Transaction<'_, Any>,
+    e: &Encoded,
+    action: &str,
+    document: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO listed_entries ({ENTRY_COLUMNS}, last_action, last_document, updated_at, \
+         version, removed_at) VALUES ({}, $12, 1, $12)",
+        placeholders(1, 11)
+    );
+    sqlx::query(&sql)
+        .bind(e.key.as_str())
+        .bind(e.name.as_str())
+        .bind(e.aliases.as_str())
+        .bind(e.addresses.as_str())
+        .bind(e.countries.as_str())
+        .bind(e.license_requirement.as_deref())
+        .bind(e.license_policy.as_deref())
+        .bind(e.federal_register_citation.as_deref())
+        .bind(e.source_list.as_str())
+        .bind(action)
+        .bind(document)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Inserts new keys at version 1 and raises the version of existing ones, clearing any removal.
+/// Returns the version of the last row written.
+async fn upsert_batch(
+    tx: &mut Transaction<'_, Any>,
+    chunk: &[Encoded],
+    action: &str,
+    document: Option<&str>,
+    now: &str,
+) -> Result<i64, StoreError> {
+    let rows: Vec<String> = (0..chunk.len())
+        .map(|i| {
+            let values = placeholders(i * VALUES_PER_ROW + 1, VALUES_PER_ROW);
+            format!("({values}, 1, NULL)")
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO listed_entries ({ENTRY_COLUMNS}, last_action, last_document, updated_at, \
+         version, removed_at) VALUES {} \
+         ON CONFLICT (entity_key) DO UPDATE SET name = excluded.name, \
+         aliases = excluded.aliases, addresses = excluded.addresses, \
+         countries = excluded.countries, license_requirement = excluded.license_requirement, \
+         license_policy = excluded.license_policy, \
+         federal_register_citation = excluded.federal_register_citation, \
+         source_list = excluded.source_list, last_action = excluded.last_action, \
+         last_document = excluded.last_document, updated_at = excluded.updated_at, \
+         version = listed_entries.version + 1, removed_at = NULL \
+         RETURNING version",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query_scalar::<_, i64>(&sql);
+    for e in chunk {
+        q = q
+            .bind(e.key.as_str())
+            .bind(e.name.as_str())
+            .bind(e.aliases.as_str())
+            .bind(e.addresses.as_str())
+            .bind(e.countries.as_str())
+            .bind(e.license_requirement.as_deref())
+            .bind(e.license_policy.as_deref())
+            .bind(e.federal_register_citation.as_deref())
+            .bind(e.source_list.as_str())
+            .bind(action)
+            .bind(document)
+            .bind(now);
+    }
+    let versions = q.fetch_all(&mut **tx).await?;
+    Ok(versions.last().copied().unwrap_or(1))
+}
+
+/// An entry as its TEXT columns: compared to tell an update from an unchanged row, so equal
+/// entries must always encode to equal strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Encoded {
+    key: String,
+    name: String,
+    aliases: String,
+    addresses: String,
+    countries: String,
+    license_requirement: Option<String>,
+    license_policy: Option<String>,
+    federal_register_citation: Option<String>,
+    source_list: String,
+}
+
+impl Encoded {
+    fn new(e: &ListEntry) -> Self {
+        let countries: Vec<String> = e.countries.iter().map(|c| c.as_str().to_string()).collect();
+        Encoded {
+            key: e.entity_key.as_str().to_string(),
+            name: e.name.as_str().to_string(),
+            aliases: Value::from(e.aliases.clone()).to_string(),
+            addresses: Value::from(e.addresses.clone()).to_string(),
+            countries: Value::from(countries).to_string(),
+            license_requirement: e.license_requirement.clone(),
+            license_policy: e.license_policy.clone(),
+            federal_register_citation: e.federal_register_citation.clone(),
+            source_list: e.source_list.clone(),
+        }
+    }
+
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(Encoded {
+            key: r.try_get("entity_key")?,
+            name: r.try_get("name")?,
+            aliases: r.try_get("aliases")?,
+            addresses: r.try_get("addresses")?,
+            countries: r.try_get("countries")?,
+            license_requirement: r.try_get("license_requirement")?,
+            license_policy: r.try_get("license_policy")?,
+            federal_register_citation: r.try_get("federal_register_citation")?,
+            source_list: r.try_get("source_list")?,
+        })
+    }
+}
+
+fn decode(r: &AnyRow) -> Result<ListedEntry, StoreError> {
+    let enc = Encoded::from_row(r)?;
+    let corrupt = |what: &str, value: &str| StoreError::Corrupt {
+        name: format!("listed_entries.{what} of {:?}", enc.key),
+        value: value.to_string(),
+    };
+    let list = |what: &str, v: &str| -> Result<Vec<String>, StoreError> {
+        serde_json::from_str(v).map_err(|_| corrupt(what, v))
+    };
+    let countries = list("countries", &enc.countries)?
+        .iter()
+        .map(|c| CountryCode::parse(c).ok_or_else(|| corrupt("countries", &enc.countries)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let time = |what: &str, v: &str| -> Result<DateTime<Utc>, StoreError> {
+        DateTime::parse_from_rfc3339(v)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|_| corrupt(what, v))
+    };
+    let updated_at: String = r.try_get("updated_at")?;
+    let removed_at: Option<String> = r.try_get("removed_at")?;
+    Ok(ListedEntry {
+        entry: ListEntry {
+            entity_key: EntityKey::parse(&enc.key).map_err(|_| corrupt("entity_key", &enc.key))?,
+            name: EntityName::parse(&enc.name).map_err(|_| corrupt("name", &enc.name))?,
+            aliases: list("aliases", &enc.aliases)?,
+            addresses: list("addresses", &enc.addresses)?,
+            countries,
+            license_requirement: enc.license_requirement.clone(),
+            license_policy: enc.license_policy.clone(),
+            federal_register_citation: enc.federal_register_citation.clone(),
+            source_list: enc.source_list.clone(),
+        },
+        version: r.try_get("version")?,
+        last_action: r.try_get("last_action")?,
+        last_document: r.try_get("last_document")?,
+        updated_at: time("updated_at", &updated_at)?,
+        removed_at: removed_at
+            .as_deref()
+            .map(|v| time("removed_at", v))
+            .transpose()?,
+    })
+}

@@ -1,0 +1,133 @@
+//! Durable state: the watcher's checkpoint today; suppliers, the list snapshot and decisions as
+//! they arrive. One [`Store`] speaks to SQLite (the embedded default, a file) or PostgreSQL,
+//! chosen by the URL, through sqlx's `Any` driver and one set of migrations written in their
+//! common SQL.
+//!
+//! Every statement binds its values as parameters (`$1`, `$2`, ...): no value is ever spliced
+//! into SQL text. This module stores and loads; it must never decide what a change means.
+
+mod checkpoint;
+mod entity_list;
+mod suppliers;
+
+pub use checkpoint::ProcessedDocument;
+pub use entity_list::{AppliedChange, ChangeOutcome, ListedEntry, SnapshotCounts};
+pub use suppliers::UpsertCounts;
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::AnyPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot migrate the store: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored value {name} is corrupt: {value:?}")]
+    Corrupt { name: String, value: String },
+}
+
+/// Which database is behind the pool; the few statements that differ look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating the SQLite file if needed) and migrates the store at `url`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let redacted = crate::config::redact_url(url);
+        let (url, backend) = if url.starts_with("sqlite:") {
+            (sqlite_url_creating_file(url), Backend::Sqlite)
+        } else {
+            (url.to_string(), Backend::Postgres)
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(|source| StoreError::Connect {
+            url: redacted.clone(),
+            source,
+        })?;
+        // SQLite serialises writers anyway; one connection avoids "database is locked" between
+        // our own tasks, and an in-memory database must stay on one connection to exist at all.
+        let max = if backend == Backend::Sqlite { 1 } else { 8 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redacted,
+                source,
+            })?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers (the HTTP endpoint, a second process) proceed during writes.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA busy_timeout = 5000")
+                .execute(&pool)
+                .await?;
+        }
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Cheap liveness check for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `sqlite://entitywatch.db` must create the file on first use, as a user running the embedded
+/// default for the first time expects; sqlx only does so with `mode=rwc`.
+fn sqlite_url_creating_file(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}mode=rwc")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_their_file() {
+        assert_eq!(
+            sqlite_url_creating_file("sqlite://x.db"),
+            "sqlite://x.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url_creating_file("sqlite://x.db?mode=ro"),
+            "sqlite://x.db?mode=ro"
+        );
+        assert_eq!(
+            sqlite_url_creating_file("sqlite::memory:"),
+            "sqlite::memory:"
+        );
+    }
+}
