@@ -52,6 +52,99 @@ enum Command {
     /// A rule is checkpointed only after its events are written, so a restart neither misses
     /// nor repeats one. Public-inspection filings are reported as early-warning events.
     Watch(WatchArgs),
+    /// Manage the supplier records screened against the Entity List.
+    #[command(subcommand)]
+    Suppliers(SuppliersCommand),
+    /// Manage the stored Entity List snapshot.
+    #[command(subcommand)]
+    List(ListCommand),
+    /// Score name pairs from a CSV file (columns name1,name2) and print
+    /// name1,name2,score,is_match as CSV, one row per input row, in order.
+    Match(MatchArgs),
+    /// Screen one name against the stored Entity List snapshot and print the best entries
+    /// with scores and explanations.
+    Screen(ScreenArgs),
+    /// Print precision, recall and F1 of the matcher on a labelled pairs CSV
+    /// (name1,name2,is_match[,category]) at the default threshold.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SuppliersCommand {
+    /// Upsert supplier records by id from a CSV file.
+    ///
+    /// Required columns: id, name. Optional: aliases (separated by ; or |), country (ISO-2 or
+    /// name), address; any other column is kept as a reference field. Every bad row is reported
+    /// with its line number and reason; every good row is stored.
+    Import(SuppliersImportArgs),
+    /// Write the stored supplier records as CSV to stdout (or --output).
+    Export(SuppliersExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct SuppliersImportArgs {
+    /// The CSV file.
+    file: PathBuf,
+    /// Longest accepted field, in bytes; longer fields reject their row.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_field_bytes: usize,
+    /// Exit non-zero if any row was rejected (for scripted imports).
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Args)]
+struct SuppliersExportArgs {
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ListCommand {
+    /// Replace the Entity List snapshot from a trade.gov Consolidated Screening List file
+    /// (CSV in its 2019 or 2022/2025 layout, JSON with results[] or entries[], optionally gzip).
+    ///
+    /// Entries of the imported lists missing from the file are marked removed.
+    Import(ListImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ListImportArgs {
+    /// The screening list file.
+    file: PathBuf,
+    /// Which lists to keep: EL (default), SDN, DPL, MEU, UVL, ..., comma-separated, or `all`.
+    #[arg(long, default_value = "EL")]
+    source: String,
+}
+
+#[derive(Debug, Args)]
+struct MatchArgs {
+    /// CSV file with name1,name2 columns (other columns are ignored).
+    #[arg(long)]
+    pairs: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ScreenArgs {
+    /// The name to screen.
+    name: String,
+    /// The supplier's country (ISO-2 or name), supporting evidence only.
+    #[arg(long)]
+    country: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// How many entries to show at most.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+}
+
+#[derive(Debug, Args)]
+struct EvaluateArgs {
+    /// Labelled pairs CSV.
+    #[arg(long)]
+    pairs: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +223,16 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
     match command {
         Command::Parse(args) => parse(args, &settings),
         Command::Watch(args) => watch(args, &settings).await,
+        Command::Suppliers(SuppliersCommand::Import(args)) => {
+            suppliers_import(args, &settings).await
+        }
+        Command::Suppliers(SuppliersCommand::Export(args)) => {
+            suppliers_export(args, &settings).await
+        }
+        Command::List(ListCommand::Import(args)) => list_import(args, &settings).await,
+        Command::Match(args) => match_pairs(args),
+        Command::Screen(args) => screen(args, &settings).await,
+        Command::Evaluate(args) => evaluate(args),
     }
 }
 
@@ -242,4 +345,218 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+async fn open_store(settings: &Settings) -> Result<Store> {
+    Store::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("opening store {}", redact_url(&settings.database_url)))
+}
+
+async fn suppliers_import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
+    use entitywatch::suppliers::{read_suppliers_with_progress, ReadLimits};
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let store = open_store(settings).await?;
+
+    let bar = progress_bar(size, "reading");
+    let limits = ReadLimits {
+        max_field_bytes: args.max_field_bytes,
+        ..ReadLimits::default()
+    };
+    let import = read_suppliers_with_progress(std::io::BufReader::new(file), limits, |p| {
+        bar.set_position(p.bytes)
+    })
+    .with_context(|| format!("cannot import {}", args.file.display()))?;
+    bar.finish_and_clear();
+
+    for error in &import.errors {
+        eprintln!("{}: {error}", args.file.display());
+    }
+    let bar = progress_bar(import.records.len() as u64, "storing");
+    let counts = store
+        .upsert_suppliers_with_progress(&import.records, |done| bar.set_position(done as u64))
+        .await?;
+    bar.finish_and_clear();
+    let rejected = import.rejected();
+    println!(
+        "{}: {} rows read, {} stored ({} new, {} updated), {} rejected, {} warnings; {} suppliers in store",
+        args.file.display(),
+        import.rows,
+        import.records.len(),
+        counts.inserted,
+        counts.updated,
+        rejected,
+        import.warnings(),
+        store.supplier_count().await?
+    );
+    store.close().await;
+    if args.strict && rejected > 0 {
+        bail!("{rejected} rows were rejected");
+    }
+    Ok(())
+}
+
+fn progress_bar(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:8} [{bar:40}] {pos}/{len} ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what);
+    bar
+}
+
+async fn suppliers_export(args: SuppliersExportArgs, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let records = store.suppliers().await?;
+    match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            entitywatch::suppliers::write_suppliers(std::io::BufWriter::new(file), &records)?;
+        }
+        None => entitywatch::suppliers::write_suppliers(std::io::stdout().lock(), &records)?,
+    }
+    info!(suppliers = records.len(), "exported");
+    store.close().await;
+    Ok(())
+}
+
+async fn list_import(args: ListImportArgs, settings: &Settings) -> Result<()> {
+    use entitywatch::csl::{read_csl_path, snapshot, SourceFilter};
+    let filter = SourceFilter::parse(&args.source);
+    let import = read_csl_path(&args.file, &filter)
+        .with_context(|| format!("cannot import {}", args.file.display()))?;
+    for w in &import.warnings {
+        eprintln!("{}: {w}", args.file.display());
+    }
+    let snap = snapshot(&import.entries);
+    let store = open_store(settings).await?;
+    let counts = store.replace_entity_list_snapshot(&snap.entries).await?;
+    println!(
+        "{}: {} rows, {} entries kept ({} rows merged into others), {} of other lists skipped; \
+         {} new, {} updated, {} revived, {} unchanged, {} removed; {} entries in store",
+        args.file.display(),
+        import.rows,
+        snap.entries.len(),
+        snap.merged_rows,
+        import.other_sources,
+        counts.inserted,
+        counts.updated,
+        counts.revived,
+        counts.unchanged,
+        counts.removed,
+        store.listed_entry_count().await?
+    );
+    store.close().await;
+    Ok(())
+}
+
+fn match_pairs(args: MatchArgs) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&args.pairs)
+        .with_context(|| format!("cannot open {}", args.pairs.display()))?;
+    let headers = reader.headers()?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| {
+                h.trim()
+                    .trim_start_matches('\u{feff}')
+                    .eq_ignore_ascii_case(name)
+            })
+            .with_context(|| {
+                format!(
+                    "{} has no {name} column (found: {})",
+                    args.pairs.display(),
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                )
+            })
+    };
+    let (c1, c2) = (column("name1")?, column("name2")?);
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record(["name1", "name2", "score", "is_match"])?;
+    for (i, row) in reader.records().enumerate() {
+        let row = row.with_context(|| format!("{} row {}", args.pairs.display(), i + 2))?;
+        let a = row.get(c1).unwrap_or("");
+        let b = row.get(c2).unwrap_or("");
+        let score = entitywatch::screening::score_pair(a, b);
+        out.write_record([
+            a,
+            b,
+            &format!("{:.4}", score.value),
+            if score.is_match { "true" } else { "false" },
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn screen(args: ScreenArgs, settings: &Settings) -> Result<()> {
+    use entitywatch::screening::{ListedEntry, Screener};
+    let country = match &args.country {
+        Some(c) => Some(
+            entitywatch::suppliers::recognise_country(c)
+                .with_context(|| format!("--country {c:?} is not a country we know"))?,
+        ),
+        None => None,
+    };
+    let store = open_store(settings).await?;
+    let entries: Vec<ListedEntry> = store
+        .listed_entries()
+        .await?
+        .into_iter()
+        .map(|l| ListedEntry {
+            key: l.entry.entity_key,
+            name: l.entry.name.to_string(),
+            aliases: l.entry.aliases,
+            countries: l.entry.countries,
+        })
+        .collect();
+    store.close().await;
+    if entries.is_empty() {
+        bail!("the Entity List snapshot is empty: run `entitywatch list import FILE` first");
+    }
+    let screener = Screener::new(entries);
+    let mut matches = screener.screen(&args.name, &[], country.as_ref());
+    matches.truncate(args.limit);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&matches)?);
+        return Ok(());
+    }
+    if matches.is_empty() {
+        println!(
+            "no listed entry scores above {:.2} for {:?}",
+            screener.floor(),
+            args.name
+        );
+        return Ok(());
+    }
+    for (rank, m) in matches.iter().enumerate() {
+        println!(
+            "{:>2}. {:.3} {} {} [{}]\n    {}",
+            rank + 1,
+            m.score,
+            if m.is_match { "MATCH" } else { "near " },
+            m.listed_name,
+            m.key,
+            m.explanation
+        );
+    }
+    Ok(())
+}
+
+fn evaluate(args: EvaluateArgs) -> Result<()> {
+    let file = std::fs::File::open(&args.pairs)
+        .with_context(|| format!("cannot open {}", args.pairs.display()))?;
+    let report = entitywatch::screening::evaluate_pairs(std::io::BufReader::new(file))?;
+    print!("{report}");
+    Ok(())
 }

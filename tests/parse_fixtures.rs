@@ -278,6 +278,33 @@ fn every_fixture_names_its_document_and_keeps_its_instructions() {
 }
 
 #[test]
+fn the_source_built_from_the_xml_agrees_with_the_api_metadata() {
+    for (xml, _) in fixture_pairs() {
+        let meta_path = xml.with_extension("meta.json");
+        let Ok(text) = std::fs::read_to_string(&meta_path) else {
+            continue;
+        };
+        let meta: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", meta_path.display()));
+        let source = parse_fixture(&xml).source;
+        let field = |k: &str| meta.get(k).and_then(Value::as_str).map(str::to_string);
+        assert_eq!(
+            Some(source.document_number.clone()),
+            field("document_number"),
+            "{}",
+            xml.display()
+        );
+        assert_eq!(source.title, field("title"), "{}", xml.display());
+        assert_eq!(
+            source.effective_date.map(|d| d.to_string()),
+            field("effective_on"),
+            "{}",
+            xml.display()
+        );
+    }
+}
+
+#[test]
 fn the_renamed_revision_carries_its_previous_key() {
     let xml = fixture_dir().join("2025-00704.xml");
     let parsed = parse_fixture(&xml);

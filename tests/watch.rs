@@ -61,8 +61,7 @@ async fn start_server(faults: Arc<Faults>) -> ReplayServer {
             let query = req.uri().query().unwrap_or("");
             if req.uri().path() == "/api/v1/documents.json"
                 && query.contains("page=2")
-                && f
-                    .search_page_2_failures
+                && f.search_page_2_failures
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                     .is_ok()
             {
@@ -71,8 +70,7 @@ async fn start_server(faults: Arc<Faults>) -> ReplayServer {
                 );
             }
             if req.uri().path().ends_with(&f.throttled_xml)
-                && f
-                    .throttles_left
+                && f.throttles_left
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                     .is_ok()
             {
@@ -96,10 +94,12 @@ async fn start_server(faults: Arc<Faults>) -> ReplayServer {
 fn expected_changes() -> BTreeMap<String, Vec<Value>> {
     let mut out = BTreeMap::new();
     for doc in ReplayDocument::load_dir(&fixture("federal_register")).unwrap() {
-        let number = doc.metadata["document_number"].as_str().unwrap().to_string();
+        let number = doc.metadata["document_number"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let path = fixture(&format!("federal_register/{number}.expected.json"));
-        let expected: Vec<Value> =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let expected: Vec<Value> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         out.insert(number, expected);
     }
     out
@@ -144,18 +144,28 @@ async fn watch_once_publishes_each_rule_once(db: Db) {
 
     let watch = || {
         let mut cmd = entitywatch();
-        cmd.args(["watch", "--once", "--since", "2019-01-01", "--no-public-inspection"])
-            .arg("--output")
-            .arg(&out)
-            .arg("--database-url")
-            .arg(&db.url)
-            .arg("--federal-register-url")
-            .arg(server.base_url());
+        cmd.args([
+            "watch",
+            "--once",
+            "--since",
+            "2019-01-01",
+            "--no-public-inspection",
+        ])
+        .arg("--output")
+        .arg(&out)
+        .arg("--database-url")
+        .arg(&db.url)
+        .arg("--federal-register-url")
+        .arg(server.base_url());
         cmd
     };
 
     let first = run(watch()).await;
-    assert!(first.status.success(), "first run failed:\n{}", first.stderr);
+    assert!(
+        first.status.success(),
+        "first run failed:\n{}",
+        first.stderr
+    );
     let events = read_events(&out);
 
     // Every rule's entity changes, in document order, exactly as the fixture lists them.
@@ -170,7 +180,11 @@ async fn watch_once_publishes_each_rule_once(db: Db) {
     }
     // One document event per document, the malformed one among them with its reason.
     let doc_events: Vec<&Value> = events.iter().filter(|e| e["kind"] == "document").collect();
-    assert_eq!(doc_events.len(), expected.len() + 1, "one document event per rule");
+    assert_eq!(
+        doc_events.len(),
+        expected.len() + 1,
+        "one document event per rule"
+    );
     let malformed = doc_events
         .iter()
         .find(|e| e["source"]["document_number"] == MALFORMED_NUMBER)
@@ -218,8 +232,16 @@ async fn watch_once_publishes_each_rule_once(db: Db) {
 
     // A second run finds everything in the checkpoint and publishes nothing.
     let second = run(watch()).await;
-    assert!(second.status.success(), "second run failed:\n{}", second.stderr);
-    assert_eq!(read_events(&out).len(), events.len(), "second run published");
+    assert!(
+        second.status.success(),
+        "second run failed:\n{}",
+        second.stderr
+    );
+    assert_eq!(
+        read_events(&out).len(),
+        events.len(),
+        "second run published"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -259,13 +281,19 @@ async fn unfetchable_rule_is_retried_on_the_next_poll() {
     let out = db.dir.path().join("events.jsonl");
     let watch = || {
         let mut cmd = entitywatch();
-        cmd.args(["watch", "--once", "--since", "2019-01-01", "--no-public-inspection"])
-            .arg("--output")
-            .arg(&out)
-            .arg("--database-url")
-            .arg(&db.url)
-            .arg("--federal-register-url")
-            .arg(server.base_url());
+        cmd.args([
+            "watch",
+            "--once",
+            "--since",
+            "2019-01-01",
+            "--no-public-inspection",
+        ])
+        .arg("--output")
+        .arg(&out)
+        .arg("--database-url")
+        .arg(&db.url)
+        .arg("--federal-register-url")
+        .arg(server.base_url());
         cmd
     };
     let first = run(watch()).await;
@@ -361,7 +389,11 @@ async fn public_inspection_filings_are_early_warnings() {
 /// Flags are explained, and bad configuration is refused with a clear message.
 #[tokio::test]
 async fn help_and_configuration_errors() {
-    for args in [vec!["--help"], vec!["watch", "--help"], vec!["parse", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["watch", "--help"],
+        vec!["parse", "--help"],
+    ] {
         let mut cmd = entitywatch();
         cmd.args(&args);
         let r = run(cmd).await;

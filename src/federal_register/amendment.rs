@@ -1693,8 +1693,8 @@ fn find_aka(s: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// "the following two aliases:" at the start of `s` → (Some(2), rest after the colon).
-/// Returns the count announced (None if not stated) and the text after the header.
+/// Reads "the following two aliases:" at the start of `s`: the count announced (None when the
+/// header states none), whether there was such a header, and the text after its colon.
 fn alias_header(s: &str) -> (Option<usize>, bool, &str) {
     let t = s.trim_start_matches(|c: char| c == '.' || c == ',' || c.is_whitespace());
     let lower = t.to_lowercase();

@@ -6,5 +6,5 @@
 
 pub mod amendment;
 pub mod client;
-pub mod watcher;
 pub mod replay;
+pub mod watcher;

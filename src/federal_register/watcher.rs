@@ -188,9 +188,10 @@ impl Watcher {
 
         let limits = self.config.parse_limits.clone();
         let parse_source = source.clone();
-        let parsed = tokio::task::spawn_blocking(move || parse_rule(&xml, Some(parse_source), &limits))
-            .await
-            .map_err(|e| DocumentFailure::Fetch(format!("parser task failed: {e}")))?;
+        let parsed =
+            tokio::task::spawn_blocking(move || parse_rule(&xml, Some(parse_source), &limits))
+                .await
+                .map_err(|e| DocumentFailure::Fetch(format!("parser task failed: {e}")))?;
 
         let (events, outcome, warnings) = match parsed {
             Ok(rule) => {
@@ -252,7 +253,11 @@ impl Watcher {
             }
         };
         for filing in filings {
-            if self.store.public_inspection_seen(&filing.document_number).await? {
+            if self
+                .store
+                .public_inspection_seen(&filing.document_number)
+                .await?
+            {
                 continue;
             }
             let event = ChangeEvent::Document(DocumentEvent {
