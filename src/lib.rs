@@ -5,11 +5,14 @@
 //! `store` → `alerts`, with `config` beside them. Arrows point downstream and toward the
 //! domain: `events` and `screening` import no I/O crate.
 
+pub mod alerts;
 pub mod bus;
 pub mod config;
 pub mod csl;
+pub mod demo;
 pub mod events;
 pub mod federal_register;
 pub mod screening;
 pub mod store;
 pub mod suppliers;
+pub mod worker;

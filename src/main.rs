@@ -12,13 +12,15 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use tracing::info;
 
-use entitywatch::bus::{JsonLinesPublisher, Publisher};
+use entitywatch::alerts::RetryPolicy;
+use entitywatch::bus::{InProcessBus, JsonLinesPublisher, Publisher};
 use entitywatch::config::{parse_duration, redact_url, GlobalArgs, LogFormat, Settings};
 use entitywatch::events::SourceDocument;
 use entitywatch::federal_register::amendment::{parse_rule, ParseLimits};
 use entitywatch::federal_register::client::{ClientConfig, FederalRegisterClient};
 use entitywatch::federal_register::watcher::{Watcher, WatcherConfig};
 use entitywatch::store::Store;
+use entitywatch::worker::Worker;
 
 /// Tells you, within minutes, when one of your suppliers lands on the US Entity List.
 ///
@@ -52,6 +54,15 @@ enum Command {
     /// A rule is checkpointed only after its events are written, so a restart neither misses
     /// nor repeats one. Public-inspection filings are reported as early-warning events.
     Watch(WatchArgs),
+    /// Run the whole service: watcher, workers and alert sinks in one process.
+    ///
+    /// With no --kafka-brokers it uses the embedded in-process bus, kept in the same store
+    /// as everything else (the SQLite file by default), so nothing is lost across restarts.
+    /// Alerts go to the alert topic, and to Slack and a signed webhook when configured.
+    Run(RunArgs),
+    /// Offline demo: replays bundled Entity List rules through the whole pipeline against a
+    /// sample supplier master and prints the alerts. Needs no network and no services.
+    Demo(DemoArgs),
     /// Manage the supplier records screened against the Entity List.
     #[command(subcommand)]
     Suppliers(SuppliersCommand),
@@ -67,6 +78,53 @@ enum Command {
     /// Print precision, recall and F1 of the matcher on a labelled pairs CSV
     /// (name1,name2,is_match[,category]) at the default threshold.
     Evaluate(EvaluateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SinkArgs {
+    /// Slack incoming-webhook URL to post alerts to (a secret: never logged).
+    #[arg(long, env = "ENTITYWATCH_SLACK_WEBHOOK_URL", value_name = "URL")]
+    slack_webhook_url: Option<String>,
+    /// Generic webhook URL to POST signed alert JSON to (a secret: never logged).
+    #[arg(
+        long,
+        env = "ENTITYWATCH_WEBHOOK_URL",
+        value_name = "URL",
+        requires = "webhook_secret"
+    )]
+    webhook_url: Option<String>,
+    /// HMAC-SHA256 key for the X-Entitywatch-Signature header of generic webhooks.
+    #[arg(
+        long,
+        env = "ENTITYWATCH_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    webhook_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Time between Federal Register polls, e.g. 60s, 5m.
+    #[arg(long, env = "ENTITYWATCH_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Search from this publication date (YYYY-MM-DD) on the first poll (backfill).
+    #[arg(long, value_name = "DATE")]
+    since: Option<NaiveDate>,
+    /// Do not poll public-inspection filings.
+    #[arg(long)]
+    no_public_inspection: bool,
+    #[command(flatten)]
+    sinks: SinkArgs,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    sinks: SinkArgs,
+    /// Keep the demo's SQLite database at this path instead of a temporary file.
+    #[arg(long, value_name = "FILE")]
+    keep: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +281,8 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
     match command {
         Command::Parse(args) => parse(args, &settings),
         Command::Watch(args) => watch(args, &settings).await,
+        Command::Run(args) => run_service(args, &settings).await,
+        Command::Demo(args) => demo(args, &settings).await,
         Command::Suppliers(SuppliersCommand::Import(args)) => {
             suppliers_import(args, &settings).await
         }
@@ -558,5 +618,200 @@ fn evaluate(args: EvaluateArgs) -> Result<()> {
         .with_context(|| format!("cannot open {}", args.pairs.display()))?;
     let report = entitywatch::screening::evaluate_pairs(std::io::BufReader::new(file))?;
     print!("{report}");
+    Ok(())
+}
+
+const CHANGES_TOPIC: &str = "entitywatch.entity-changes.v1";
+const ALERTS_TOPIC: &str = "entitywatch.alerts.v1";
+const DEAD_LETTER_TOPIC: &str = "entitywatch.dead-letter.v1";
+
+fn build_sinks(
+    args: &SinkArgs,
+    alert_topic: InProcessBus,
+) -> Result<Vec<Arc<dyn entitywatch::alerts::AlertSink>>> {
+    use entitywatch::alerts::{SecretUrl, SlackSink, WebhookSecret, WebhookSink};
+    let mut sinks: Vec<Arc<dyn entitywatch::alerts::AlertSink>> = vec![Arc::new(
+        entitywatch::alerts::topic::AlertTopicSink::new(alert_topic),
+    )];
+    if let Some(url) = &args.slack_webhook_url {
+        let url = SecretUrl::parse(url).context("--slack-webhook-url")?;
+        sinks.push(Arc::new(SlackSink::new(url).context("Slack client")?));
+    }
+    if let (Some(url), Some(secret)) = (&args.webhook_url, &args.webhook_secret) {
+        let url = SecretUrl::parse(url).context("--webhook-url")?;
+        sinks.push(Arc::new(
+            WebhookSink::new(url, WebhookSecret::new(secret)).context("webhook client")?,
+        ));
+    }
+    Ok(sinks)
+}
+
+/// The embedded pipeline: a watcher publishing to the in-process bus and a worker consuming it.
+struct Embedded {
+    watcher: Watcher,
+    worker: Worker,
+    changes: InProcessBus,
+    alerts: InProcessBus,
+}
+
+fn embedded(
+    store: &Store,
+    settings: &Settings,
+    federal_register_url: url::Url,
+    sinks: &SinkArgs,
+    public_inspection: bool,
+) -> Result<Embedded> {
+    let changes = InProcessBus::new(store.clone(), CHANGES_TOPIC);
+    let alerts = InProcessBus::new(store.clone(), ALERTS_TOPIC);
+    let dead_letters = InProcessBus::new(store.clone(), DEAD_LETTER_TOPIC);
+    let client = FederalRegisterClient::new(ClientConfig {
+        base_url: federal_register_url,
+        max_document_bytes: settings.max_document_bytes,
+        ..ClientConfig::default()
+    })
+    .context("building the Federal Register client")?;
+    let watcher = Watcher::new(
+        client,
+        store.clone(),
+        Arc::new(changes.clone()),
+        WatcherConfig {
+            parse_limits: ParseLimits {
+                max_bytes: settings.max_document_bytes,
+            },
+            public_inspection,
+            ..WatcherConfig::default()
+        },
+    );
+    let worker = Worker::new(
+        store.clone(),
+        build_sinks(sinks, alerts.clone())?,
+        Arc::new(dead_letters),
+        RetryPolicy::default(),
+    );
+    Ok(Embedded {
+        watcher,
+        worker,
+        changes,
+        alerts,
+    })
+}
+
+async fn run_service(args: RunArgs, settings: &Settings) -> Result<()> {
+    if settings.kafka_brokers.is_some() {
+        bail!(
+            "`run` with --kafka-brokers is not available in this build yet; \
+             unset ENTITYWATCH_KAFKA_BROKERS to use the embedded bus"
+        );
+    }
+    let store = open_store(settings).await?;
+    let pipeline = embedded(
+        &store,
+        settings,
+        settings.federal_register_url.clone(),
+        &args.sinks,
+        !args.no_public_inspection,
+    )?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    info!(
+        federal_register = %settings.federal_register_url,
+        store = %redact_url(&settings.database_url),
+        "entitywatch running on the embedded bus"
+    );
+    let consumer = pipeline.changes.consumer("entitywatch-workers");
+    let watch = pipeline
+        .watcher
+        .run(args.interval, args.since, stopped(stop_rx.clone()));
+    let work = pipeline
+        .worker
+        .consume_in_process(&consumer, false, stopped(stop_rx.clone()));
+    let signal = async {
+        shutdown_signal().await;
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    };
+    let ((), worked, ()) = tokio::join!(watch, work, signal);
+    let handled = worked?;
+    info!(handled, "entitywatch stopped");
+    store.close().await;
+    Ok(())
+}
+
+async fn demo(args: DemoArgs, settings: &Settings) -> Result<()> {
+    use entitywatch::federal_register::replay::{ReplayConfig, ReplayServer};
+    use entitywatch::suppliers::{read_suppliers, ReadLimits};
+
+    let db_path = match &args.keep {
+        Some(p) => p.clone(),
+        None => std::env::temp_dir().join(format!(
+            "entitywatch-demo-{}-{}.db",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        )),
+    };
+    let store = Store::connect(&format!("sqlite://{}", db_path.display()))
+        .await
+        .with_context(|| format!("opening the demo store {}", db_path.display()))?;
+
+    let server = ReplayServer::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ReplayConfig {
+            documents: entitywatch::demo::rules(),
+            ..ReplayConfig::default()
+        },
+    )
+    .await
+    .context("starting the local Federal Register replay")?;
+    let import = read_suppliers(
+        entitywatch::demo::SUPPLIERS_CSV.as_bytes(),
+        ReadLimits::default(),
+    )?;
+    store.upsert_suppliers(&import.records).await?;
+    println!(
+        "entitywatch demo: {} suppliers imported; replaying {} Entity List rules from a local \
+         Federal Register at {}",
+        import.records.len(),
+        entitywatch::demo::rules().len(),
+        server.base_url()
+    );
+
+    let base = url::Url::parse(&server.base_url()).context("replay URL")?;
+    let pipeline = embedded(&store, settings, base, &args.sinks, false)?;
+    let since = NaiveDate::from_ymd_opt(2019, 1, 1).context("date")?;
+    let report = pipeline.watcher.poll_once(Some(since)).await?;
+    println!(
+        "watcher: {} rules found, {} entity change events published",
+        report.documents_found, report.entity_events
+    );
+    let consumer = pipeline.changes.consumer("entitywatch-workers");
+    let handled = pipeline
+        .worker
+        .consume_in_process(&consumer, true, std::future::pending::<()>())
+        .await?;
+    let alerts = store.read_log(pipeline.alerts.topic(), 0, i64::MAX).await?;
+    println!(
+        "worker: {handled} events screened, {} alerts:\n",
+        alerts.len()
+    );
+    for message in &alerts {
+        let alert: entitywatch::alerts::Alert = serde_json::from_str(&message.payload)?;
+        println!("  {}", alert.summary());
+        println!("      why: {}", alert.explanation);
+        if let Some(policy) = &alert.entry.license_policy {
+            println!("      licence review policy: {policy}");
+        }
+        for change in &alert.changes {
+            println!("      changed: {change}");
+        }
+        println!("      rule: {}", alert.entry.rule_url());
+    }
+    store.close().await;
+    if args.keep.is_none() {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
+        }
+    }
     Ok(())
 }

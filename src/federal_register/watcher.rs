@@ -287,7 +287,17 @@ impl Watcher {
     ) {
         tokio::pin!(shutdown);
         loop {
-            match self.poll_once(since).await {
+            // A poll against an unreachable Federal Register can spend minutes in retries; a
+            // shutdown must not wait for that. Abandoning a poll is safe: a document is marked
+            // processed only after its events were published, so the next start redoes it.
+            let result = tokio::select! {
+                r = self.poll_once(since) => r,
+                _ = &mut shutdown => {
+                    info!("shutdown requested during a poll; watcher stopped");
+                    return;
+                }
+            };
+            match result {
                 // A backfill date applies until one poll got through; then the checkpoint rules.
                 Ok(_) => since = None,
                 Err(e) => error!(error = %e, "poll failed; retrying at the next interval"),

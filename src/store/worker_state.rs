@@ -1,0 +1,307 @@
+//! The worker's durable state: the embedded bus log and positions, screening decisions, the
+//! alert-delivery ledger and review dismissals.
+//!
+//! The delivery ledger is what makes alerts exactly-once per (supplier, entry, version, sink):
+//! callers check [`Store::alert_delivered`] before calling a sink and call
+//! [`Store::record_delivery`] only after the sink accepted the alert. Nothing here sends.
+
+use chrono::Utc;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// One message of the embedded bus log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedMessage {
+    pub position: i64,
+    pub key: String,
+    pub payload: String,
+}
+
+/// A screening decision for the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub supplier_id: String,
+    pub entity_key: String,
+    pub entry_version: i64,
+    pub score: f64,
+    /// `match`, `near_miss` or `dismissed`.
+    pub decision: String,
+    pub explanation: String,
+    pub document_number: Option<String>,
+}
+
+/// An alert accepted by a sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub alert_id: String,
+    pub sink: String,
+    pub supplier_id: String,
+    pub entity_key: String,
+    pub entry_version: i64,
+    pub kind: String,
+    pub payload: String,
+}
+
+impl Store {
+    /// Appends messages to `topic` in one transaction and returns their positions.
+    pub async fn append_to_log(
+        &self,
+        topic: &str,
+        messages: &[(String, String)],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let last: Option<i64> =
+            sqlx::query("SELECT MAX(position) AS last FROM bus_log WHERE topic = $1")
+                .bind(topic)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("last")?;
+        let mut position = last.unwrap_or(0);
+        let now = Utc::now().to_rfc3339();
+        let mut positions = Vec::with_capacity(messages.len());
+        for (key, payload) in messages {
+            position += 1;
+            sqlx::query(
+                "INSERT INTO bus_log (topic, position, message_key, payload, published_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(topic)
+            .bind(position)
+            .bind(key)
+            .bind(payload)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            positions.push(position);
+        }
+        tx.commit().await?;
+        Ok(positions)
+    }
+
+    /// Up to `limit` messages of `topic` after `position`, in order.
+    pub async fn read_log(
+        &self,
+        topic: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT position, message_key, payload FROM bus_log \
+             WHERE topic = $1 AND position > $2 ORDER BY position LIMIT $3",
+        )
+        .bind(topic)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(LoggedMessage {
+                    position: r.try_get("position")?,
+                    key: r.try_get("message_key")?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn log_length(&self, topic: &str) -> Result<i64, StoreError> {
+        let last: Option<i64> =
+            sqlx::query("SELECT MAX(position) AS last FROM bus_log WHERE topic = $1")
+                .bind(topic)
+                .fetch_one(self.pool())
+                .await?
+                .try_get("last")?;
+        Ok(last.unwrap_or(0))
+    }
+
+    pub async fn consumer_position(&self, consumer: &str, topic: &str) -> Result<i64, StoreError> {
+        let row =
+            sqlx::query("SELECT position FROM bus_positions WHERE consumer = $1 AND topic = $2")
+                .bind(consumer)
+                .bind(topic)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(match row {
+            Some(r) => r.try_get("position")?,
+            None => 0,
+        })
+    }
+
+    pub async fn set_consumer_position(
+        &self,
+        consumer: &str,
+        topic: &str,
+        position: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO bus_positions (consumer, topic, position) VALUES ($1, $2, $3) \
+             ON CONFLICT (consumer, topic) DO UPDATE SET position = excluded.position",
+        )
+        .bind(consumer)
+        .bind(topic)
+        .bind(position)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a decision; a re-delivered event re-decides the same triple and keeps the first.
+    pub async fn record_decision(&self, d: &Decision) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO decisions (supplier_id, entity_key, entry_version, score, decision, \
+             explanation, document_number, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (supplier_id, entity_key, entry_version) DO NOTHING",
+        )
+        .bind(&d.supplier_id)
+        .bind(&d.entity_key)
+        .bind(d.entry_version)
+        .bind(d.score)
+        .bind(&d.decision)
+        .bind(&d.explanation)
+        .bind(&d.document_number)
+        .bind(Utc::now().to_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn decisions_for_supplier(
+        &self,
+        supplier_id: &str,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT supplier_id, entity_key, entry_version, score, decision, explanation, \
+             document_number FROM decisions WHERE supplier_id = $1 \
+             ORDER BY entity_key, entry_version",
+        )
+        .bind(supplier_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Decision {
+                    supplier_id: r.try_get("supplier_id")?,
+                    entity_key: r.try_get("entity_key")?,
+                    entry_version: r.try_get("entry_version")?,
+                    score: r.try_get("score")?,
+                    decision: r.try_get("decision")?,
+                    explanation: r.try_get("explanation")?,
+                    document_number: r.try_get("document_number")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn alert_delivered(&self, alert_id: &str, sink: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM alert_deliveries WHERE alert_id = $1 AND sink = $2")
+            .bind(alert_id)
+            .bind(sink)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Records that a sink accepted an alert. Returns false if it was already recorded (a
+    /// concurrent worker delivered it first).
+    pub async fn record_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO alert_deliveries (alert_id, sink, supplier_id, entity_key, \
+             entry_version, kind, payload, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (alert_id, sink) DO NOTHING",
+        )
+        .bind(&d.alert_id)
+        .bind(&d.sink)
+        .bind(&d.supplier_id)
+        .bind(&d.entity_key)
+        .bind(d.entry_version)
+        .bind(&d.kind)
+        .bind(&d.payload)
+        .bind(Utc::now().to_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Suppliers that were alerted (listed or revised) on `entity_key` by any sink.
+    pub async fn suppliers_alerted_on(&self, entity_key: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT supplier_id FROM alert_deliveries \
+             WHERE entity_key = $1 AND kind <> 'cleared' ORDER BY supplier_id",
+        )
+        .bind(entity_key)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok(r.try_get("supplier_id")?))
+            .collect()
+    }
+
+    /// Every delivery, oldest first (for `alerts` listings and tests).
+    pub async fn deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT alert_id, sink, supplier_id, entity_key, entry_version, kind, payload \
+             FROM alert_deliveries ORDER BY delivered_at, alert_id, sink",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Delivery {
+                    alert_id: r.try_get("alert_id")?,
+                    sink: r.try_get("sink")?,
+                    supplier_id: r.try_get("supplier_id")?,
+                    entity_key: r.try_get("entity_key")?,
+                    entry_version: r.try_get("entry_version")?,
+                    kind: r.try_get("kind")?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Dismisses a (supplier, entry) pair at the entry's current version.
+    pub async fn dismiss(
+        &self,
+        supplier_id: &str,
+        entity_key: &str,
+        entry_version: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reviews (supplier_id, entity_key, entry_version, reason, reviewed_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (supplier_id, entity_key) DO UPDATE SET \
+             entry_version = excluded.entry_version, reason = excluded.reason, \
+             reviewed_at = excluded.reviewed_at",
+        )
+        .bind(supplier_id)
+        .bind(entity_key)
+        .bind(entry_version)
+        .bind(reason)
+        .bind(Utc::now().to_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the pair is dismissed at this version (a later revision lifts the dismissal).
+    pub async fn is_dismissed(
+        &self,
+        supplier_id: &str,
+        entity_key: &str,
+        entry_version: i64,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT entry_version FROM reviews WHERE supplier_id = $1 AND entity_key = $2",
+        )
+        .bind(supplier_id)
+        .bind(entity_key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<i64, _>("entry_version")? >= entry_version,
+            None => false,
+        })
+    }
+}

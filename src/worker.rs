@@ -1,0 +1,416 @@
+//! The worker: turns one change event into an updated list snapshot, stored screening decisions
+//! and alerts.
+//!
+//! For each entity change it applies the change to the snapshot (which gives the entry's new
+//! version), re-screens only the suppliers the candidate index finds for that entry, stores every
+//! decision above the review floor, and delivers each alert to each sink exactly once per
+//! (supplier, entry, version): the delivery ledger in the store is checked before a sink is
+//! called and written after it accepted. The caller commits the event's offset only after
+//! `handle` returned, so a crash re-handles the event and the ledger absorbs the repeat.
+//! Matching is CPU work and runs on the blocking pool, never on the async threads.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::alerts::{
+    deliver, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, DeliveryFailure, RetryPolicy,
+};
+use crate::bus::{decode_event, InProcessBus, InProcessConsumer};
+use crate::events::{ChangeAction, ChangeEvent, EntityChange};
+use crate::screening::{self, Screener, SupplierIndex};
+use crate::store::{Decision, Delivery, ListedEntry, Store, StoreError};
+use crate::suppliers::SupplierRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("screening task failed: {0}")]
+    Screening(String),
+    #[error("dead-lettering failed, event not committed: {0}")]
+    DeadLetter(String),
+}
+
+/// Where what cannot be handled goes, with the reason: alerts that no retry could deliver and
+/// messages that are not change events. A dead letter must be durable before the offset of the
+/// event that caused it is committed.
+#[async_trait::async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn dead_letter(&self, key: &str, reason: &str, payload: &str) -> Result<(), String>;
+}
+
+/// The embedded mode's dead-letter topic.
+#[async_trait::async_trait]
+impl DeadLetters for InProcessBus {
+    async fn dead_letter(&self, key: &str, reason: &str, payload: &str) -> Result<(), String> {
+        let body = serde_json::json!({
+            "reason": reason,
+            "payload": payload,
+            "dead_lettered_at": chrono::Utc::now().to_rfc3339(),
+        });
+        self.append(&[(key.to_string(), body.to_string())])
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What handling one event did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventOutcome {
+    pub candidates: usize,
+    pub matches: usize,
+    pub alerts_delivered: usize,
+    pub alerts_already_delivered: usize,
+    pub alerts_dead_lettered: usize,
+    pub dismissed: usize,
+}
+
+pub struct Worker {
+    store: Store,
+    sinks: Vec<Arc<dyn AlertSink>>,
+    dead_letters: Arc<dyn DeadLetters>,
+    retry: RetryPolicy,
+}
+
+impl Worker {
+    pub fn new(
+        store: Store,
+        sinks: Vec<Arc<dyn AlertSink>>,
+        dead_letters: Arc<dyn DeadLetters>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Worker {
+            store,
+            sinks,
+            dead_letters,
+            retry,
+        }
+    }
+
+    /// Handles one event; when it returns Ok the event may be committed.
+    pub async fn handle(&self, event: &ChangeEvent) -> Result<EventOutcome, WorkerError> {
+        match event {
+            ChangeEvent::Document(_) => Ok(EventOutcome::default()),
+            ChangeEvent::Entity(change) => self.handle_change(change).await,
+        }
+    }
+
+    async fn handle_change(&self, change: &EntityChange) -> Result<EventOutcome, WorkerError> {
+        let before = self.store.listed_entry(&change.entity_key).await?;
+        let applied = self.store.apply_entity_change(change).await?;
+        let version = applied.version;
+        let mut outcome = EventOutcome::default();
+
+        if change.action == ChangeAction::Removed {
+            for supplier_id in self
+                .store
+                .suppliers_alerted_on(change.entity_key.as_str())
+                .await?
+            {
+                let Some(supplier) = self.store.supplier(&supplier_id).await? else {
+                    continue;
+                };
+                let entry = before
+                    .as_ref()
+                    .map(|b| alert_entry(&b.entry, version, change, &b.entry.name.to_string()))
+                    .unwrap_or_else(|| entry_from_change(change, version));
+                let alert = Alert::new(
+                    AlertKind::Cleared,
+                    alert_supplier(&supplier),
+                    entry,
+                    0.0,
+                    format!("{} was removed from the Entity List", change.name),
+                    Vec::new(),
+                );
+                self.send(&alert, &mut outcome).await?;
+            }
+            return Ok(outcome);
+        }
+
+        let Some(current) = self.store.listed_entry(&change.entity_key).await? else {
+            warn!(entity = %change.entity_key, "change applied but entry not in snapshot");
+            return Ok(outcome);
+        };
+        let listed = self.store.listed_entries().await?;
+        let suppliers = self.store.suppliers().await?;
+        let changed = to_screening_entry(&current);
+        let hits = tokio::task::spawn_blocking(move || {
+            let screener = Screener::new(listed.iter().map(to_screening_entry).collect());
+            let index = SupplierIndex::new(suppliers.iter().map(|s| screening::SupplierRecord {
+                id: s.id().to_string(),
+                name: s.name().to_string(),
+                aliases: s.aliases().to_vec(),
+                country: s.country().cloned(),
+            }));
+            index
+                .rescreen(&screener, std::slice::from_ref(&changed))
+                .into_iter()
+                .map(|h| (h.supplier.clone(), h.matched))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        outcome.candidates = hits.len();
+
+        let changes = before
+            .as_ref()
+            .map(|b| describe_changes(&b.entry, &current.entry))
+            .unwrap_or_default();
+        for (supplier_id, matched) in hits {
+            let dismissed = self
+                .store
+                .is_dismissed(&supplier_id, change.entity_key.as_str(), version)
+                .await?;
+            let decision = match (matched.is_match, dismissed) {
+                (true, true) => "dismissed",
+                (true, false) => "match",
+                (false, _) => "near_miss",
+            };
+            self.store
+                .record_decision(&Decision {
+                    supplier_id: supplier_id.clone(),
+                    entity_key: change.entity_key.to_string(),
+                    entry_version: version,
+                    score: matched.score,
+                    decision: decision.to_string(),
+                    explanation: matched.explanation.to_string(),
+                    document_number: Some(change.source.document_number.clone()),
+                })
+                .await?;
+            if !matched.is_match {
+                continue;
+            }
+            if dismissed {
+                outcome.dismissed += 1;
+                continue;
+            }
+            outcome.matches += 1;
+            let Some(supplier) = self.store.supplier(&supplier_id).await? else {
+                continue;
+            };
+            let kind = if change.action == ChangeAction::Revised && before.is_some() {
+                AlertKind::Revised
+            } else {
+                AlertKind::Listed
+            };
+            let alert = Alert::new(
+                kind,
+                alert_supplier(&supplier),
+                alert_entry(
+                    &current.entry,
+                    version,
+                    change,
+                    &matched.explanation.listed_name,
+                ),
+                matched.score,
+                matched.explanation.to_string(),
+                if kind == AlertKind::Revised {
+                    changes.clone()
+                } else {
+                    Vec::new()
+                },
+            );
+            self.send(&alert, &mut outcome).await?;
+        }
+        info!(
+            entity = %change.entity_key,
+            action = %change.action,
+            version,
+            candidates = outcome.candidates,
+            matches = outcome.matches,
+            delivered = outcome.alerts_delivered,
+            "change screened"
+        );
+        Ok(outcome)
+    }
+
+    /// Delivers `alert` to every sink that has not accepted it yet.
+    async fn send(&self, alert: &Alert, outcome: &mut EventOutcome) -> Result<(), WorkerError> {
+        let payload = serde_json::to_string(alert).unwrap_or_default();
+        for sink in &self.sinks {
+            if self
+                .store
+                .alert_delivered(&alert.alert_id, sink.name())
+                .await?
+            {
+                outcome.alerts_already_delivered += 1;
+                continue;
+            }
+            match deliver(sink.as_ref(), alert, &self.retry).await {
+                Ok(_) => {
+                    self.store
+                        .record_delivery(&Delivery {
+                            alert_id: alert.alert_id.clone(),
+                            sink: sink.name().to_string(),
+                            supplier_id: alert.supplier.id.clone(),
+                            entity_key: alert.entry.entity_key.to_string(),
+                            entry_version: alert.entry.version,
+                            kind: kind_name(alert.kind).to_string(),
+                            payload: payload.clone(),
+                        })
+                        .await?;
+                    outcome.alerts_delivered += 1;
+                    info!(sink = sink.name(), alert = %alert.summary(), "alert delivered");
+                }
+                Err(failure) => {
+                    let DeliveryFailure { reason, .. } = &failure;
+                    warn!(sink = sink.name(), alert_id = %alert.alert_id, %reason, "alert dead-lettered");
+                    self.dead_letters
+                        .dead_letter(
+                            &alert.alert_id,
+                            &format!("sink {}: {reason}", sink.name()),
+                            &payload,
+                        )
+                        .await
+                        .map_err(WorkerError::DeadLetter)?;
+                    outcome.alerts_dead_lettered += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Worker {
+    /// Consumes the in-process change topic: each message is decoded, handled and then
+    /// committed, in order. A message that is not a change event is dead-lettered and skipped.
+    /// With `until_idle` it returns once the topic is drained (the demo, tests); otherwise it
+    /// runs until `shutdown` resolves, finishing the event in hand first.
+    pub async fn consume_in_process(
+        &self,
+        consumer: &InProcessConsumer,
+        until_idle: bool,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<usize, WorkerError> {
+        tokio::pin!(shutdown);
+        let mut handled = 0;
+        loop {
+            let batch = tokio::select! {
+                _ = &mut shutdown => return Ok(handled),
+                b = consumer.next_batch(100, std::time::Duration::from_millis(if until_idle { 0 } else { 1000 })) => b?,
+            };
+            if batch.is_empty() && until_idle {
+                return Ok(handled);
+            }
+            for message in batch {
+                match decode_event(message.payload.as_bytes()) {
+                    Ok(event) => {
+                        self.handle(&event).await?;
+                    }
+                    Err(e) => {
+                        warn!(position = message.position, error = %e, "poison change event dead-lettered");
+                        self.dead_letters
+                            .dead_letter(&message.key, &e.to_string(), &message.payload)
+                            .await
+                            .map_err(WorkerError::DeadLetter)?;
+                    }
+                }
+                consumer.commit(message.position).await?;
+                handled += 1;
+            }
+        }
+    }
+}
+
+fn kind_name(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::Listed => "listed",
+        AlertKind::Revised => "revised",
+        AlertKind::Cleared => "cleared",
+    }
+}
+
+fn to_screening_entry(l: &ListedEntry) -> screening::ListedEntry {
+    screening::ListedEntry {
+        key: l.entry.entity_key.clone(),
+        name: l.entry.name.to_string(),
+        aliases: l.entry.aliases.clone(),
+        countries: l.entry.countries.clone(),
+    }
+}
+
+fn alert_supplier(s: &SupplierRecord) -> AlertSupplier {
+    AlertSupplier {
+        id: s.id().to_string(),
+        name: s.name().to_string(),
+        country: s.country().map(|c| c.to_string()),
+    }
+}
+
+fn alert_entry(
+    entry: &crate::csl::ListEntry,
+    version: i64,
+    change: &EntityChange,
+    matched_name: &str,
+) -> AlertEntry {
+    AlertEntry {
+        entity_key: entry.entity_key.clone(),
+        version,
+        name: entry.name.to_string(),
+        matched_name: matched_name.to_string(),
+        aliases: entry.aliases.clone(),
+        country: change.country.to_string(),
+        country_name: change.country_name.clone(),
+        license_requirement: entry.license_requirement.clone(),
+        license_policy: entry.license_policy.clone(),
+        federal_register_citation: entry.federal_register_citation.clone(),
+        document_number: change.source.document_number.clone(),
+        html_url: change.source.html_url.clone(),
+    }
+}
+
+fn entry_from_change(change: &EntityChange, version: i64) -> AlertEntry {
+    AlertEntry {
+        entity_key: change.entity_key.clone(),
+        version,
+        name: change.name.to_string(),
+        matched_name: change.name.to_string(),
+        aliases: change.aliases.clone(),
+        country: change.country.to_string(),
+        country_name: change.country_name.clone(),
+        license_requirement: change.license_requirement.clone(),
+        license_policy: change.license_policy.clone(),
+        federal_register_citation: change.federal_register_citation.clone(),
+        document_number: change.source.document_number.clone(),
+        html_url: change.source.html_url.clone(),
+    }
+}
+
+/// What a revision changed, one human line per field.
+fn describe_changes(before: &crate::csl::ListEntry, after: &crate::csl::ListEntry) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name}: {a:?} → {b:?}"));
+        }
+    };
+    field("name", before.name.to_string(), after.name.to_string());
+    field(
+        "aliases",
+        before.aliases.join("; "),
+        after.aliases.join("; "),
+    );
+    field(
+        "addresses",
+        before.addresses.join("; "),
+        after.addresses.join("; "),
+    );
+    field(
+        "license_requirement",
+        before.license_requirement.clone().unwrap_or_default(),
+        after.license_requirement.clone().unwrap_or_default(),
+    );
+    field(
+        "license_policy",
+        before.license_policy.clone().unwrap_or_default(),
+        after.license_policy.clone().unwrap_or_default(),
+    );
+    field(
+        "federal_register_citation",
+        before.federal_register_citation.clone().unwrap_or_default(),
+        after.federal_register_citation.clone().unwrap_or_default(),
+    );
+    out
+}
