@@ -1,0 +1,277 @@
+//! End-to-end on the embedded default: `entitywatch run` with no Kafka, a SQLite file, the local
+//! Federal Register replay publishing 84 FR 54002, and a local Slack receiver. Asserts the exact
+//! alert set at Slack and on the alert topic, then that neither a restart nor a fresh worker
+//! replaying the change topic from the start sends any alert again.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use common::{entitywatch, fixture, fresh_db, run, Db};
+use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
+use serde_json::Value;
+
+const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
+
+type Received = Arc<Mutex<Vec<Value>>>;
+
+async fn slack_receiver() -> (SocketAddr, Received) {
+    let received: Received = Arc::default();
+    let app = Router::new()
+        .route(
+            SLACK_PATH,
+            post(|State(r): State<Received>, body: String| async move {
+                r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                "ok"
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, received)
+}
+
+const SUPPLIERS: &str = "\
+id,name,country
+S-1,HANGZHOU HIKVISION DIGITAL TECHNOLOGY CO LTD,CN
+S-2,\"Zhejiang Dahua Technology Co., Ltd.\",CN
+S-3,\"iFlytek Co., Ltd.\",CN
+L-1,Hangzhou Robam Appliances Co Ltd,CN
+L-2,Dahua Logistics (Shenzhen) Co Ltd,CN
+L-3,Hefei Wangjiang Road Printing Co,CN
+L-4,Zhejiang Technology Institute of Economy,CN
+L-5,Siemens AG,DE
+";
+
+/// (supplier id, entity key) of each alert, sorted.
+fn pairs(alerts: &[Value]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["supplier"]["id"].as_str().unwrap().to_string(),
+                a["entry"]["entity_key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected() -> Vec<(String, String)> {
+    [
+        ("S-1", "CN/hangzhou-hikvision-digital-technology-co-ltd"),
+        ("S-2", "CN/dahua-technology"),
+        ("S-3", "CN/iflytek"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
+}
+
+/// Supplier ids named in the Slack messages (the fallback text carries the supplier id).
+fn slack_suppliers(received: &Received) -> Vec<String> {
+    let mut ids: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let text = m.to_string();
+            ["S-1", "S-2", "S-3", "L-1", "L-2", "L-3", "L-4", "L-5"]
+                .iter()
+                .find(|id| text.contains(*id))
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("unknown: {text}"))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn run_until(
+    db_url: &str,
+    fr: &str,
+    slack: SocketAddr,
+    done: impl Fn() -> bool,
+    max: Duration,
+) -> common::Run {
+    let mut cmd = entitywatch();
+    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
+        .arg("--database-url")
+        .arg(db_url)
+        .arg("--federal-register-url")
+        .arg(fr)
+        .env(
+            "ENTITYWATCH_SLACK_WEBHOOK_URL",
+            format!("http://{slack}{SLACK_PATH}"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("run starts");
+    let pid = child.id().expect("pid");
+    let start = std::time::Instant::now();
+    while !done() && start.elapsed() < max {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let a redelivery or a second poll happen if it were going to.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("run exits within 20 s of SIGTERM")
+        .unwrap();
+    common::Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_run_alerts_exactly_once() {
+    let db = fresh_db(Db::Sqlite).await;
+    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.metadata["document_number"] == "2019-22210")
+        .collect();
+    assert_eq!(docs.len(), 1);
+    let server = ReplayServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ReplayConfig {
+            documents: docs,
+            ..ReplayConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (slack, received) = slack_receiver().await;
+
+    let csv = db.dir.path().join("suppliers.csv");
+    std::fs::write(&csv, SUPPLIERS).unwrap();
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url")
+        .arg(&db.url)
+        .args(["suppliers", "import"])
+        .arg(&csv);
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", r.stderr);
+
+    let r = received.clone();
+    let first = run_until(
+        &db.url,
+        &server.base_url(),
+        slack,
+        move || r.lock().unwrap().len() >= 3,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(first.status.success(), "run failed:\n{}", first.stderr);
+    assert_eq!(
+        slack_suppliers(&received),
+        ["S-1", "S-2", "S-3"],
+        "{}",
+        first.stderr
+    );
+    // The Slack webhook URL is a secret: it never reaches the logs.
+    assert!(!first.stderr.contains("XSECRETXSECRET"), "{}", first.stderr);
+
+    // The alert topic holds the same three alerts.
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let topic: Vec<Value> = store
+        .read_log("entitywatch.alerts.v1", 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str(&m.payload).unwrap())
+        .collect();
+    assert_eq!(pairs(&topic), expected());
+    for a in &topic {
+        assert_eq!(a["kind"], "listed");
+        assert_eq!(a["entry"]["document_number"], "2019-22210");
+        assert!(a["score"].as_f64().unwrap() >= entitywatch::screening::DEFAULT_THRESHOLD);
+    }
+    // Every decision is stored, the look-alikes' too when they came near.
+    let decisions = store.decisions_for_supplier("S-1").await.unwrap();
+    assert!(decisions.iter().any(|d| d.decision == "match"));
+    store.close().await;
+
+    // A restart polls again and re-reads its position: nothing new is sent.
+    let second = run_until(
+        &db.url,
+        &server.base_url(),
+        slack,
+        || false,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(second.status.success(), "{}", second.stderr);
+    assert_eq!(received.lock().unwrap().len(), 3, "{}", second.stderr);
+
+    // A fresh worker replaying the change topic from position 0 sends nothing either.
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let changes =
+        entitywatch::bus::InProcessBus::new(store.clone(), "entitywatch.entity-changes.v1");
+    let alerts = entitywatch::bus::InProcessBus::new(store.clone(), "entitywatch.alerts.v1");
+    let dead = entitywatch::bus::InProcessBus::new(store.clone(), "entitywatch.dead-letter.v1");
+    let worker = entitywatch::worker::Worker::new(
+        store.clone(),
+        vec![Arc::new(entitywatch::alerts::topic::AlertTopicSink::new(
+            alerts,
+        ))],
+        Arc::new(dead),
+        entitywatch::alerts::RetryPolicy::default(),
+    );
+    let consumer = changes.consumer("a-fresh-worker");
+    let handled = worker
+        .consume_in_process(&consumer, true, std::future::pending::<()>())
+        .await
+        .unwrap();
+    assert_eq!(handled, 28, "27 entity changes and one document event");
+    let after = store
+        .read_log("entitywatch.alerts.v1", 0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 3, "replay sent alerts again");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn demo_prints_the_expected_alerts() {
+    let mut cmd = entitywatch();
+    cmd.arg("demo");
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", r.stderr);
+    for needle in [
+        "HANGZHOU HIKVISION DIGITAL TECHNOLOGY CO LTD",
+        "Zhejiang Dahua Technology Co., Ltd.",
+        "iFlytek Co., Ltd.",
+        "MEGVII TECHNOLOGY LTD",
+        "revised: supplier \"HANGZHOU HIKVISION",
+    ] {
+        assert!(r.stdout.contains(needle), "missing {needle}:\n{}", r.stdout);
+    }
+    for lookalike in [
+        "Hangzhou Robam",
+        "Dahua Logistics",
+        "Hefei Wangjiang",
+        "Siemens",
+        "Robert Bosch",
+        "Intertek",
+    ] {
+        assert!(
+            !r.stdout.contains(lookalike),
+            "look-alike {lookalike} alerted:\n{}",
+            r.stdout
+        );
+    }
+}
