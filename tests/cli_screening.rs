@@ -10,7 +10,9 @@ async fn import_list(db: &TestDb) {
     cmd.arg("--database-url")
         .arg(&db.url)
         .args(["list", "import"])
-        .arg(fixture("csl/EL_only_from_watchman_consolidated_2022-05.csv"));
+        .arg(fixture(
+            "csl/EL_only_from_watchman_consolidated_2022-05.csv",
+        ));
     let r = run(cmd).await;
     assert!(r.status.success(), "{}", r.stderr);
     assert!(r.stdout.contains("1970 entries in store"), "{}", r.stdout);
@@ -20,7 +22,9 @@ async fn import_list(db: &TestDb) {
 /// companies, and rows a careless export produces.
 fn supplier_csv() -> String {
     let mut s = String::from("id,name,country,address,aliases,cost_centre\n");
-    s.push_str("S-1,HANGZHOU HIKVISION DIGITAL TECH CO LTD,CN,\"No. 555 Qianmo Road, Hangzhou\",,4100\n");
+    s.push_str(
+        "S-1,HANGZHOU HIKVISION DIGITAL TECH CO LTD,CN,\"No. 555 Qianmo Road, Hangzhou\",,4100\n",
+    );
     s.push_str("S-2,Zhejiang Dahua Technology Co. Ltd.,China,,,4100\n");
     s.push_str("S-3,Siemens AG,DE,,,4200\n");
     s.push_str("S-4,,CN,,,4300\n"); // empty name
@@ -112,7 +116,11 @@ async fn suppliers_import_refuses_a_file_without_the_required_columns() {
         .arg(&path);
     let r = run(cmd).await;
     assert!(!r.status.success());
-    assert!(r.stderr.contains("id") && r.stderr.contains("name"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("id") && r.stderr.contains("name"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test]

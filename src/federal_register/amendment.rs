@@ -657,7 +657,7 @@ fn scan_document(doc: &Document, warnings: &mut Vec<String>) -> Scan {
             }
         } else if is(node, "AMDPAR") {
             let text = flat_text(doc, node);
-            let in_744 = regtext_part(node).map_or(true, |p| part_mentions_744(&p));
+            let in_744 = regtext_part(node).is_none_or(|p| part_mentions_744(&p));
             match amdpar_target(&text, in_744) {
                 Target::Supplement4 => context = Context::Supplement4,
                 Target::Other => context = Context::Elsewhere,
@@ -790,7 +790,7 @@ fn scan_table(
         .children()
         .filter(|n| is(*n, "BOXHD"))
         .flat_map(|b| b.children())
-        .filter(|n| is(*n, "CHED") && n.attribute("H").map_or(true, |h| h.trim() == "1"))
+        .filter(|n| is(*n, "CHED") && n.attribute("H").is_none_or(|h| h.trim() == "1"))
         .map(|n| flat_text(doc, n).to_lowercase())
         .collect();
     let mut columns: Vec<Column> = heads
@@ -1679,11 +1679,11 @@ fn find_aka(s: &str) -> Option<(usize, usize)> {
             let before_ok = lower
                 .get(..p)
                 .and_then(|b| b.chars().next_back())
-                .map_or(true, |c| !c.is_alphanumeric());
+                .is_none_or(|c| !c.is_alphanumeric());
             let after_ok = lower
                 .get(p + marker.len()..)
                 .and_then(|a| a.chars().next())
-                .map_or(true, |c| !c.is_alphanumeric());
+                .is_none_or(|c| !c.is_alphanumeric());
             if before_ok && after_ok {
                 return Some((p, p + marker.len()));
             }
@@ -1728,7 +1728,7 @@ fn inline_aliases(s: &str, count: Option<usize>) -> (Vec<String>, String) {
         let mut starts = Vec::new();
         let mut prev: Option<char> = None;
         for (i, c) in t.char_indices() {
-            if is_dash(c) && prev.map_or(true, |p| p.is_whitespace() || p == ';' || p == ':') {
+            if is_dash(c) && prev.is_none_or(|p| p.is_whitespace() || p == ';' || p == ':') {
                 starts.push(i);
             }
             prev = Some(c);

@@ -158,7 +158,9 @@ pub fn evaluate_pairs_with(
         .clone();
     for needed in ["name1", "name2", "is_match"] {
         if !headers.iter().any(|h| h.trim() == needed) {
-            return Err(EvalError::Header(headers.iter().collect::<Vec<_>>().join(",")));
+            return Err(EvalError::Header(
+                headers.iter().collect::<Vec<_>>().join(","),
+            ));
         }
     }
     let mut report = EvalReport {

@@ -21,7 +21,9 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::normalise::{skeleton, NormalisedName};
-use super::score::{fnv, fnv_extend, fnv_skip, typo_eligible, PreparedName, MAX_JOIN, MAX_TOKENS};
+use super::score::{
+    fnv, fnv_extend, fnv_skip, typo_eligible, PreparedName, MAX_JOIN, MAX_TOKENS, MIN_JOIN_PART,
+};
 
 /// Keys are already FNV hashes; hashing them again would only cost time.
 #[derive(Default)]
@@ -191,6 +193,30 @@ pub struct Scratch {
     hits: Vec<u64>,
     touched: Vec<u32>,
     keys: Vec<u64>,
+    /// Every indexed word (hash) any query word could correspond to, sorted; for the
+    /// candidate-side bound.
+    reach: Vec<u64>,
+    want_reach: bool,
+}
+
+impl Scratch {
+    /// Scratch that also collects what `may_match` answers (costs a little per query).
+    pub fn with_reach() -> Self {
+        Scratch {
+            want_reach: true,
+            ..Scratch::default()
+        }
+    }
+
+    /// Whether an indexed word, by the hash of its folded or written form, may correspond to
+    /// some word of the last query given to [`CandidateIndex::candidates`].
+    pub fn reach_known(&self) -> bool {
+        self.want_reach
+    }
+
+    pub fn may_match(&self, hash: u64) -> bool {
+        self.reach.binary_search(&hash).is_ok()
+    }
 }
 
 impl<Id> CandidateIndex<Id> {
@@ -277,6 +303,23 @@ impl<Id> CandidateIndex<Id> {
             .map(|i| toks[i].weight)
             .sum();
 
+        scratch.reach.clear();
+        for pi in (0..toks.len()).filter(|_| scratch.want_reach) {
+            self.reachable_words(query, pi, &mut scratch.reach);
+            // Every indexed piece of the word, for words split on the indexed side.
+            let b = toks[pi].surface().as_bytes();
+            for i in 0..b.len() {
+                let mut h = fnv(b"");
+                for j in i + 1..=b.len() {
+                    h = fnv_extend(h, &b[j - 1..j]);
+                    if j - i >= MIN_JOIN_PART && self.postings.contains(h) {
+                        scratch.reach.push(h);
+                    }
+                }
+            }
+        }
+        scratch.reach.sort_unstable();
+        scratch.reach.dedup();
         if scratch.hits.len() < self.doc_item.len() {
             scratch.hits.resize(self.doc_item.len(), 0);
         }
@@ -335,6 +378,9 @@ impl<Id> CandidateIndex<Id> {
         for s in lo..=pi {
             let mut h = fnv(b"");
             for (e, tok) in toks.iter().enumerate().skip(s).take(MAX_JOIN) {
+                if tok.surface().len() < MIN_JOIN_PART {
+                    break;
+                }
                 h = fnv_extend(h, tok.surface().as_bytes());
                 if e >= pi && e > s {
                     keys.push(h);
@@ -345,25 +391,31 @@ impl<Id> CandidateIndex<Id> {
         // "hua wei"): find indexed words that start it and whose remainder splits into indexed
         // words too.
         let b = p.surface().as_bytes();
-        for split in 1..b.len() {
-            let head = fnv(&b[..split]);
-            if self.postings.contains(head) && self.splits_into_words(&b[split..], MAX_JOIN - 1) {
-                keys.push(head);
+        if b.len() < 2 * MIN_JOIN_PART {
+            return;
+        }
+        // parts[i]: fewest indexed words that b[i..] splits into (usize::MAX if none), computed
+        // right to left so each substring is hashed once.
+        let n = b.len();
+        let mut parts = vec![usize::MAX; n + 1];
+        parts[n] = 0;
+        for i in (0..n).rev() {
+            let mut h = fnv(b"");
+            for j in i + 1..=n {
+                h = fnv_extend(h, &b[j - 1..j]);
+                if j - i >= MIN_JOIN_PART
+                    && parts[j] != usize::MAX
+                    && parts[j] < MAX_JOIN
+                    && !(i == 0 && j == n)
+                    && self.postings.contains(h)
+                {
+                    parts[i] = parts[i].min(parts[j] + 1);
+                    if i == 0 {
+                        keys.push(h);
+                    }
+                }
             }
         }
-    }
-
-    fn splits_into_words(&self, rest: &[u8], parts_left: usize) -> bool {
-        if parts_left == 0 || rest.is_empty() {
-            return false;
-        }
-        if self.postings.contains(fnv(rest)) {
-            return true;
-        }
-        (1..rest.len()).any(|split| {
-            self.postings.contains(fnv(&rest[..split]))
-                && self.splits_into_words(&rest[split..], parts_left - 1)
-        })
     }
 }
 
@@ -376,7 +428,8 @@ mod tests {
 
     fn index_of(names: &[&str]) -> (CandidateIndex<usize>, Vec<NormalisedName>) {
         let norms: Vec<NormalisedName> = names.iter().map(|n| normalise(n)).collect();
-        let idx = CandidateIndex::build(norms.iter().cloned().enumerate().map(|(i, n)| (i, vec![n])));
+        let idx =
+            CandidateIndex::build(norms.iter().cloned().enumerate().map(|(i, n)| (i, vec![n])));
         (idx, norms)
     }
 

@@ -297,7 +297,8 @@ pub const ABBREVIATIONS: &[(&str, &str)] = &[
 
 /// Endings of East Slavic patronymics ("Viktorovich", "Ivanovna"): a middle name that registers
 /// often omit, so it is optional evidence.
-pub const PATRONYMIC_ENDINGS: &[&str] = &["ovich", "evich", "ovych", "evych", "ovna", "evna", "ivna"];
+pub const PATRONYMIC_ENDINGS: &[&str] =
+    &["ovich", "evich", "ovych", "evych", "ovna", "evna", "ivna"];
 
 /// Words that carry no identity in any name.
 pub const STOPWORDS: &[&str] = &[
@@ -354,6 +355,14 @@ pub const NUMBER_WORDS: &[(&str, &str)] = &[
     ("fortieth", "40"),
     ("fifty", "50"),
     ("fiftieth", "50"),
+    ("sixty", "60"),
+    ("sixtieth", "60"),
+    ("seventy", "70"),
+    ("seventieth", "70"),
+    ("eighty", "80"),
+    ("eightieth", "80"),
+    ("ninety", "90"),
+    ("ninetieth", "90"),
     ("hundred", "100"),
     ("hundredth", "100"),
 ];
@@ -375,20 +384,128 @@ pub const BRANCH_WORDS: &[&str] = &["branch", "office", "representative", "filia
 /// "(Beijing)" are two listed entities), so they stay full evidence; other parenthesised words
 /// (acronyms such as "(CETC)", "(NSCL)") are optional.
 pub const PLACES: &[&str] = &[
-    "beijing", "shanghai", "shenzhen", "guangzhou", "tianjin", "chongqing", "chengdu", "wuhan",
-    "hangzhou", "nanjing", "xian", "suzhou", "dongguan", "qingdao", "hefei", "changsha", "harbin",
-    "shenyang", "dalian", "xiamen", "zhengzhou", "jinan", "kunming", "fuzhou", "ningbo", "wuxi",
-    "foshan", "zhuhai", "nanchang", "taiyuan", "shijiazhuang", "guiyang", "nanning", "lanzhou",
-    "changchun", "urumqi", "hohhot", "hong", "kong", "hongkong", "macau", "macao", "taiwan",
-    "taipei", "guangdong", "jiangsu", "zhejiang", "shandong", "sichuan", "hubei", "hunan", "henan",
-    "hebei", "fujian", "anhui", "jiangxi", "liaoning", "jilin", "heilongjiang", "shaanxi",
-    "shanxi", "yunnan", "guizhou", "guangxi", "hainan", "gansu", "xinjiang", "tibet", "ningxia",
-    "qinghai", "mongolia", "china", "russia", "moscow", "belarus", "minsk", "iran", "tehran",
-    "pakistan", "karachi", "lahore", "islamabad", "india", "singapore", "malaysia", "thailand",
-    "vietnam", "indonesia", "philippines", "japan", "korea", "turkey", "istanbul", "ankara", "uae",
-    "dubai", "emirates", "germany", "france", "italy", "spain", "netherlands", "uk", "england",
-    "usa", "america", "canada", "mexico", "brazil", "africa", "armenia", "georgia", "kazakhstan",
-    "uzbekistan", "kyrgyzstan", "syria", "lebanon", "iraq", "israel", "egypt", "europe", "asia",
+    "beijing",
+    "shanghai",
+    "shenzhen",
+    "guangzhou",
+    "tianjin",
+    "chongqing",
+    "chengdu",
+    "wuhan",
+    "hangzhou",
+    "nanjing",
+    "xian",
+    "suzhou",
+    "dongguan",
+    "qingdao",
+    "hefei",
+    "changsha",
+    "harbin",
+    "shenyang",
+    "dalian",
+    "xiamen",
+    "zhengzhou",
+    "jinan",
+    "kunming",
+    "fuzhou",
+    "ningbo",
+    "wuxi",
+    "foshan",
+    "zhuhai",
+    "nanchang",
+    "taiyuan",
+    "shijiazhuang",
+    "guiyang",
+    "nanning",
+    "lanzhou",
+    "changchun",
+    "urumqi",
+    "hohhot",
+    "hong",
+    "kong",
+    "hongkong",
+    "macau",
+    "macao",
+    "taiwan",
+    "taipei",
+    "guangdong",
+    "jiangsu",
+    "zhejiang",
+    "shandong",
+    "sichuan",
+    "hubei",
+    "hunan",
+    "henan",
+    "hebei",
+    "fujian",
+    "anhui",
+    "jiangxi",
+    "liaoning",
+    "jilin",
+    "heilongjiang",
+    "shaanxi",
+    "shanxi",
+    "yunnan",
+    "guizhou",
+    "guangxi",
+    "hainan",
+    "gansu",
+    "xinjiang",
+    "tibet",
+    "ningxia",
+    "qinghai",
+    "mongolia",
+    "china",
+    "russia",
+    "moscow",
+    "belarus",
+    "minsk",
+    "iran",
+    "tehran",
+    "pakistan",
+    "karachi",
+    "lahore",
+    "islamabad",
+    "india",
+    "singapore",
+    "malaysia",
+    "thailand",
+    "vietnam",
+    "indonesia",
+    "philippines",
+    "japan",
+    "korea",
+    "turkey",
+    "istanbul",
+    "ankara",
+    "uae",
+    "dubai",
+    "emirates",
+    "germany",
+    "france",
+    "italy",
+    "spain",
+    "netherlands",
+    "uk",
+    "england",
+    "usa",
+    "america",
+    "canada",
+    "mexico",
+    "brazil",
+    "africa",
+    "armenia",
+    "georgia",
+    "kazakhstan",
+    "uzbekistan",
+    "kyrgyzstan",
+    "syria",
+    "lebanon",
+    "iraq",
+    "israel",
+    "egypt",
+    "europe",
+    "asia",
 ];
 
 /// Common words of Chinese entity names, translated before transliteration so that
@@ -444,20 +561,29 @@ pub fn is_place(token: &str) -> bool {
         .contains(token)
 }
 
+// Lookups run for every word of a million supplier names: hash sets, built once.
+type Lookup = std::collections::HashMap<&'static str, &'static str>;
+
+fn lookup(
+    table: &'static [(&'static str, &'static str)],
+    cell: &'static std::sync::OnceLock<Lookup>,
+) -> &'static Lookup {
+    cell.get_or_init(|| table.iter().copied().collect())
+}
+
 pub fn is_stopword(token: &str) -> bool {
-    STOPWORDS.contains(&token)
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| STOPWORDS.iter().copied().collect())
+        .contains(token)
 }
 
 pub fn abbreviation(token: &str) -> Option<&'static str> {
-    ABBREVIATIONS
-        .iter()
-        .find(|(abbr, _)| *abbr == token)
-        .map(|(_, full)| *full)
+    static MAP: std::sync::OnceLock<Lookup> = std::sync::OnceLock::new();
+    lookup(ABBREVIATIONS, &MAP).get(token).copied()
 }
 
 pub fn number_word(token: &str) -> Option<&'static str> {
-    NUMBER_WORDS
-        .iter()
-        .find(|(word, _)| *word == token)
-        .map(|(_, digits)| *digits)
+    static MAP: std::sync::OnceLock<Lookup> = std::sync::OnceLock::new();
+    lookup(NUMBER_WORDS, &MAP).get(token).copied()
 }

@@ -197,18 +197,23 @@ impl Screener {
 
     /// Listed entries the supplier may be, best first, down to the floor. Each supplier name and
     /// alias is scored against each listed name and alias; an entry scores its best pair.
-    pub fn screen(&self, name: &str, aliases: &[String], country: Option<&CountryCode>) -> Vec<Match> {
+    pub fn screen(
+        &self,
+        name: &str,
+        aliases: &[String],
+        country: Option<&CountryCode>,
+    ) -> Vec<Match> {
         let names: Vec<&str> = std::iter::once(name)
             .chain(aliases.iter().map(String::as_str))
             .collect();
-        self.screen_names(&names, country, &mut Scratch::default(), false)
+        self.screen_names(&names, country, &mut Scratch::with_reach(), false)
     }
 
     /// [`Screener::screen`] for many suppliers in parallel; results in input order.
     pub fn screen_many<Id: Sync>(&self, suppliers: &[SupplierRecord<Id>]) -> Vec<Vec<Match>> {
         suppliers
             .par_iter()
-            .map_init(Scratch::default, |scratch, s| {
+            .map_init(Scratch::with_reach, |scratch, s| {
                 let names: Vec<&str> = std::iter::once(s.name.as_str())
                     .chain(s.aliases.iter().map(String::as_str))
                     .collect();
@@ -242,7 +247,8 @@ impl Screener {
             .iter()
             .map(|n| PreparedName::from_raw(n, &self.weights))
             .collect();
-        let mut best: HashMap<u32, Best> = HashMap::new();
+        // Few entries survive the index per supplier: a vector beats a hash map here.
+        let mut best: Vec<(u32, Best)> = Vec::new();
         let mut cands: Vec<u32> = Vec::new();
         for (qi, q) in prepared.iter().enumerate() {
             if q.is_empty() {
@@ -255,17 +261,34 @@ impl Screener {
                 self.index
                     .candidates(q, self.floor - COUNTRY_BONUS, scratch, &mut cands);
             }
+            let floor = self.floor - COUNTRY_BONUS - 1e-9;
             for &doc in &cands {
-                let s = align(q, &self.docs[doc as usize]).score;
+                let d = &self.docs[doc as usize];
+                if !brute_force
+                    && scratch.reach_known()
+                    && !listed_side_may_reach(d, scratch, floor)
+                {
+                    continue;
+                }
+                let s = align(q, d).score;
                 if s <= 0.0 {
                     continue;
                 }
                 let entry = self.index.doc_location(doc).0 as u32;
-                let b = best.entry(entry).or_insert(Best {
-                    score: -1.0,
-                    query: qi,
-                    doc,
-                });
+                let b = match best.iter().position(|(e, _)| *e == entry) {
+                    Some(p) => &mut best[p].1,
+                    None => {
+                        best.push((
+                            entry,
+                            Best {
+                                score: -1.0,
+                                query: qi,
+                                doc,
+                            },
+                        ));
+                        &mut best.last_mut().expect("just pushed").1
+                    }
+                };
                 if s > b.score {
                     *b = Best {
                         score: s,
@@ -306,8 +329,28 @@ impl Screener {
     }
 }
 
+/// The index's bound seen from the listed name: its words that no query word can correspond to
+/// cost their weight, so if they outweigh what can match, the pair cannot reach the floor
+/// (same argument as in `index.rs`, on the other side).
+fn listed_side_may_reach(d: &PreparedName, scratch: &Scratch, floor: f64) -> bool {
+    let (mut matched, mut missing) = (0.0, 0.0);
+    for t in &d.toks {
+        if scratch.may_match(t.hash) || scratch.may_match(t.surface_hash) {
+            matched += t.weight;
+        } else {
+            missing += t.unmatched_weight();
+        }
+    }
+    2.0 * matched * (1.0 - floor) >= floor * missing
+}
+
 fn sort_matches(v: &mut [Match]) {
-    v.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
+    v.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.key.cmp(&b.key))
+            .then(a.entry.cmp(&b.entry))
+    });
 }
 
 /// Suppliers indexed for the reverse direction: when a rule adds or revises a few entries, find
@@ -319,7 +362,16 @@ pub struct SupplierIndex<Id> {
     names: String,
     name_ends: Vec<u64>,
     countries: Vec<[u8; 2]>,
+    /// Per document, its words as (folded hash, written hash, flags): enough to bound a
+    /// candidate's score before re-normalising its name. `word_starts[doc]..word_starts[doc+1]`.
+    word_starts: Vec<u32>,
+    words: Vec<(u64, u64)>,
+    word_flags: Vec<u8>,
 }
+
+const FLAG_OPTIONAL: u8 = 1;
+const FLAG_PLACE: u8 = 2;
+const FLAG_INITIAL: u8 = 4;
 
 /// One supplier a changed entry may be.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -338,6 +390,9 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
         let mut names = String::new();
         let mut name_ends = Vec::new();
         let mut countries = Vec::new();
+        let mut word_starts = vec![0u32];
+        let mut words = Vec::new();
+        let mut word_flags = Vec::new();
         let mut chunk: Vec<SupplierRecord<Id>> = Vec::with_capacity(CHUNK);
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
@@ -363,17 +418,42 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
                     }
                     _ => [0, 0],
                 });
+                for name in &n {
+                    for t in name.tokens.iter().take(score::MAX_TOKENS) {
+                        words.push((
+                            score::fnv(t.text.as_bytes()),
+                            score::fnv(t.surface.as_bytes()),
+                        ));
+                        let mut f = 0;
+                        if t.optional {
+                            f |= FLAG_OPTIONAL;
+                        }
+                        if lexicon::is_place(&t.text) {
+                            f |= FLAG_PLACE;
+                        }
+                        if t.text.len() == 1 && !t.is_numeric() {
+                            f |= FLAG_INITIAL;
+                        }
+                        word_flags.push(f);
+                    }
+                    word_starts.push(words.len() as u32);
+                }
                 builder.add(r.id, &n);
             }
         }
         names.shrink_to_fit();
         name_ends.shrink_to_fit();
         countries.shrink_to_fit();
+        words.shrink_to_fit();
+        word_flags.shrink_to_fit();
         SupplierIndex {
             index: builder.finish(),
             names,
             name_ends,
             countries,
+            word_starts,
+            words,
+            word_flags,
         }
     }
 
@@ -391,6 +471,47 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
             + self.names.capacity()
             + self.name_ends.capacity() * 8
             + self.countries.capacity() * 2
+            + self.word_starts.capacity() * 4
+            + self.words.capacity() * 16
+            + self.word_flags.capacity()
+    }
+
+    /// The candidate-side bound (see `listed_side_may_reach`) from the stored word hashes, so
+    /// that most candidates are dropped without re-normalising their names.
+    fn supplier_side_may_reach(
+        &self,
+        doc: u32,
+        weights: &HashMap<u64, f64>,
+        unknown_weight: f64,
+        scratch: &Scratch,
+        floor: f64,
+    ) -> bool {
+        let (mut matched, mut missing) = (0.0, 0.0);
+        let range =
+            self.word_starts[doc as usize] as usize..self.word_starts[doc as usize + 1] as usize;
+        for (&(h, sh), &f) in self.words[range.clone()]
+            .iter()
+            .zip(&self.word_flags[range])
+        {
+            let w = weights
+                .get(&h)
+                .copied()
+                .unwrap_or(if f & FLAG_INITIAL != 0 {
+                    unknown_weight.min(weights::INITIAL_WEIGHT)
+                } else {
+                    unknown_weight
+                });
+            if scratch.may_match(h) || scratch.may_match(sh) {
+                matched += w;
+            } else if f & FLAG_OPTIONAL != 0 {
+                missing += w * score::OPTIONAL_FACTOR;
+            } else if f & FLAG_PLACE != 0 {
+                missing += w * score::PLACE_FACTOR;
+            } else {
+                missing += w;
+            }
+        }
+        2.0 * matched * (1.0 - floor) >= floor * missing
     }
 
     fn doc_name(&self, doc: u32) -> &str {
@@ -415,13 +536,20 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
     /// Suppliers at or above the screener's floor for each changed entry, best first. Scores are
     /// the ones [`Screener::screen`] gives the same supplier against the same entry, with the
     /// screener's word weights; `Match::entry` is the position in `changed`.
-    pub fn rescreen(&self, screener: &Screener, changed: &[ListedEntry]) -> Vec<SupplierHit<'_, Id>> {
+    pub fn rescreen(
+        &self,
+        screener: &Screener,
+        changed: &[ListedEntry],
+    ) -> Vec<SupplierHit<'_, Id>> {
         let floor = screener.floor();
         let weights = screener.weights();
+        let by_hash = weights.by_hash();
+        let unknown_weight = weights.weight("");
+        let bound_floor = floor - COUNTRY_BONUS - 1e-9;
         let mut hits: Vec<SupplierHit<'_, Id>> = changed
             .par_iter()
             .enumerate()
-            .map_init(Scratch::default, |scratch, (ei, e)| {
+            .map_init(Scratch::with_reach, |scratch, (ei, e)| {
                 let listed: Vec<PreparedName> = e
                     .names()
                     .map(|n| PreparedName::from_raw(n, weights))
@@ -437,6 +565,17 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
                     self.index
                         .candidates(l, floor - COUNTRY_BONUS, scratch, &mut cands);
                     for &doc in &cands {
+                        if !prepared.contains_key(&doc)
+                            && !self.supplier_side_may_reach(
+                                doc,
+                                &by_hash,
+                                unknown_weight,
+                                scratch,
+                                bound_floor,
+                            )
+                        {
+                            continue;
+                        }
                         let q = prepared
                             .entry(doc)
                             .or_insert_with(|| PreparedName::from_raw(self.doc_name(doc), weights));
@@ -492,7 +631,12 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
                 .score
                 .total_cmp(&a.matched.score)
                 .then(a.matched.key.cmp(&b.matched.key))
-                .then(a.matched.explanation.query_name.cmp(&b.matched.explanation.query_name))
+                .then(
+                    a.matched
+                        .explanation
+                        .query_name
+                        .cmp(&b.matched.explanation.query_name),
+                )
         });
         hits
     }

@@ -11,8 +11,8 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::lexicon::{
     abbreviation, is_stopword, number_word, AMBIGUOUS_LEGAL_FORMS, AMBIGUOUS_LEGAL_FORMS_FIRST,
-    BRANCH_WORDS, CJK_WORDS, PATRONYMIC_ENDINGS, PLACES,
-    FUZZY_LEGAL_MIN_LEN, LEGAL_FORMS, NUMBER_MARKERS, ORDINAL_SUFFIXES,
+    BRANCH_WORDS, CJK_WORDS, FUZZY_LEGAL_MIN_LEN, LEGAL_FORMS, NUMBER_MARKERS, ORDINAL_SUFFIXES,
+    PATRONYMIC_ENDINGS, PLACES,
 };
 
 /// One word of a normalised name.
@@ -58,7 +58,7 @@ pub fn is_numeric(s: &str) -> bool {
 /// Normalises a name: Unicode folding and transliteration, punctuation and case folding, number
 /// words, abbreviations, plurals, legal forms and stopwords, in that order.
 pub fn normalise(raw: &str) -> NormalisedName {
-    let ascii = to_ascii(raw);
+    let ascii = glue_single_characters(&to_ascii(raw));
     let pieces = split_pieces(&ascii);
     let mut tokens = fold_numbers(pieces);
     for t in &mut tokens {
@@ -115,7 +115,12 @@ pub fn to_ascii(raw: &str) -> String {
         } else if is_cjk(c) {
             // Consecutive ideographs form one word (pinyin of a place or brand is written
             // joined: 北京 → "beijing"); a run starting after Latin text starts a new word.
-            if !prev_cjk && out.chars().last().is_some_and(|p| p.is_ascii_alphanumeric()) {
+            if !prev_cjk
+                && out
+                    .chars()
+                    .last()
+                    .is_some_and(|p| p.is_ascii_alphanumeric())
+            {
                 out.push(' ');
             }
             out.push_str(any_ascii::any_ascii_char(c));
@@ -189,6 +194,55 @@ fn chinese_numerals(s: &str) -> String {
     out
 }
 
+/// "M&P", "K-SOFT", "SMU-5", "A-K-S", "R&D", "K.ARMA": a compound with a one-character part is
+/// one word written with a separator ("MP", "KSOFT"), so the separators go. Compounds of longer parts
+/// ("Sun-Create", "Air-to-Air") stay separate words, and the scorer joins them when needed.
+fn glue_single_characters(ascii: &str) -> String {
+    let b = ascii.as_bytes();
+    let is_part = |c: u8| c.is_ascii_alphanumeric();
+    let is_glue = |c: u8| c == b'-' || c == b'&' || c == b'.';
+    let mut out = String::with_capacity(ascii.len());
+    let mut i = 0;
+    while i < b.len() {
+        if !is_part(b[i]) {
+            out.push(b[i] as char);
+            i += 1;
+            continue;
+        }
+        // A compound: parts separated by single glue characters, no spaces.
+        let start = i;
+        let mut end = i;
+        let mut short_part = false;
+        let mut parts = 0;
+        loop {
+            let p = end;
+            while end < b.len() && is_part(b[end]) {
+                end += 1;
+            }
+            parts += 1;
+            short_part |= end - p == 1;
+            if end + 1 < b.len() && is_glue(b[end]) && is_part(b[end + 1]) {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        let compound = &ascii[start..end];
+        // A dot glues letters only ("K.ARMA", "R.Ye", "L.L.C"), never a number ("No.2").
+        let dotted = compound.contains('.');
+        let alphabetic = compound
+            .bytes()
+            .all(|c| c.is_ascii_alphabetic() || is_glue(c));
+        if parts > 1 && short_part && (!dotted || alphabetic) {
+            out.extend(compound.chars().filter(|c| !is_glue(*c as u8)));
+        } else {
+            out.push_str(compound);
+        }
+        i = end;
+    }
+    out
+}
+
 /// Splits folded ASCII into lowercase words, merging dotted initials ("L.L.C." → `llc`,
 /// "S.A." → `sa`) and noting which words sit inside parentheses.
 fn split_pieces(ascii: &str) -> Vec<NormToken> {
@@ -218,9 +272,7 @@ fn split_pieces(ascii: &str) -> Vec<NormToken> {
             b'.' => {
                 let single_letter = word.len() == 1 && word.as_bytes()[0].is_ascii_alphabetic();
                 let next_is_initial = bytes.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic())
-                    && bytes
-                        .get(i + 2)
-                        .is_none_or(|c| !c.is_ascii_alphanumeric());
+                    && bytes.get(i + 2).is_none_or(|c| !c.is_ascii_alphanumeric());
                 if single_letter && next_is_initial {
                     // Keep accumulating: the next letter joins this initial.
                     if initial_run {
@@ -289,6 +341,20 @@ fn fold_numbers(pieces: Vec<NormToken>) -> Vec<NormToken> {
                     out.pop();
                 }
             }
+            // "Fifty-Fourth" is 54: a spelled ten followed by a spelled unit adds up.
+            if let Some(prev) = out.last_mut() {
+                let spelled = |x: &NormToken| number_word(&x.surface).is_some();
+                if spelled(prev) && spelled(&t) && t.text.len() == 1 {
+                    if let (Ok(tens), Ok(unit)) = (prev.text.parse::<u32>(), t.text.parse::<u32>())
+                    {
+                        if tens >= 20 && tens % 10 == 0 {
+                            prev.text = (tens + unit).to_string();
+                            prev.surface = format!("{}{}", prev.surface, t.surface);
+                            continue;
+                        }
+                    }
+                }
+            }
         } else if ORDINAL_SUFFIXES.contains(&t.text.as_str())
             && out.last().is_some_and(|p| is_numeric(&p.text))
         {
@@ -330,18 +396,47 @@ pub fn fold_word(word: &str) -> String {
     word.to_string()
 }
 
-fn legal_phrases() -> &'static [Vec<&'static str>] {
-    static PHRASES: std::sync::OnceLock<Vec<Vec<&'static str>>> = std::sync::OnceLock::new();
+type Phrase = Vec<&'static str>;
+
+/// Legal-form phrases by first word, longest first (so "company limited" wins over "company"),
+/// and those whose first word is long enough to be recognised with a typo.
+struct LegalPhrases {
+    by_first: std::collections::HashMap<&'static str, Vec<Phrase>>,
+    fuzzy_first: Vec<Phrase>,
+}
+
+fn legal_phrases() -> &'static LegalPhrases {
+    static PHRASES: std::sync::OnceLock<LegalPhrases> = std::sync::OnceLock::new();
     PHRASES.get_or_init(|| {
-        let mut p: Vec<Vec<&'static str>> = LEGAL_FORMS
-            .iter()
-            .map(|f| f.split(' ').collect::<Vec<_>>())
-            .collect();
-        // Longest first, so "company limited" wins over "company".
+        let mut p: Vec<Phrase> = LEGAL_FORMS.iter().map(|f| f.split(' ').collect()).collect();
         p.sort_by_key(|words| std::cmp::Reverse(words.len()));
         p.dedup();
-        p
+        let mut by_first: std::collections::HashMap<&'static str, Vec<Phrase>> = Default::default();
+        for phrase in &p {
+            by_first.entry(phrase[0]).or_default().push(phrase.clone());
+        }
+        let fuzzy_first = p
+            .iter()
+            .filter(|w| w[0].len() >= FUZZY_LEGAL_MIN_LEN)
+            .cloned()
+            .collect();
+        LegalPhrases {
+            by_first,
+            fuzzy_first,
+        }
     })
+}
+
+/// Phrases that may start with `word`: exact first word, else (long words only) one edit away.
+fn phrases_starting<'a>(word: &'a str) -> impl Iterator<Item = &'static Phrase> + 'a {
+    let lp = legal_phrases();
+    let exact = lp.by_first.get(word);
+    let fuzzy = (exact.is_none() && word.len() + 1 >= FUZZY_LEGAL_MIN_LEN)
+        .then_some(&lp.fuzzy_first)
+        .into_iter()
+        .flatten()
+        .filter(move |p| legal_word_matches(p[0], word));
+    exact.into_iter().flatten().chain(fuzzy)
 }
 
 fn legal_word_matches(pattern: &str, word: &str) -> bool {
@@ -354,7 +449,8 @@ fn legal_word_matches(pattern: &str, word: &str) -> bool {
 /// The longest legal-form phrase starting at `at`, as its length in tokens; ambiguous forms
 /// only from `allowed`.
 fn legal_phrase_at(tokens: &[NormToken], at: usize, allowed: &[&str]) -> Option<usize> {
-    legal_phrases().iter().find_map(|phrase| {
+    let first = &tokens.get(at)?.text;
+    phrases_starting(first).find_map(|phrase| {
         let n = phrase.len();
         if at + n > tokens.len() {
             return None;
@@ -370,17 +466,24 @@ fn legal_phrase_at(tokens: &[NormToken], at: usize, allowed: &[&str]) -> Option<
 
 /// The longest legal-form phrase ending at `end` (exclusive), as its length in tokens.
 fn legal_phrase_ending(tokens: &[NormToken], end: usize) -> Option<usize> {
-    legal_phrases().iter().find_map(|phrase| {
-        let n = phrase.len();
-        if n > end {
-            return None;
+    let mut best: Option<usize> = None;
+    // No legal-form phrase is longer than eight words.
+    for start in end.saturating_sub(8)..end {
+        for phrase in phrases_starting(&tokens[start].text) {
+            let n = phrase.len();
+            if start + n != end {
+                continue;
+            }
+            let hit = phrase
+                .iter()
+                .zip(&tokens[start..end])
+                .all(|(p, t)| legal_word_matches(p, &t.text));
+            if hit {
+                best = Some(best.map_or(n, |b: usize| b.max(n)));
+            }
         }
-        phrase
-            .iter()
-            .zip(&tokens[end - n..end])
-            .all(|(p, t)| legal_word_matches(p, &t.text))
-            .then_some(n)
-    })
+    }
+    best
 }
 
 /// Removes legal forms: any at either end (peeled repeatedly, so "OOO X" and "X Co., Ltd." and
@@ -507,11 +610,7 @@ pub fn within_one_edit(a: &[u8], b: &[u8]) -> bool {
                 && a[first + 2..] == b[first + 2..]
         }
         1 => {
-            let first = a
-                .iter()
-                .zip(b)
-                .position(|(x, y)| x != y)
-                .unwrap_or(a.len());
+            let first = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len());
             a[first..] == b[first + 1..]
         }
         _ => false,
@@ -584,7 +683,10 @@ mod tests {
             text("HUAWEI TECHNOLOGIES CO LTD"),
             text("Huawei Technologies Co., Ltd.")
         );
-        assert_eq!(text("Afghan-German Construction"), "afghan german construction");
+        assert_eq!(
+            text("Afghan-German Construction"),
+            "afghan german construction"
+        );
         assert_eq!(text("Xi’an Aero-Engine"), "xian aero engine");
         assert_eq!(text("O'Brien & Sons"), "obrien son");
     }
@@ -596,17 +698,36 @@ mod tests {
     }
 
     #[test]
+    fn single_character_compounds_glue() {
+        assert_eq!(text("M&P Trading"), "mp trading");
+        assert_eq!(text("K-SOFT Enterprises"), "ksoft enterprise");
+        assert_eq!(text("OOO \"A-K-S\""), "aks");
+        assert_eq!(text("SMU-5"), "smu5");
+        assert_eq!(text("Sun-Create"), "sun create");
+        assert_eq!(text("R&D Center"), "rd center");
+        assert_eq!(text("LLC K.ARMA"), "karma");
+        assert_eq!(text("Plant No.2"), "plant 2");
+        assert_eq!(text("St.Petersburg"), "saint petersburg");
+    }
+
+    #[test]
     fn dotted_initials_merge() {
         assert_eq!(words("V.I. Shimko"), vec!["vi", "shimko"]);
         assert_eq!(text("U.S.A. Trading"), "usa trading");
-        assert_eq!(text("A.S. Yakovlev Design Bureau"), "as yakovlev design bureau");
+        assert_eq!(
+            text("A.S. Yakovlev Design Bureau"),
+            "as yakovlev design bureau"
+        );
     }
 
     #[test]
     fn nfkc_and_accents() {
         assert_eq!(text("ＡＢＣ Ｔｒａｄｉｎｇ"), "abc trading");
         assert_eq!(text("Müller Präzision"), "muller prazision");
-        assert_eq!(text("Ankara Makine Sanayi ve Ticaret Limited Şirketi"), "ankara makine sanayi ticaret");
+        assert_eq!(
+            text("Ankara Makine Sanayi ve Ticaret Limited Şirketi"),
+            "ankara makine industry trade"
+        );
     }
 
     #[test]
@@ -617,7 +738,7 @@ mod tests {
             text("Общество с ограниченной ответственностью Лаггар Про"),
             "laggar pro"
         );
-        assert_eq!(text("АО «Концерн Вега»"), "kontsern vega");
+        assert_eq!(text("АО «Концерн Вега»"), "concern vega");
     }
 
     #[test]
@@ -758,14 +879,19 @@ mod tests {
         assert_eq!(text("Plant No. 2"), "plant 2");
         assert_eq!(text("Plant Number Two"), "plant 2");
         assert_eq!(text("54th Research Institute"), "54 research institute");
-        assert_eq!(text("5-y Sudoremontnyy Zavod"), "5 sudoremontnyy zavod");
+        assert_eq!(text("5-y Sudoremontnyy Zavod"), "5 sudoremontnyy plant");
+        assert_eq!(text("5Y Sudoremontnyy Zavod"), "5 sudoremontnyy plant");
         assert_eq!(text("Nr Trading"), "nr trading");
+        assert_eq!(text("Fifty-Fourth Institute"), "54 institute");
     }
 
     #[test]
     fn stopwords_go() {
         assert_eq!(text("The Institute of Physics"), "institute physic");
-        assert_eq!(text("Center for Research and Development"), "center research development");
+        assert_eq!(
+            text("Center for Research and Development"),
+            "center research development"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! that the same two names always get the same score from the same corpus.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::common_words::{COMMON_WORDS, COMMON_WORDS_DOCS};
 use super::normalise::NormalisedName;
@@ -17,19 +18,44 @@ const MIN_WEIGHT: f64 = 0.25;
 
 /// The most a single letter weighs: an initial ("K.ARMA", "M&P", a truncated "OJSC" → "O")
 /// narrows little, however rare the letter is in the list.
-const INITIAL_WEIGHT: f64 = 2.5;
+pub(crate) const INITIAL_WEIGHT: f64 = 2.5;
+
+/// FNV-1a for the word table: looked up for every word of every supplier, where SipHash's
+/// resistance to crafted keys buys nothing (the keys are our own corpus).
+#[derive(Default)]
+pub(crate) struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type WordMap = HashMap<Box<str>, u32, BuildHasherDefault<FnvHasher>>;
 
 /// Document frequencies of folded words over a corpus of names.
 #[derive(Debug, Clone)]
 pub struct TokenWeights {
-    df: HashMap<Box<str>, u32>,
+    df: WordMap,
     docs: u32,
 }
 
 impl TokenWeights {
     /// Counts each word once per name it appears in.
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a NormalisedName>) -> Self {
-        let mut df: HashMap<Box<str>, u32> = HashMap::new();
+        let mut df = WordMap::default();
         let mut docs = 0u32;
         let mut seen: Vec<&str> = Vec::new();
         for name in names {
@@ -50,9 +76,21 @@ impl TokenWeights {
     pub fn builtin() -> &'static TokenWeights {
         static BUILTIN: std::sync::OnceLock<TokenWeights> = std::sync::OnceLock::new();
         BUILTIN.get_or_init(|| TokenWeights {
-            df: COMMON_WORDS.iter().map(|(w, n)| ((*w).into(), *n)).collect(),
+            df: COMMON_WORDS
+                .iter()
+                .map(|(w, n)| ((*w).into(), *n))
+                .collect(),
             docs: COMMON_WORDS_DOCS,
         })
+    }
+
+    /// Weights of every corpus word keyed by the FNV hash of the word, for callers that hold
+    /// hashes rather than words (the supplier index's bound).
+    pub(crate) fn by_hash(&self) -> HashMap<u64, f64> {
+        self.df
+            .keys()
+            .map(|w| (super::score::fnv(w.as_bytes()), self.weight(w)))
+            .collect()
     }
 
     pub fn docs(&self) -> u32 {

@@ -9,10 +9,12 @@
 mod checkpoint;
 mod entity_list;
 mod suppliers;
+mod worker_state;
 
 pub use checkpoint::ProcessedDocument;
 pub use entity_list::{AppliedChange, ChangeOutcome, ListedEntry, SnapshotCounts};
 pub use suppliers::UpsertCounts;
+pub use worker_state::{Decision, Delivery, LoggedMessage};
 
 use std::str::FromStr;
 
