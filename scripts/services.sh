@@ -29,8 +29,16 @@ stop_postgres() {
   fi
 }
 
+# rdkafka links the system OpenSSL (for SASL_SSL clusters); its build needs the headers.
+ensure_build_packages() {
+  if ! pkg-config --exists openssl 2>/dev/null; then
+    echo "services: installing libssl-dev and pkg-config"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
+  fi
+}
+
 case "${1:-}" in
-  start) start_postgres ;;
+  start) ensure_build_packages; start_postgres ;;
   stop) stop_postgres ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac
