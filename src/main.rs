@@ -63,6 +63,9 @@ enum Command {
     /// Offline demo: replays bundled Entity List rules through the whole pipeline against a
     /// sample supplier master and prints the alerts. Needs no network and no services.
     Demo(DemoArgs),
+    /// Record a review decision: `--dismiss` suppresses alerts for a (supplier, entry) pair
+    /// until the entry is revised.
+    Review(ReviewArgs),
     /// Manage the supplier records screened against the Entity List.
     #[command(subcommand)]
     Suppliers(SuppliersCommand),
@@ -127,6 +130,20 @@ struct DemoArgs {
     keep: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct ReviewArgs {
+    /// The supplier's id.
+    supplier_id: String,
+    /// The entry's key, as in alerts (e.g. CN/dahua-technology).
+    entry_key: String,
+    /// Dismiss the pair: no alert for it until the entry's next revision.
+    #[arg(long, required = true)]
+    dismiss: bool,
+    /// Why (kept with the decision for the audit trail).
+    #[arg(long)]
+    reason: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum SuppliersCommand {
     /// Upsert supplier records by id from a CSV file.
@@ -149,6 +166,11 @@ struct SuppliersImportArgs {
     /// Exit non-zero if any row was rejected (for scripted imports).
     #[arg(long)]
     strict: bool,
+    /// Do not screen the imported suppliers against the stored Entity List snapshot.
+    #[arg(long)]
+    no_screen: bool,
+    #[command(flatten)]
+    sinks: SinkArgs,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +304,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Parse(args) => parse(args, &settings),
         Command::Watch(args) => watch(args, &settings).await,
         Command::Run(args) => run_service(args, &settings).await,
+        Command::Review(args) => review(args, &settings).await,
         Command::Demo(args) => demo(args, &settings).await,
         Command::Suppliers(SuppliersCommand::Import(args)) => {
             suppliers_import(args, &settings).await
@@ -439,6 +462,18 @@ async fn suppliers_import(args: SuppliersImportArgs, settings: &Settings) -> Res
         .upsert_suppliers_with_progress(&import.records, |done| bar.set_position(done as u64))
         .await?;
     bar.finish_and_clear();
+    if !args.no_screen {
+        let worker = embedded_worker(&store, &args.sinks)?;
+        let ids: Vec<String> = import.records.iter().map(|r| r.id().to_string()).collect();
+        let outcome = worker.screen_suppliers(&ids).await?;
+        println!(
+            "screened against the stored Entity List: {} matches, {} alerts sent, {} already sent, {} dismissed",
+            outcome.matches,
+            outcome.alerts_delivered,
+            outcome.alerts_already_delivered,
+            outcome.dismissed
+        );
+    }
     let rejected = import.rejected();
     println!(
         "{}: {} rows read, {} stored ({} new, {} updated), {} rejected, {} warnings; {} suppliers in store",
@@ -646,6 +681,18 @@ fn build_sinks(
     Ok(sinks)
 }
 
+/// A worker whose alert and dead-letter topics are the embedded bus's.
+fn embedded_worker(store: &Store, sinks: &SinkArgs) -> Result<Worker> {
+    let alerts = InProcessBus::new(store.clone(), ALERTS_TOPIC);
+    let dead_letters = InProcessBus::new(store.clone(), DEAD_LETTER_TOPIC);
+    Ok(Worker::new(
+        store.clone(),
+        build_sinks(sinks, alerts)?,
+        Arc::new(dead_letters),
+        RetryPolicy::default(),
+    ))
+}
+
 /// The embedded pipeline: a watcher publishing to the in-process bus and a worker consuming it.
 struct Embedded {
     watcher: Watcher,
@@ -663,7 +710,6 @@ fn embedded(
 ) -> Result<Embedded> {
     let changes = InProcessBus::new(store.clone(), CHANGES_TOPIC);
     let alerts = InProcessBus::new(store.clone(), ALERTS_TOPIC);
-    let dead_letters = InProcessBus::new(store.clone(), DEAD_LETTER_TOPIC);
     let client = FederalRegisterClient::new(ClientConfig {
         base_url: federal_register_url,
         max_document_bytes: settings.max_document_bytes,
@@ -682,12 +728,7 @@ fn embedded(
             ..WatcherConfig::default()
         },
     );
-    let worker = Worker::new(
-        store.clone(),
-        build_sinks(sinks, alerts.clone())?,
-        Arc::new(dead_letters),
-        RetryPolicy::default(),
-    );
+    let worker = embedded_worker(store, sinks)?;
     Ok(Embedded {
         watcher,
         worker,
@@ -813,5 +854,35 @@ async fn demo(args: DemoArgs, settings: &Settings) -> Result<()> {
             let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
         }
     }
+    Ok(())
+}
+
+async fn review(args: ReviewArgs, settings: &Settings) -> Result<()> {
+    let key = entitywatch::events::EntityKey::parse(&args.entry_key)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.reason.trim().is_empty() {
+        bail!("--reason must say why the pair is dismissed");
+    }
+    let store = open_store(settings).await?;
+    if store.supplier(&args.supplier_id).await?.is_none() {
+        bail!("no supplier with id {:?} in the store", args.supplier_id);
+    }
+    let Some(entry) = store.listed_entry(&key).await? else {
+        bail!("no Entity List entry {key} in the snapshot");
+    };
+    debug_assert!(args.dismiss);
+    store
+        .dismiss(
+            &args.supplier_id,
+            key.as_str(),
+            entry.version,
+            args.reason.trim(),
+        )
+        .await?;
+    println!(
+        "dismissed {} ~ {} at version {}: no alert until the entry is revised",
+        args.supplier_id, key, entry.version
+    );
+    store.close().await;
     Ok(())
 }

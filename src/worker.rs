@@ -226,6 +226,83 @@ impl Worker {
         Ok(outcome)
     }
 
+    /// Screens suppliers (just imported, or upserted on the suppliers topic) against the whole
+    /// current list, with the same decisions, dismissals and exactly-once alerts as a change.
+    pub async fn screen_suppliers(&self, ids: &[String]) -> Result<EventOutcome, WorkerError> {
+        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let suppliers: Vec<SupplierRecord> = self
+            .store
+            .suppliers()
+            .await?
+            .into_iter()
+            .filter(|s| wanted.contains(s.id()))
+            .collect();
+        let listed = self.store.listed_entries().await?;
+        let mut outcome = EventOutcome::default();
+        if listed.is_empty() || suppliers.is_empty() {
+            return Ok(outcome);
+        }
+        let (listed, results) = tokio::task::spawn_blocking(move || {
+            let screener = Screener::new(listed.iter().map(to_screening_entry).collect());
+            let results: Vec<(SupplierRecord, Vec<screening::Match>)> = suppliers
+                .into_iter()
+                .map(|s| {
+                    let m = screener.screen(s.name(), s.aliases(), s.country());
+                    (s, m)
+                })
+                .collect();
+            (listed, results)
+        })
+        .await
+        .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        for (supplier, matches) in results {
+            outcome.candidates += matches.len();
+            for matched in matches {
+                let entry = &listed[matched.entry];
+                let version = entry.version;
+                let key = entry.entry.entity_key.as_str();
+                let dismissed = self.store.is_dismissed(supplier.id(), key, version).await?;
+                let decision = match (matched.is_match, dismissed) {
+                    (true, true) => "dismissed",
+                    (true, false) => "match",
+                    (false, _) => "near_miss",
+                };
+                self.store
+                    .record_decision(&Decision {
+                        supplier_id: supplier.id().to_string(),
+                        entity_key: key.to_string(),
+                        entry_version: version,
+                        score: matched.score,
+                        decision: decision.to_string(),
+                        explanation: matched.explanation.to_string(),
+                        document_number: entry.last_document.clone(),
+                    })
+                    .await?;
+                if !matched.is_match || dismissed {
+                    outcome.dismissed += usize::from(matched.is_match && dismissed);
+                    continue;
+                }
+                outcome.matches += 1;
+                let alert = Alert::new(
+                    AlertKind::Listed,
+                    alert_supplier(&supplier),
+                    snapshot_alert_entry(entry, &matched.explanation.listed_name),
+                    matched.score,
+                    matched.explanation.to_string(),
+                    Vec::new(),
+                );
+                self.send(&alert, &mut outcome).await?;
+            }
+        }
+        info!(
+            suppliers = ids.len(),
+            matches = outcome.matches,
+            delivered = outcome.alerts_delivered,
+            "suppliers screened against the whole list"
+        );
+        Ok(outcome)
+    }
+
     /// Delivers `alert` to every sink that has not accepted it yet.
     async fn send(&self, alert: &Alert, outcome: &mut EventOutcome) -> Result<(), WorkerError> {
         let payload = serde_json::to_string(alert).unwrap_or_default();
@@ -358,6 +435,31 @@ fn alert_entry(
         federal_register_citation: entry.federal_register_citation.clone(),
         document_number: change.source.document_number.clone(),
         html_url: change.source.html_url.clone(),
+    }
+}
+
+/// An alert entry for a match found by screening a supplier against the stored snapshot,
+/// where no change event is at hand.
+fn snapshot_alert_entry(l: &ListedEntry, matched_name: &str) -> AlertEntry {
+    let e = &l.entry;
+    let country = e
+        .countries
+        .first()
+        .cloned()
+        .unwrap_or_else(crate::events::CountryCode::unknown);
+    AlertEntry {
+        entity_key: e.entity_key.clone(),
+        version: l.version,
+        name: e.name.to_string(),
+        matched_name: matched_name.to_string(),
+        aliases: e.aliases.clone(),
+        country: country.to_string(),
+        country_name: country.to_string(),
+        license_requirement: e.license_requirement.clone(),
+        license_policy: e.license_policy.clone(),
+        federal_register_citation: e.federal_register_citation.clone(),
+        document_number: l.last_document.clone().unwrap_or_default(),
+        html_url: None,
     }
 }
 

@@ -209,3 +209,62 @@ async fn parse_prints_every_change_of_a_fixture() {
     assert!(!r.status.success());
     assert!(r.stderr.to_lowercase().contains("limit"), "{}", r.stderr);
 }
+
+/// Suppliers imported after the list are screened against the whole list at once, alerts go
+/// out once, and a dismissal suppresses the pair.
+#[tokio::test(flavor = "multi_thread")]
+async fn imported_suppliers_are_screened_once_and_can_be_dismissed() {
+    let db = fresh_db(Db::Sqlite).await;
+    import_list(&db).await;
+    let path = db.dir.path().join("suppliers.csv");
+    std::fs::write(
+        &path,
+        "id,name,country\nS-1,HANGZHOU HIKVISION DIGITAL TECH CO LTD,CN\nS-2,Siemens AG,DE\n",
+    )
+    .unwrap();
+    let import = || {
+        let mut cmd = entitywatch();
+        cmd.arg("--database-url")
+            .arg(&db.url)
+            .args(["suppliers", "import"])
+            .arg(&path);
+        cmd
+    };
+    let r = run(import()).await;
+    assert!(r.status.success(), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("1 matches, 1 alerts sent"),
+        "{}",
+        r.stdout
+    );
+
+    let r = run(import()).await;
+    assert!(
+        r.stdout.contains("0 alerts sent, 1 already sent"),
+        "{}",
+        r.stdout
+    );
+
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url").arg(&db.url).args([
+        "review",
+        "S-1",
+        "CN/hangzhou-hikvision-digital-technology-co-ltd",
+        "--dismiss",
+        "--reason",
+        "different legal entity, checked by compliance",
+    ]);
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", r.stderr);
+    let r = run(import()).await;
+    assert!(r.stdout.contains("1 dismissed"), "{}", r.stdout);
+
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let alerts = store
+        .read_log("entitywatch.alerts.v1", 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].payload.contains("\"S-1\""));
+    store.close().await;
+}
