@@ -67,8 +67,14 @@ pub struct EventOutcome {
     pub dismissed: usize,
 }
 
+/// The supplier index, and the fingerprint of the supplier table it was built from.
+type CachedIndex = ((i64, Option<String>), Arc<SupplierIndex<String>>);
+
 pub struct Worker {
     store: Store,
+    /// Rebuilding the index over every supplier for every event would make a rule of 27
+    /// entries cost 27 full index builds; it is rebuilt only when the suppliers changed.
+    supplier_index: tokio::sync::Mutex<Option<CachedIndex>>,
     sinks: Vec<Arc<dyn AlertSink>>,
     dead_letters: Arc<dyn DeadLetters>,
     retry: RetryPolicy,
@@ -83,6 +89,7 @@ impl Worker {
     ) -> Self {
         Worker {
             store,
+            supplier_index: tokio::sync::Mutex::new(None),
             sinks,
             dead_letters,
             retry,
@@ -134,16 +141,10 @@ impl Worker {
             return Ok(outcome);
         };
         let listed = self.store.listed_entries().await?;
-        let suppliers = self.store.suppliers().await?;
+        let index = self.supplier_index().await?;
         let changed = to_screening_entry(&current);
         let hits = tokio::task::spawn_blocking(move || {
             let screener = Screener::new(listed.iter().map(to_screening_entry).collect());
-            let index = SupplierIndex::new(suppliers.iter().map(|s| screening::SupplierRecord {
-                id: s.id().to_string(),
-                name: s.name().to_string(),
-                aliases: s.aliases().to_vec(),
-                country: s.country().cloned(),
-            }));
             index
                 .rescreen(&screener, std::slice::from_ref(&changed))
                 .into_iter()
@@ -224,6 +225,32 @@ impl Worker {
             "change screened"
         );
         Ok(outcome)
+    }
+
+    /// The index over all suppliers, rebuilt (off the async threads) only if they changed.
+    async fn supplier_index(&self) -> Result<Arc<SupplierIndex<String>>, WorkerError> {
+        let fingerprint = self.store.suppliers_fingerprint().await?;
+        let mut cached = self.supplier_index.lock().await;
+        if let Some((f, index)) = cached.as_ref() {
+            if *f == fingerprint {
+                return Ok(index.clone());
+            }
+        }
+        let suppliers = self.store.suppliers().await?;
+        let index = tokio::task::spawn_blocking(move || {
+            Arc::new(SupplierIndex::new(suppliers.iter().map(|s| {
+                screening::SupplierRecord {
+                    id: s.id().to_string(),
+                    name: s.name().to_string(),
+                    aliases: s.aliases().to_vec(),
+                    country: s.country().cloned(),
+                }
+            })))
+        })
+        .await
+        .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        *cached = Some((fingerprint, index.clone()));
+        Ok(index)
     }
 
     /// Screens suppliers (just imported, or upserted on the suppliers topic) against the whole

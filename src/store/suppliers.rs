@@ -165,6 +165,16 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// Changes whenever a supplier is added, updated or deleted: the row count and the latest
+    /// update time. Lets a worker keep its supplier index until the suppliers change.
+    pub async fn suppliers_fingerprint(&self) -> Result<(i64, Option<String>), StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n, MAX(updated_at) AS latest FROM suppliers")
+            .fetch_one(self.pool())
+            .await?;
+        use sqlx::Row;
+        Ok((row.try_get("n")?, row.try_get("latest")?))
+    }
+
     pub async fn supplier_count(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM suppliers")
             .fetch_one(self.pool())
