@@ -160,34 +160,20 @@ impl Worker {
             .map(|b| describe_changes(&b.entry, &current.entry))
             .unwrap_or_default();
         for (supplier_id, matched) in hits {
-            let dismissed = self
-                .store
-                .is_dismissed(&supplier_id, change.entity_key.as_str(), version)
-                .await?;
-            let decision = match (matched.is_match, dismissed) {
-                (true, true) => "dismissed",
-                (true, false) => "match",
-                (false, _) => "near_miss",
-            };
-            self.store
-                .record_decision(&Decision {
-                    supplier_id: supplier_id.clone(),
-                    entity_key: change.entity_key.to_string(),
-                    entry_version: version,
-                    score: matched.score,
-                    decision: decision.to_string(),
-                    explanation: matched.explanation.to_string(),
-                    document_number: Some(change.source.document_number.clone()),
-                })
-                .await?;
-            if !matched.is_match {
+            let document = Some(change.source.document_number.clone());
+            if !self
+                .decide(
+                    &supplier_id,
+                    change.entity_key.as_str(),
+                    version,
+                    &matched,
+                    document,
+                    &mut outcome,
+                )
+                .await?
+            {
                 continue;
             }
-            if dismissed {
-                outcome.dismissed += 1;
-                continue;
-            }
-            outcome.matches += 1;
             let Some(supplier) = self.store.supplier(&supplier_id).await? else {
                 continue;
             };
@@ -288,28 +274,20 @@ impl Worker {
                 let entry = &listed[matched.entry];
                 let version = entry.version;
                 let key = entry.entry.entity_key.as_str();
-                let dismissed = self.store.is_dismissed(supplier.id(), key, version).await?;
-                let decision = match (matched.is_match, dismissed) {
-                    (true, true) => "dismissed",
-                    (true, false) => "match",
-                    (false, _) => "near_miss",
-                };
-                self.store
-                    .record_decision(&Decision {
-                        supplier_id: supplier.id().to_string(),
-                        entity_key: key.to_string(),
-                        entry_version: version,
-                        score: matched.score,
-                        decision: decision.to_string(),
-                        explanation: matched.explanation.to_string(),
-                        document_number: entry.last_document.clone(),
-                    })
-                    .await?;
-                if !matched.is_match || dismissed {
-                    outcome.dismissed += usize::from(matched.is_match && dismissed);
+                let document = entry.last_document.clone();
+                if !self
+                    .decide(
+                        supplier.id(),
+                        key,
+                        version,
+                        &matched,
+                        document,
+                        &mut outcome,
+                    )
+                    .await?
+                {
                     continue;
                 }
-                outcome.matches += 1;
                 let alert = Alert::new(
                     AlertKind::Listed,
                     alert_supplier(&supplier),
@@ -328,6 +306,48 @@ impl Worker {
             "suppliers screened against the whole list"
         );
         Ok(outcome)
+    }
+
+    /// Stores the decision for one (supplier, entry, version) and says whether it calls for an
+    /// alert: a match that no reviewer dismissed at this version.
+    async fn decide(
+        &self,
+        supplier_id: &str,
+        entity_key: &str,
+        version: i64,
+        matched: &screening::Match,
+        document_number: Option<String>,
+        outcome: &mut EventOutcome,
+    ) -> Result<bool, WorkerError> {
+        let dismissed = matched.is_match
+            && self
+                .store
+                .is_dismissed(supplier_id, entity_key, version)
+                .await?;
+        let decision = match (matched.is_match, dismissed) {
+            (true, true) => "dismissed",
+            (true, false) => "match",
+            (false, _) => "near_miss",
+        };
+        self.store
+            .record_decision(&Decision {
+                supplier_id: supplier_id.to_string(),
+                entity_key: entity_key.to_string(),
+                entry_version: version,
+                score: matched.score,
+                decision: decision.to_string(),
+                explanation: matched.explanation.to_string(),
+                document_number,
+            })
+            .await?;
+        if dismissed {
+            outcome.dismissed += 1;
+        }
+        let alert = matched.is_match && !dismissed;
+        if alert {
+            outcome.matches += 1;
+        }
+        Ok(alert)
     }
 
     /// Delivers `alert` to every sink that has not accepted it yet.
