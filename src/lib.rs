@@ -12,6 +12,7 @@ pub mod csl;
 pub mod demo;
 pub mod events;
 pub mod federal_register;
+pub mod kafka_pipeline;
 pub mod screening;
 pub mod store;
 pub mod suppliers;

@@ -739,10 +739,7 @@ fn embedded(
 
 async fn run_service(args: RunArgs, settings: &Settings) -> Result<()> {
     if settings.kafka_brokers.is_some() {
-        bail!(
-            "`run` with --kafka-brokers is not available in this build yet; \
-             unset ENTITYWATCH_KAFKA_BROKERS to use the embedded bus"
-        );
+        return run_kafka(args, settings).await;
     }
     let store = open_store(settings).await?;
     let pipeline = embedded(
@@ -883,6 +880,53 @@ async fn review(args: ReviewArgs, settings: &Settings) -> Result<()> {
         "dismissed {} ~ {} at version {}: no alert until the entry is revised",
         args.supplier_id, key, entry.version
     );
+    store.close().await;
+    Ok(())
+}
+
+/// `run` on Kafka: the same watcher and worker as the embedded mode, with the change, alert and
+/// dead-letter topics on the cluster and the store (Postgres in production) for the rest.
+async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
+    use entitywatch::kafka_pipeline::{KafkaPipeline, KafkaPipelineConfig};
+    let store = open_store(settings).await?;
+    let config = KafkaPipelineConfig::from_settings(settings)?;
+    let brokers = config.settings.brokers.clone();
+    let client = FederalRegisterClient::new(ClientConfig {
+        base_url: settings.federal_register_url.clone(),
+        max_document_bytes: settings.max_document_bytes,
+        ..ClientConfig::default()
+    })
+    .context("building the Federal Register client")?;
+    let watcher_config = WatcherConfig {
+        parse_limits: ParseLimits {
+            max_bytes: settings.max_document_bytes,
+        },
+        public_inspection: !args.no_public_inspection,
+        ..WatcherConfig::default()
+    };
+    // build_sinks puts the embedded alert-topic sink first; on Kafka the pipeline brings its
+    // own, under the same ledger name, so the embedded one must not come along.
+    let extra_sinks = build_sinks(&args.sinks, InProcessBus::new(store.clone(), ALERTS_TOPIC))?
+        .into_iter()
+        .filter(|s| s.name() != "alert-topic")
+        .collect();
+    let pipeline = KafkaPipeline::start(config, &store, client, watcher_config, extra_sinks)
+        .await
+        .with_context(|| format!("starting the Kafka pipeline on {brokers}"))?;
+    info!(
+        federal_register = %settings.federal_register_url,
+        store = %redact_url(&settings.database_url),
+        %brokers,
+        group = %pipeline.config.group_id,
+        "entitywatch running on Kafka"
+    );
+    let handled = pipeline
+        .run(args.interval, args.since, async {
+            shutdown_signal().await;
+            info!("shutdown requested");
+        })
+        .await?;
+    info!(handled, "entitywatch stopped");
     store.close().await;
     Ok(())
 }

@@ -1,0 +1,543 @@
+//! End-to-end on the real broker (tansu, `scripts/kafka.sh start`; override with
+//! `ENTITYWATCH_TEST_KAFKA_BROKERS`) and PostgreSQL: the local Federal Register replay publishes
+//! 84 FR 54002, the watcher publishes it to Kafka, the worker group re-screens the suppliers and
+//! alerts to the alert topic and a local Slack receiver. Asserts the exact alert set on both,
+//! that a poison message ends on the dead-letter topic without stopping the worker, and that a
+//! fresh worker group replaying the change topic from offset 0 sends no alert again.
+//!
+//! Drives the library rather than the binary so that every test has its own topics; every wait
+//! is bounded, and an unreachable broker fails the test with the command to start one.
+
+mod common;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use chrono::NaiveDate;
+use common::{fixture, fresh_db, Db};
+use entitywatch::alerts::{AlertSink, RetryPolicy, SecretUrl, SlackSink};
+use entitywatch::bus::kafka::{
+    KafkaConsumer, KafkaSettings, OutgoingRecord, ReceivedMessage, Topics,
+};
+use entitywatch::federal_register::client::{ClientConfig, FederalRegisterClient};
+use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
+use entitywatch::federal_register::watcher::WatcherConfig;
+use entitywatch::kafka_pipeline::{
+    consume_kafka_with, ConsumeOptions, KafkaPipeline, KafkaPipelineConfig,
+    DEAD_LETTER_REASON_HEADER,
+};
+use entitywatch::store::Store;
+use entitywatch::suppliers::{read_suppliers, ReadLimits};
+use serde_json::Value;
+
+const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
+/// 27 entity changes and one document event for 84 FR 54002, plus the poison message.
+const MESSAGES: usize = 29;
+
+type Received = Arc<Mutex<Vec<Value>>>;
+
+fn brokers() -> String {
+    std::env::var("ENTITYWATCH_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Settings for a reachable broker, or a failure telling how to start one.
+fn kafka_settings() -> KafkaSettings {
+    let brokers = brokers();
+    for broker in brokers.split(',') {
+        let reachable = broker
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .is_some_and(|addr| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
+            });
+        assert!(
+            reachable,
+            "no Kafka broker at {broker}: run `scripts/kafka.sh start` (or point \
+             ENTITYWATCH_TEST_KAFKA_BROKERS at a broker) before this test"
+        );
+    }
+    // A test should fail in seconds, not in librdkafka's minutes.
+    KafkaSettings::new(brokers)
+        .with("message.timeout.ms", "20000")
+        .with("client.id", "entitywatch-test")
+}
+
+fn unique_topics() -> Topics {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let name = |t: &str| format!("entitywatch.test.{t}.{suffix}");
+    Topics {
+        entity_changes: name("entity-changes"),
+        alerts: name("alerts"),
+        suppliers: name("suppliers"),
+        dead_letter: name("dead-letter"),
+    }
+}
+
+async fn slack_receiver() -> (SocketAddr, Received) {
+    let received: Received = Arc::default();
+    let app = Router::new()
+        .route(
+            SLACK_PATH,
+            post(|State(r): State<Received>, body: String| async move {
+                r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                "ok"
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, received)
+}
+
+fn slack_sink(addr: SocketAddr) -> Arc<dyn AlertSink> {
+    let url = SecretUrl::parse(&format!("http://{addr}{SLACK_PATH}")).unwrap();
+    Arc::new(SlackSink::new(url).unwrap())
+}
+
+const SUPPLIERS: &str = "\
+id,name,country
+S-1,HANGZHOU HIKVISION DIGITAL TECHNOLOGY CO LTD,CN
+S-2,\"Zhejiang Dahua Technology Co., Ltd.\",CN
+S-3,\"iFlytek Co., Ltd.\",CN
+L-1,Hangzhou Robam Appliances Co Ltd,CN
+L-2,Dahua Logistics (Shenzhen) Co Ltd,CN
+L-3,Hefei Wangjiang Road Printing Co,CN
+L-4,Zhejiang Technology Institute of Economy,CN
+L-5,Siemens AG,DE
+";
+
+fn pairs(alerts: &[Value]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["supplier"]["id"].as_str().unwrap().to_string(),
+                a["entry"]["entity_key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected() -> Vec<(String, String)> {
+    [
+        ("S-1", "CN/hangzhou-hikvision-digital-technology-co-ltd"),
+        ("S-2", "CN/dahua-technology"),
+        ("S-3", "CN/iflytek"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
+}
+
+/// Supplier ids named in the Slack messages (the fallback text carries the supplier id).
+fn slack_suppliers(received: &Received) -> Vec<String> {
+    let mut ids: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let text = m.to_string();
+            ["S-1", "S-2", "S-3", "L-1", "L-2", "L-3", "L-4", "L-5"]
+                .iter()
+                .find(|id| text.contains(*id))
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("unknown: {text}"))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Every message `consumer` receives until `quiet` passes without one, bounded by `max`.
+async fn drain(consumer: &KafkaConsumer, quiet: Duration, max: Duration) -> Vec<ReceivedMessage> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while started.elapsed() < max {
+        match tokio::time::timeout(quiet, consumer.recv()).await {
+            Ok(Ok(m)) => out.push(m),
+            Ok(Err(e)) => panic!("receiving: {e}"),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Receives until `n` messages arrived, failing after `max`.
+async fn receive_n(consumer: &KafkaConsumer, n: usize, max: Duration) -> Vec<ReceivedMessage> {
+    let deadline = Instant::now() + max;
+    let mut out = Vec::new();
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(m)) => out.push(m),
+            Ok(Err(e)) => panic!("receiving: {e}"),
+            Err(_) => panic!(
+                "only {} of {n} messages arrived within {max:?}: {:?}",
+                out.len(),
+                out.iter()
+                    .map(
+                        |m| String::from_utf8_lossy(m.payload.as_deref().unwrap_or_default())
+                            .into_owned()
+                    )
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+    out
+}
+
+fn json(m: &ReceivedMessage) -> Value {
+    serde_json::from_slice(m.payload.as_deref().expect("a payload")).expect("JSON payload")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_run_alerts_exactly_once() {
+    let settings = kafka_settings();
+    let topics = unique_topics();
+    let mut config = KafkaPipelineConfig::new(settings.clone());
+    config.topics = topics.clone();
+    config.group_id = format!("entitywatch-workers-{}", uuid::Uuid::new_v4().simple());
+    // A Slack receiver that never answers should not hold the test for minutes.
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        timeout: Duration::from_secs(5),
+    };
+
+    let db = fresh_db(Db::Postgres).await;
+    let store = Store::connect(&db.url).await.expect("PostgreSQL store");
+    let import = read_suppliers(SUPPLIERS.as_bytes(), ReadLimits::default()).unwrap();
+    assert_eq!(import.records.len(), 8);
+    store.upsert_suppliers(&import.records).await.unwrap();
+
+    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.metadata["document_number"] == "2019-22210")
+        .collect();
+    assert_eq!(docs.len(), 1);
+    let server = ReplayServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ReplayConfig {
+            documents: docs,
+            ..ReplayConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (slack, received) = slack_receiver().await;
+
+    let client = FederalRegisterClient::new(ClientConfig {
+        base_url: url::Url::parse(&server.base_url()).unwrap(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let pipeline = tokio::time::timeout(
+        Duration::from_secs(60),
+        KafkaPipeline::start(
+            config.clone(),
+            &store,
+            client,
+            WatcherConfig::default(),
+            vec![slack_sink(slack)],
+        ),
+    )
+    .await
+    .expect("topics created and clients built within 60 s")
+    .expect("Kafka pipeline starts");
+
+    // One poll publishes the rule's events to Kafka.
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        pipeline
+            .watcher
+            .poll_once(Some(NaiveDate::from_ymd_opt(2019, 1, 1).unwrap())),
+    )
+    .await
+    .expect("poll within 60 s")
+    .expect("poll succeeds");
+    assert_eq!(report.entity_events, 27, "{report:?}");
+
+    // A poison message among the change events: dead-lettered, and the worker moves past it.
+    pipeline
+        .producer
+        .send_all(&[OutgoingRecord {
+            topic: topics.entity_changes.clone(),
+            key: "poison".into(),
+            payload: Some(b"{this is not json".to_vec()),
+            headers: Vec::new(),
+        }])
+        .await
+        .expect("poison message produced");
+
+    let KafkaPipeline {
+        worker,
+        consumer,
+        dead_letters,
+        producer,
+        ..
+    } = pipeline;
+    let handled = tokio::time::timeout(
+        Duration::from_secs(120),
+        consume_kafka_with(
+            &worker,
+            consumer,
+            dead_letters.as_ref(),
+            ConsumeOptions {
+                max_messages: Some(MESSAGES),
+                retry_delay: Some(Duration::from_millis(200)),
+            },
+            std::future::pending::<()>(),
+        ),
+    )
+    .await
+    .expect("the worker handled every message within 120 s (is one stuck in retries?)")
+    .expect("the worker stops cleanly");
+    assert_eq!(handled, MESSAGES);
+
+    // The worker group committed past every message: a member that rejoins has nothing to do.
+    let rejoined = KafkaPipeline::subscribe(&config, &config.group_id).unwrap();
+    let again = drain(&rejoined, Duration::from_secs(5), Duration::from_secs(30)).await;
+    assert!(
+        again.is_empty(),
+        "the group did not commit its offsets: {} messages redelivered",
+        again.len()
+    );
+    rejoined.close().await.unwrap();
+
+    // The alert topic holds exactly the three alerts.
+    let alerts_reader = KafkaConsumer::subscribe(
+        &settings,
+        &format!("alerts-reader-{}", uuid::Uuid::new_v4().simple()),
+        &[topics.alerts.as_str()],
+    )
+    .unwrap();
+    let mut on_topic = receive_n(&alerts_reader, 3, Duration::from_secs(30)).await;
+    on_topic.extend(
+        drain(
+            &alerts_reader,
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+        )
+        .await,
+    );
+    let alerts: Vec<Value> = on_topic.iter().map(json).collect();
+    assert_eq!(pairs(&alerts), expected());
+    for (m, a) in on_topic.iter().zip(&alerts) {
+        assert_eq!(
+            m.key_str(),
+            a["supplier"]["id"].as_str(),
+            "keyed by supplier"
+        );
+        assert_eq!(a["kind"], "listed");
+        assert_eq!(a["entry"]["document_number"], "2019-22210");
+        assert!(a["score"].as_f64().unwrap() >= entitywatch::screening::DEFAULT_THRESHOLD);
+    }
+    // ... and the Slack receiver got the same three.
+    assert_eq!(slack_suppliers(&received), ["S-1", "S-2", "S-3"]);
+
+    // The poison message is on the dead-letter topic, with its reason.
+    let dead_reader = KafkaConsumer::subscribe(
+        &settings,
+        &format!("dead-reader-{}", uuid::Uuid::new_v4().simple()),
+        &[topics.dead_letter.as_str()],
+    )
+    .unwrap();
+    let dead = receive_n(&dead_reader, 1, Duration::from_secs(30)).await;
+    let letter = json(&dead[0]);
+    assert_eq!(dead[0].key_str(), Some("poison"));
+    assert_eq!(letter["payload"], "{this is not json");
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_json"),
+        "{letter}"
+    );
+    assert!(letter["dead_lettered_at"].is_string());
+    assert!(dead[0].header(DEAD_LETTER_REASON_HEADER).is_some());
+
+    // A fresh worker in a new group replays the change topic from offset 0: the Postgres
+    // delivery ledger absorbs every alert.
+    let (fresh, fresh_dead) =
+        KafkaPipeline::worker(&config, &store, &producer, vec![slack_sink(slack)]);
+    let fresh_consumer = KafkaPipeline::subscribe(
+        &config,
+        &format!("a-fresh-worker-{}", uuid::Uuid::new_v4().simple()),
+    )
+    .unwrap();
+    let replayed = tokio::time::timeout(
+        Duration::from_secs(120),
+        consume_kafka_with(
+            &fresh,
+            fresh_consumer,
+            fresh_dead.as_ref(),
+            ConsumeOptions {
+                max_messages: Some(MESSAGES),
+                retry_delay: Some(Duration::from_millis(200)),
+            },
+            std::future::pending::<()>(),
+        ),
+    )
+    .await
+    .expect("the fresh worker replayed the topic within 120 s")
+    .expect("the fresh worker stops cleanly");
+    assert_eq!(replayed, MESSAGES);
+    let new_alerts = drain(
+        &alerts_reader,
+        Duration::from_secs(3),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        new_alerts.is_empty(),
+        "replay sent alerts again: {:?}",
+        new_alerts.iter().map(json).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        slack_suppliers(&received),
+        ["S-1", "S-2", "S-3"],
+        "replay posted to Slack again"
+    );
+
+    alerts_reader.close().await.unwrap();
+    dead_reader.close().await.unwrap();
+    store.close().await;
+}
+
+/// A worker whose store is down keeps retrying the message in hand and stores no offset past
+/// it; when it stops, another member of the same group handles every message it could not, so
+/// all three alerts still arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_down_leaves_the_offset_unstored() {
+    let settings = kafka_settings();
+    let topics = unique_topics();
+    let mut config = KafkaPipelineConfig::new(settings.clone());
+    config.topics = topics.clone();
+    config.partitions = 1;
+    config.group_id = format!("entitywatch-workers-{}", uuid::Uuid::new_v4().simple());
+
+    let db = fresh_db(Db::Postgres).await;
+    let store = Store::connect(&db.url).await.expect("PostgreSQL store");
+    let import = read_suppliers(SUPPLIERS.as_bytes(), ReadLimits::default()).unwrap();
+    store.upsert_suppliers(&import.records).await.unwrap();
+    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.metadata["document_number"] == "2019-22210")
+        .collect();
+    let server = ReplayServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ReplayConfig {
+            documents: docs,
+            ..ReplayConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = FederalRegisterClient::new(ClientConfig {
+        base_url: url::Url::parse(&server.base_url()).unwrap(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let pipeline = tokio::time::timeout(
+        Duration::from_secs(60),
+        KafkaPipeline::start(
+            config.clone(),
+            &store,
+            client,
+            WatcherConfig::default(),
+            Vec::new(),
+        ),
+    )
+    .await
+    .expect("pipeline starts within 60 s")
+    .expect("Kafka pipeline starts");
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        pipeline
+            .watcher
+            .poll_once(Some(NaiveDate::from_ymd_opt(2019, 1, 1).unwrap())),
+    )
+    .await
+    .expect("poll within 60 s")
+    .expect("poll succeeds");
+    assert_eq!(report.entity_events, 27);
+    let KafkaPipeline {
+        consumer, producer, ..
+    } = pipeline;
+
+    // The store is down for this worker: every entity change fails.
+    let down = Store::connect(&db.url).await.unwrap();
+    down.close().await;
+    let (broken, broken_dead) = KafkaPipeline::worker(&config, &down, &producer, Vec::new());
+    let stuck = tokio::time::timeout(
+        Duration::from_secs(60),
+        consume_kafka_with(
+            &broken,
+            consumer,
+            broken_dead.as_ref(),
+            ConsumeOptions {
+                max_messages: Some(MESSAGES - 1),
+                retry_delay: Some(Duration::from_millis(200)),
+            },
+            tokio::time::sleep(Duration::from_secs(8)),
+        ),
+    )
+    .await
+    .expect("the failing worker stops on shutdown, retrying no longer")
+    .expect("the failing worker leaves the group cleanly");
+    // Only the document event needs no store; no entity change can have been passed over.
+    assert!(stuck <= 1, "{stuck} messages handled with the store down");
+
+    let (worker, dead) = KafkaPipeline::worker(&config, &store, &producer, Vec::new());
+    let consumer = KafkaPipeline::subscribe(&config, &config.group_id).unwrap();
+    let handled = tokio::time::timeout(
+        Duration::from_secs(120),
+        consume_kafka_with(
+            &worker,
+            consumer,
+            dead.as_ref(),
+            ConsumeOptions {
+                max_messages: Some(MESSAGES - 1 - stuck),
+                retry_delay: Some(Duration::from_millis(200)),
+            },
+            std::future::pending::<()>(),
+        ),
+    )
+    .await
+    .expect("the second member handled the rest within 120 s")
+    .expect("the second member stops cleanly");
+    assert_eq!(handled + stuck, MESSAGES - 1);
+
+    let alerts_reader = KafkaConsumer::subscribe(
+        &settings,
+        &format!("alerts-reader-{}", uuid::Uuid::new_v4().simple()),
+        &[topics.alerts.as_str()],
+    )
+    .unwrap();
+    let mut on_topic = receive_n(&alerts_reader, 3, Duration::from_secs(30)).await;
+    on_topic.extend(
+        drain(
+            &alerts_reader,
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+        )
+        .await,
+    );
+    assert_eq!(
+        pairs(&on_topic.iter().map(json).collect::<Vec<_>>()),
+        expected()
+    );
+    alerts_reader.close().await.unwrap();
+    store.close().await;
+}
