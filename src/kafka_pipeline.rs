@@ -170,6 +170,9 @@ pub struct ConsumeOptions {
     pub max_messages: Option<usize>,
     /// Pause before retrying a message whose handling failed; 2 s when `None`.
     pub retry_delay: Option<Duration>,
+    /// Messages from this topic are supplier upserts (JSON of a supplier record, keyed by its
+    /// id) or tombstones that delete the supplier; every other topic carries change events.
+    pub suppliers_topic: Option<String>,
 }
 
 /// Consumes the change topic until `shutdown` resolves; see [`consume_kafka_with`].
@@ -230,7 +233,12 @@ pub async fn consume_kafka_with(
             }
         };
         loop {
-            match handle_message(worker, dead_letters, &message).await {
+            let outcome = if options.suppliers_topic.as_deref() == Some(message.topic.as_str()) {
+                handle_supplier_message(worker, dead_letters, &message).await
+            } else {
+                handle_message(worker, dead_letters, &message).await
+            };
+            match outcome {
                 Ok(()) => break,
                 Err(e) => {
                     warn!(
@@ -264,6 +272,51 @@ pub async fn consume_kafka_with(
     );
     consumer.close().await?;
     Ok(handled)
+}
+
+/// A supplier upsert is stored and screened against the whole list; a tombstone deletes the
+/// supplier. A record that does not parse, or whose id is not its key, is dead-lettered.
+async fn handle_supplier_message(
+    worker: &Worker,
+    dead_letters: &dyn DeadLetters,
+    message: &ReceivedMessage,
+) -> Result<(), String> {
+    let key = message.key_str().unwrap_or_default().to_string();
+    let Some(payload) = message.payload.as_deref() else {
+        return worker
+            .supplier_deleted(&key)
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let parsed = serde_json::from_slice::<crate::suppliers::SupplierRecord>(payload)
+        .map_err(|e| format!("invalid_supplier: {e}"))
+        .and_then(|r| {
+            if r.id() == key {
+                Ok(r)
+            } else {
+                Err(format!(
+                    "invalid_supplier: key {key:?} is not the record's id {:?}",
+                    r.id()
+                ))
+            }
+        });
+    match parsed {
+        Ok(record) => worker
+            .supplier_upserted(record)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(reason) => {
+            warn!(topic = %message.topic, offset = message.offset, %reason, "supplier message dead-lettered");
+            let reason = format!(
+                "{reason} (from {}/{}@{})",
+                message.topic, message.partition, message.offset
+            );
+            dead_letters
+                .dead_letter(&key, &reason, &String::from_utf8_lossy(payload))
+                .await
+        }
+    }
 }
 
 async fn handle_message(
@@ -380,7 +433,10 @@ impl KafkaPipeline {
         Ok(KafkaConsumer::subscribe(
             &config.settings,
             group_id,
-            &[config.topics.entity_changes.as_str()],
+            &[
+                config.topics.entity_changes.as_str(),
+                config.topics.suppliers.as_str(),
+            ],
         )?)
     }
 
@@ -413,6 +469,7 @@ impl KafkaPipeline {
             ConsumeOptions {
                 max_messages: None,
                 retry_delay: Some(config.retry_delay),
+                suppliers_topic: Some(config.topics.suppliers.clone()),
             },
             stopped(stop_rx.clone()),
         );

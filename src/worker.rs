@@ -239,6 +239,22 @@ impl Worker {
         Ok(index)
     }
 
+    /// A supplier upsert from the suppliers topic: stored, then screened against the whole list.
+    pub async fn supplier_upserted(
+        &self,
+        record: SupplierRecord,
+    ) -> Result<EventOutcome, WorkerError> {
+        let id = record.id().to_string();
+        self.store.upsert_suppliers(&[record]).await?;
+        self.screen_suppliers(&[id]).await
+    }
+
+    /// A tombstone on the suppliers topic: the supplier is no longer screened.
+    pub async fn supplier_deleted(&self, id: &str) -> Result<(), WorkerError> {
+        self.store.delete_supplier(id).await?;
+        Ok(())
+    }
+
     /// Screens suppliers (just imported, or upserted on the suppliers topic) against the whole
     /// current list, with the same decisions, dismissals and exactly-once alerts as a change.
     pub async fn screen_suppliers(&self, ids: &[String]) -> Result<EventOutcome, WorkerError> {

@@ -295,6 +295,7 @@ async fn kafka_run_alerts_exactly_once() {
             ConsumeOptions {
                 max_messages: Some(MESSAGES),
                 retry_delay: Some(Duration::from_millis(200)),
+                ..ConsumeOptions::default()
             },
             std::future::pending::<()>(),
         ),
@@ -384,6 +385,7 @@ async fn kafka_run_alerts_exactly_once() {
             ConsumeOptions {
                 max_messages: Some(MESSAGES),
                 retry_delay: Some(Duration::from_millis(200)),
+                ..ConsumeOptions::default()
             },
             std::future::pending::<()>(),
         ),
@@ -489,6 +491,7 @@ async fn store_down_leaves_the_offset_unstored() {
             ConsumeOptions {
                 max_messages: Some(MESSAGES - 1),
                 retry_delay: Some(Duration::from_millis(200)),
+                ..ConsumeOptions::default()
             },
             tokio::time::sleep(Duration::from_secs(8)),
         ),
@@ -510,6 +513,7 @@ async fn store_down_leaves_the_offset_unstored() {
             ConsumeOptions {
                 max_messages: Some(MESSAGES - 1 - stuck),
                 retry_delay: Some(Duration::from_millis(200)),
+                ..ConsumeOptions::default()
             },
             std::future::pending::<()>(),
         ),
@@ -539,5 +543,132 @@ async fn store_down_leaves_the_offset_unstored() {
         expected()
     );
     alerts_reader.close().await.unwrap();
+    store.close().await;
+}
+
+/// Supplier upserts on the suppliers topic are stored and screened against the whole list; a
+/// record that does not parse is dead-lettered; a tombstone deletes the supplier.
+#[tokio::test(flavor = "multi_thread")]
+async fn suppliers_topic_upserts_are_screened_and_tombstones_delete() {
+    let settings = kafka_settings();
+    let topics = unique_topics();
+    let mut config = KafkaPipelineConfig::new(settings.clone());
+    config.topics = topics.clone();
+    config.group_id = format!("entitywatch-workers-{}", uuid::Uuid::new_v4().simple());
+
+    let db = fresh_db(Db::Postgres).await;
+    let store = Store::connect(&db.url).await.expect("PostgreSQL store");
+    let list = entitywatch::csl::read_csl_path(
+        &fixture("csl/EL_only_from_watchman_consolidated_2022-05.csv"),
+        &entitywatch::csl::SourceFilter::default(),
+    )
+    .unwrap();
+    store
+        .replace_entity_list_snapshot(&entitywatch::csl::snapshot(&list.entries).entries)
+        .await
+        .unwrap();
+
+    let client = FederalRegisterClient::new(ClientConfig::default()).unwrap();
+    let pipeline = tokio::time::timeout(
+        Duration::from_secs(60),
+        KafkaPipeline::start(
+            config.clone(),
+            &store,
+            client,
+            WatcherConfig::default(),
+            Vec::new(),
+        ),
+    )
+    .await
+    .expect("started within 60 s")
+    .expect("Kafka pipeline starts");
+    let record = |key: &str, payload: Option<&str>| OutgoingRecord {
+        topic: topics.suppliers.clone(),
+        key: key.into(),
+        payload: payload.map(|p| p.as_bytes().to_vec()),
+        headers: Vec::new(),
+    };
+    pipeline
+        .producer
+        .send_all(&[
+            record(
+                "V-1",
+                Some(r#"{"id":"V-1","name":"HANGZHOU HIKVISION DIGITAL TECH CO LTD","aliases":[],"country":"CN","address":null,"references":{}}"#),
+            ),
+            record("V-2", Some(r#"{"id":"V-2","name":"   "}"#)),
+            record(
+                "V-3",
+                Some(r#"{"id":"V-3","name":"Siemens AG","aliases":[],"country":"DE","address":null,"references":{}}"#),
+            ),
+            record("V-3", None),
+        ])
+        .await
+        .expect("supplier messages produced");
+
+    let KafkaPipeline {
+        worker,
+        consumer,
+        dead_letters,
+        ..
+    } = pipeline;
+    let handled = tokio::time::timeout(
+        Duration::from_secs(60),
+        consume_kafka_with(
+            &worker,
+            consumer,
+            dead_letters.as_ref(),
+            ConsumeOptions {
+                max_messages: Some(4),
+                retry_delay: Some(Duration::from_millis(200)),
+                suppliers_topic: Some(topics.suppliers.clone()),
+            },
+            std::future::pending::<()>(),
+        ),
+    )
+    .await
+    .expect("handled within 60 s")
+    .expect("the worker stops cleanly");
+    assert_eq!(handled, 4);
+
+    assert!(store.supplier("V-1").await.unwrap().is_some());
+    assert!(store.supplier("V-2").await.unwrap().is_none());
+    assert!(
+        store.supplier("V-3").await.unwrap().is_none(),
+        "tombstone deletes"
+    );
+
+    let alerts_reader = KafkaConsumer::subscribe(
+        &settings,
+        &format!("alerts-reader-{}", uuid::Uuid::new_v4().simple()),
+        &[topics.alerts.as_str()],
+    )
+    .unwrap();
+    let alerts = receive_n(&alerts_reader, 1, Duration::from_secs(30)).await;
+    let alerts: Vec<Value> = alerts.iter().map(json).collect();
+    assert_eq!(
+        pairs(&alerts),
+        [(
+            "V-1".to_string(),
+            "CN/hangzhou-hikvision-digital-technology-co-ltd".to_string()
+        )]
+    );
+    alerts_reader.close().await.unwrap();
+
+    let dead_reader = KafkaConsumer::subscribe(
+        &settings,
+        &format!("dead-reader-{}", uuid::Uuid::new_v4().simple()),
+        &[topics.dead_letter.as_str()],
+    )
+    .unwrap();
+    let dead = receive_n(&dead_reader, 1, Duration::from_secs(30)).await;
+    let body = json(&dead[0]);
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_supplier"),
+        "{body}"
+    );
+    dead_reader.close().await.unwrap();
     store.close().await;
 }
