@@ -60,6 +60,11 @@ enum Command {
     /// as everything else (the SQLite file by default), so nothing is lost across restarts.
     /// Alerts go to the alert topic, and to Slack and a signed webhook when configured.
     Run(RunArgs),
+    /// Run only the worker: consume change events (and supplier upserts on Kafka), screen,
+    /// store decisions and send alerts. Start several on Kafka: they share the partitions as
+    /// the consumer group `entitywatch-workers`. Without Kafka it consumes the embedded bus of
+    /// the store, for a watcher publishing into the same store.
+    Work(WorkArgs),
     /// Offline demo: replays bundled Entity List rules through the whole pipeline against a
     /// sample supplier master and prints the alerts. Needs no network and no services.
     Demo(DemoArgs),
@@ -117,6 +122,12 @@ struct RunArgs {
     /// Do not poll public-inspection filings.
     #[arg(long)]
     no_public_inspection: bool,
+    #[command(flatten)]
+    sinks: SinkArgs,
+}
+
+#[derive(Debug, Args)]
+struct WorkArgs {
     #[command(flatten)]
     sinks: SinkArgs,
 }
@@ -306,6 +317,7 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Run(args) => run_service(args, &settings).await,
         Command::Review(args) => review(args, &settings).await,
         Command::Demo(args) => demo(args, &settings).await,
+        Command::Work(args) => work(args, &settings).await,
         Command::Suppliers(SuppliersCommand::Import(args)) => {
             suppliers_import(args, &settings).await
         }
@@ -927,6 +939,58 @@ async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
         })
         .await?;
     info!(handled, "entitywatch stopped");
+    store.close().await;
+    Ok(())
+}
+
+async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let shutdown = async {
+        shutdown_signal().await;
+        info!("shutdown requested");
+    };
+    let handled = if settings.kafka_brokers.is_some() {
+        use entitywatch::bus::{ensure_topics, KafkaProducer};
+        use entitywatch::kafka_pipeline::{
+            consume_kafka_with, ConsumeOptions, KafkaPipeline, KafkaPipelineConfig,
+        };
+        let config = KafkaPipelineConfig::from_settings(settings)?;
+        ensure_topics(
+            &config.settings,
+            &config.topics.specs(config.partitions, config.replication),
+        )
+        .await
+        .context("creating the Kafka topics")?;
+        let producer = KafkaProducer::new(&config.settings)?;
+        let extra_sinks = build_sinks(&args.sinks, InProcessBus::new(store.clone(), ALERTS_TOPIC))?
+            .into_iter()
+            .filter(|s| s.name() != "alert-topic")
+            .collect();
+        let (worker, dead_letters) = KafkaPipeline::worker(&config, &store, &producer, extra_sinks);
+        let consumer = KafkaPipeline::subscribe(&config, &config.group_id)?;
+        info!(brokers = %config.settings.brokers, group = %config.group_id, "worker running on Kafka");
+        consume_kafka_with(
+            &worker,
+            consumer,
+            dead_letters.as_ref(),
+            ConsumeOptions {
+                max_messages: None,
+                retry_delay: Some(config.retry_delay),
+                suppliers_topic: Some(config.topics.suppliers.clone()),
+            },
+            shutdown,
+        )
+        .await?
+    } else {
+        let worker = embedded_worker(&store, &args.sinks)?;
+        let consumer =
+            InProcessBus::new(store.clone(), CHANGES_TOPIC).consumer("entitywatch-workers");
+        info!(store = %redact_url(&settings.database_url), "worker running on the embedded bus");
+        worker
+            .consume_in_process(&consumer, false, shutdown)
+            .await?
+    };
+    info!(handled, "worker stopped");
     store.close().await;
     Ok(())
 }

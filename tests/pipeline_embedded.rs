@@ -275,3 +275,73 @@ async fn demo_prints_the_expected_alerts() {
         );
     }
 }
+
+/// Removing an entry sends a "cleared" notice to exactly the suppliers alerted on it, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn removal_clears_suppliers_alerted_on_the_entry() {
+    use entitywatch::events::{ChangeAction, ChangeEvent};
+    let db = fresh_db(Db::Sqlite).await;
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let import = entitywatch::suppliers::read_suppliers(
+        SUPPLIERS.as_bytes(),
+        entitywatch::suppliers::ReadLimits::default(),
+    )
+    .unwrap();
+    store.upsert_suppliers(&import.records).await.unwrap();
+    let xml = std::fs::read(fixture("federal_register/2019-22210.xml")).unwrap();
+    let rule = entitywatch::federal_register::amendment::parse_rule(
+        &xml,
+        None,
+        &entitywatch::federal_register::amendment::ParseLimits::default(),
+    )
+    .unwrap();
+    let hikvision = rule
+        .changes
+        .iter()
+        .find(|c| c.name.as_str() == "Hangzhou Hikvision Digital Technology Co., Ltd.")
+        .unwrap()
+        .clone();
+    let mut removal = hikvision.clone();
+    removal.action = ChangeAction::Removed;
+    removal.source.document_number = "2099-00001".into();
+
+    let alerts = entitywatch::bus::InProcessBus::new(store.clone(), "entitywatch.alerts.v1");
+    let worker = entitywatch::worker::Worker::new(
+        store.clone(),
+        vec![Arc::new(entitywatch::alerts::topic::AlertTopicSink::new(
+            alerts,
+        ))],
+        Arc::new(entitywatch::bus::InProcessBus::new(
+            store.clone(),
+            "entitywatch.dead-letter.v1",
+        )),
+        entitywatch::alerts::RetryPolicy::default(),
+    );
+    for event in [
+        ChangeEvent::Entity(hikvision),
+        ChangeEvent::Entity(removal.clone()),
+        // Redelivered: no second notice.
+        ChangeEvent::Entity(removal),
+    ] {
+        worker.handle(&event).await.unwrap();
+    }
+    let sent: Vec<Value> = store
+        .read_log("entitywatch.alerts.v1", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str(&m.payload).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap(),
+                a["supplier"]["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("listed", "S-1"), ("cleared", "S-1")]);
+    assert_eq!(sent[1]["entry"]["version"], 2);
+    store.close().await;
+}
