@@ -262,7 +262,8 @@ struct WatchArgs {
     /// Poll once and exit (non-zero if the poll failed).
     #[arg(long)]
     once: bool,
-    /// Append JSON-lines events to this file instead of stdout.
+    /// Append JSON-lines events to this file instead of stdout (or, with --kafka-brokers,
+    /// instead of the Kafka change topic).
     #[arg(long, env = "ENTITYWATCH_OUTPUT", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Do not poll public-inspection filings.
@@ -387,13 +388,29 @@ async fn watch(args: WatchArgs, settings: &Settings) -> Result<()> {
         ..ClientConfig::default()
     })
     .context("building the Federal Register client")?;
-    let publisher: Arc<dyn Publisher> = match &args.output {
-        Some(path) => Arc::new(
+    let publisher: Arc<dyn Publisher> = match (&args.output, &settings.kafka_brokers) {
+        (Some(path), _) => Arc::new(
             JsonLinesPublisher::file(path.clone())
                 .await
                 .with_context(|| format!("opening {}", path.display()))?,
         ),
-        None => Arc::new(JsonLinesPublisher::stdout()),
+        (None, Some(_)) => {
+            use entitywatch::bus::{ensure_topics, KafkaProducer, KafkaPublisher};
+            let config = entitywatch::kafka_pipeline::KafkaPipelineConfig::from_settings(settings)?;
+            ensure_topics(
+                &config.settings,
+                &config.topics.specs(config.partitions, config.replication),
+            )
+            .await
+            .context("creating the Kafka topics")?;
+            let producer = KafkaProducer::new(&config.settings)?;
+            info!(brokers = %config.settings.brokers, topic = %config.topics.entity_changes, "publishing to Kafka");
+            Arc::new(KafkaPublisher::from_producer(
+                producer,
+                config.topics.entity_changes.clone(),
+            ))
+        }
+        (None, None) => Arc::new(JsonLinesPublisher::stdout()),
     };
     let config = WatcherConfig {
         parse_limits: ParseLimits {

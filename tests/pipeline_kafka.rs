@@ -672,3 +672,72 @@ async fn suppliers_topic_upserts_are_screened_and_tombstones_delete() {
     dead_reader.close().await.unwrap();
     store.close().await;
 }
+
+/// The `watch` binary with --kafka-brokers publishes the rule's CloudEvents to the change topic
+/// (default name) and checkpoints; a second run publishes nothing new.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_binary_publishes_to_kafka() {
+    let settings = kafka_settings();
+    let db = fresh_db(Db::Postgres).await;
+    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.metadata["document_number"] == "2019-22210")
+        .collect();
+    let server = ReplayServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ReplayConfig {
+            documents: docs,
+            ..ReplayConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    // This test alone writes the default topic, but a broker kept between runs still holds what
+    // earlier runs published: count before and after.
+    entitywatch::bus::ensure_topics(&settings, &Topics::default().specs(3, 1))
+        .await
+        .expect("default topics exist");
+    let before = count_document_events(&settings, "2019-22210").await;
+    for _ in 0..2 {
+        let mut cmd = common::entitywatch();
+        cmd.args([
+            "watch",
+            "--once",
+            "--since",
+            "2019-01-01",
+            "--no-public-inspection",
+        ])
+        .arg("--database-url")
+        .arg(&db.url)
+        .arg("--federal-register-url")
+        .arg(server.base_url())
+        .arg("--kafka-brokers")
+        .arg(&settings.brokers);
+        let r = common::run(cmd).await;
+        assert!(r.status.success(), "{}", r.stderr);
+    }
+    let after = count_document_events(&settings, "2019-22210").await;
+    assert_eq!(
+        after - before,
+        28,
+        "27 entity changes and one document event, published once across two runs"
+    );
+}
+
+/// How many messages on the default change topic belong to `document`.
+async fn count_document_events(settings: &KafkaSettings, document: &str) -> usize {
+    let reader = KafkaConsumer::subscribe(
+        settings,
+        &format!("changes-reader-{}", uuid::Uuid::new_v4().simple()),
+        &[entitywatch::bus::kafka::ENTITY_CHANGES_TOPIC],
+    )
+    .unwrap();
+    let messages = drain(&reader, Duration::from_secs(4), Duration::from_secs(30)).await;
+    reader.close().await.unwrap();
+    messages
+        .iter()
+        .map(json)
+        .filter(|e| e["data"]["source"]["document_number"] == document)
+        .count()
+}
