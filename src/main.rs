@@ -697,11 +697,16 @@ fn build_sinks(
     let mut sinks: Vec<Arc<dyn entitywatch::alerts::AlertSink>> = vec![Arc::new(
         entitywatch::alerts::topic::AlertTopicSink::new(alert_topic),
     )];
-    if let Some(url) = &args.slack_webhook_url {
+    // An empty value (as docker-compose passes an unset variable) means "not configured".
+    let configured = |v: &Option<String>| v.clone().filter(|u| !u.trim().is_empty());
+    if let Some(url) = &configured(&args.slack_webhook_url) {
         let url = SecretUrl::parse(url).context("--slack-webhook-url")?;
         sinks.push(Arc::new(SlackSink::new(url).context("Slack client")?));
     }
-    if let (Some(url), Some(secret)) = (&args.webhook_url, &args.webhook_secret) {
+    if let (Some(url), Some(secret)) = (
+        &configured(&args.webhook_url),
+        &configured(&args.webhook_secret),
+    ) {
         let url = SecretUrl::parse(url).context("--webhook-url")?;
         sinks.push(Arc::new(
             WebhookSink::new(url, WebhookSecret::new(secret)).context("webhook client")?,
