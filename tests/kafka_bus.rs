@@ -7,16 +7,18 @@
 //! broker: an unreachable broker fails them with the command to start one. Every test uses
 //! fresh topics and groups and is bounded in time, so runs never see each other's messages.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use common::kafka::kafka_settings;
 use entitywatch::bus::cloudevents::{self, CONTENT_TYPE};
 use entitywatch::bus::kafka::{
-    ensure_topics, topic_config, KafkaConsumer, KafkaProducer, KafkaPublisher, KafkaSettings,
-    OutgoingRecord, ReceivedMessage, TopicSpec, Topics, CONTENT_TYPE_HEADER,
+    ensure_topics, topic_config, KafkaConsumer, KafkaProducer, KafkaPublisher, OutgoingRecord,
+    ReceivedMessage, TopicSpec, Topics, CONTENT_TYPE_HEADER,
 };
 use entitywatch::bus::{from_cloud_event, Publisher};
 use entitywatch::events::{
@@ -25,33 +27,6 @@ use entitywatch::events::{
 };
 
 const STEP: Duration = Duration::from_secs(30);
-
-fn brokers() -> String {
-    std::env::var("ENTITYWATCH_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-/// Settings for a reachable broker, or a failure telling how to start one.
-fn settings() -> KafkaSettings {
-    let brokers = brokers();
-    for broker in brokers.split(',') {
-        let reachable = broker
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .is_some_and(|addr| {
-                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
-            });
-        assert!(
-            reachable,
-            "no Kafka broker at {broker}: run `scripts/kafka.sh start` (or point \
-             ENTITYWATCH_TEST_KAFKA_BROKERS at a broker) before these tests"
-        );
-    }
-    // A short message timeout: a test should fail in seconds, not in librdkafka's 5 minutes.
-    KafkaSettings::new(brokers)
-        .with("message.timeout.ms", "20000")
-        .with("client.id", "entitywatch-test")
-}
 
 fn unique(name: &str) -> String {
     format!("entitywatch.test.{name}.{}", uuid::Uuid::new_v4().simple())
@@ -156,7 +131,7 @@ fn assert_carries(m: &ReceivedMessage, event: &ChangeEvent) {
 /// of the group, then publish the same document again and see the same ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_consume_commit_resume_and_republish() {
-    let settings = settings();
+    let settings = kafka_settings();
     let topic = unique("changes");
     let group = unique("worker");
     let started = Instant::now();
@@ -254,7 +229,7 @@ async fn publish_consume_commit_resume_and_republish() {
 /// the generic producer, on a compacted topic created with the suppliers topic's settings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_producer_sends_json_headers_and_tombstones() {
-    let settings = settings();
+    let settings = kafka_settings();
     let topics = Topics {
         entity_changes: unique("changes"),
         alerts: unique("alerts"),
@@ -338,7 +313,7 @@ async fn generic_producer_sends_json_headers_and_tombstones() {
 /// one member, each partition's messages in order (the worker's scaling model).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_members_split_the_partitions() {
-    let settings = settings();
+    let settings = kafka_settings();
     let topic = unique("split");
     let group = unique("workers");
     bounded(

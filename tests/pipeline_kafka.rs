@@ -10,14 +10,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use chrono::NaiveDate;
+use common::kafka::kafka_settings;
+use common::scenario::{expected, pairs, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS};
 use common::{fixture, fresh_db, Db};
 use entitywatch::alerts::{AlertSink, RetryPolicy, SecretUrl, SlackSink};
 use entitywatch::bus::kafka::{
@@ -34,38 +33,8 @@ use entitywatch::store::Store;
 use entitywatch::suppliers::{read_suppliers, ReadLimits};
 use serde_json::Value;
 
-const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
 /// 27 entity changes and one document event for 84 FR 54002, plus the poison message.
 const MESSAGES: usize = 29;
-
-type Received = Arc<Mutex<Vec<Value>>>;
-
-fn brokers() -> String {
-    std::env::var("ENTITYWATCH_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-/// Settings for a reachable broker, or a failure telling how to start one.
-fn kafka_settings() -> KafkaSettings {
-    let brokers = brokers();
-    for broker in brokers.split(',') {
-        let reachable = broker
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .is_some_and(|addr| {
-                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
-            });
-        assert!(
-            reachable,
-            "no Kafka broker at {broker}: run `scripts/kafka.sh start` (or point \
-             ENTITYWATCH_TEST_KAFKA_BROKERS at a broker) before this test"
-        );
-    }
-    // A test should fail in seconds, not in librdkafka's minutes.
-    KafkaSettings::new(brokers)
-        .with("message.timeout.ms", "20000")
-        .with("client.id", "entitywatch-test")
-}
 
 fn unique_topics() -> Topics {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
@@ -78,82 +47,9 @@ fn unique_topics() -> Topics {
     }
 }
 
-async fn slack_receiver() -> (SocketAddr, Received) {
-    let received: Received = Arc::default();
-    let app = Router::new()
-        .route(
-            SLACK_PATH,
-            post(|State(r): State<Received>, body: String| async move {
-                r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
-                "ok"
-            }),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, received)
-}
-
 fn slack_sink(addr: SocketAddr) -> Arc<dyn AlertSink> {
     let url = SecretUrl::parse(&format!("http://{addr}{SLACK_PATH}")).unwrap();
     Arc::new(SlackSink::new(url).unwrap())
-}
-
-const SUPPLIERS: &str = "\
-id,name,country
-S-1,HANGZHOU HIKVISION DIGITAL TECHNOLOGY CO LTD,CN
-S-2,\"Zhejiang Dahua Technology Co., Ltd.\",CN
-S-3,\"iFlytek Co., Ltd.\",CN
-L-1,Hangzhou Robam Appliances Co Ltd,CN
-L-2,Dahua Logistics (Shenzhen) Co Ltd,CN
-L-3,Hefei Wangjiang Road Printing Co,CN
-L-4,Zhejiang Technology Institute of Economy,CN
-L-5,Siemens AG,DE
-";
-
-fn pairs(alerts: &[Value]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = alerts
-        .iter()
-        .map(|a| {
-            (
-                a["supplier"]["id"].as_str().unwrap().to_string(),
-                a["entry"]["entity_key"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn expected() -> Vec<(String, String)> {
-    [
-        ("S-1", "CN/hangzhou-hikvision-digital-technology-co-ltd"),
-        ("S-2", "CN/dahua-technology"),
-        ("S-3", "CN/iflytek"),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect()
-}
-
-/// Supplier ids named in the Slack messages (the fallback text carries the supplier id).
-fn slack_suppliers(received: &Received) -> Vec<String> {
-    let mut ids: Vec<String> = received
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let text = m.to_string();
-            ["S-1", "S-2", "S-3", "L-1", "L-2", "L-3", "L-4", "L-5"]
-                .iter()
-                .find(|id| text.contains(*id))
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| format!("unknown: {text}"))
-        })
-        .collect();
-    ids.sort();
-    ids
 }
 
 /// Every message `consumer` receives until `quiet` passes without one, bounded by `max`.

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Connection;
 
+pub mod kafka;
+pub mod scenario;
+
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 pub fn fixture(path: &str) -> PathBuf {

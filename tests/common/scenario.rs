@@ -1,0 +1,89 @@
+//! The 84 FR 54002 scenario shared by the end-to-end tests: a supplier master with three listed
+//! companies in ERP spelling and five look-alikes, the alert set it must produce, and a local
+//! Slack receiver that records what it was sent.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use serde_json::Value;
+
+pub const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
+
+pub type Received = Arc<Mutex<Vec<Value>>>;
+
+pub async fn slack_receiver() -> (SocketAddr, Received) {
+    let received: Received = Arc::default();
+    let app = Router::new()
+        .route(
+            SLACK_PATH,
+            post(|State(r): State<Received>, body: String| async move {
+                r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                "ok"
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, received)
+}
+
+pub const SUPPLIERS: &str = "\
+id,name,country
+S-1,HANGZHOU HIKVISION DIGITAL TECHNOLOGY CO LTD,CN
+S-2,\"Zhejiang Dahua Technology Co., Ltd.\",CN
+S-3,\"iFlytek Co., Ltd.\",CN
+L-1,Hangzhou Robam Appliances Co Ltd,CN
+L-2,Dahua Logistics (Shenzhen) Co Ltd,CN
+L-3,Hefei Wangjiang Road Printing Co,CN
+L-4,Zhejiang Technology Institute of Economy,CN
+L-5,Siemens AG,DE
+";
+
+/// (supplier id, entity key) of each alert, sorted.
+pub fn pairs(alerts: &[Value]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["supplier"]["id"].as_str().unwrap().to_string(),
+                a["entry"]["entity_key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn expected() -> Vec<(String, String)> {
+    [
+        ("S-1", "CN/hangzhou-hikvision-digital-technology-co-ltd"),
+        ("S-2", "CN/dahua-technology"),
+        ("S-3", "CN/iflytek"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
+}
+
+/// Supplier ids named in the Slack messages (the fallback text carries the supplier id).
+pub fn slack_suppliers(received: &Received) -> Vec<String> {
+    let mut ids: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let text = m.to_string();
+            ["S-1", "S-2", "S-3", "L-1", "L-2", "L-3", "L-4", "L-5"]
+                .iter()
+                .find(|id| text.contains(*id))
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| format!("unknown: {text}"))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
