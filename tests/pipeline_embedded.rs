@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::scenario::{expected, pairs, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS};
+use common::scenario::{
+    expected, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS,
+};
 use common::{entitywatch, fixture, fresh_db, run, Db};
-use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use serde_json::Value;
 
 async fn run_until(
@@ -59,21 +60,7 @@ async fn run_until(
 #[tokio::test(flavor = "multi_thread")]
 async fn embedded_run_alerts_exactly_once() {
     let db = fresh_db(Db::Sqlite).await;
-    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.metadata["document_number"] == "2019-22210")
-        .collect();
-    assert_eq!(docs.len(), 1);
-    let server = ReplayServer::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        ReplayConfig {
-            documents: docs,
-            ..ReplayConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let server = rule_server().await;
     let (slack, received) = slack_receiver().await;
 
     let csv = db.dir.path().join("suppliers.csv");

@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use common::kafka::kafka_settings;
-use common::scenario::{expected, pairs, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS};
+use common::scenario::{
+    expected, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS,
+};
 use common::{fixture, fresh_db, Db};
 use entitywatch::alerts::{AlertSink, RetryPolicy, SecretUrl, SlackSink};
 use entitywatch::bus::kafka::{
     KafkaConsumer, KafkaSettings, OutgoingRecord, ReceivedMessage, Topics,
 };
 use entitywatch::federal_register::client::{ClientConfig, FederalRegisterClient};
-use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use entitywatch::federal_register::watcher::WatcherConfig;
 use entitywatch::kafka_pipeline::{
     consume_kafka_with, ConsumeOptions, KafkaPipeline, KafkaPipelineConfig,
@@ -115,21 +116,7 @@ async fn kafka_run_alerts_exactly_once() {
     assert_eq!(import.records.len(), 8);
     store.upsert_suppliers(&import.records).await.unwrap();
 
-    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.metadata["document_number"] == "2019-22210")
-        .collect();
-    assert_eq!(docs.len(), 1);
-    let server = ReplayServer::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        ReplayConfig {
-            documents: docs,
-            ..ReplayConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let server = rule_server().await;
     let (slack, received) = slack_receiver().await;
 
     let client = FederalRegisterClient::new(ClientConfig {
@@ -328,20 +315,7 @@ async fn store_down_leaves_the_offset_unstored() {
     let store = Store::connect(&db.url).await.expect("PostgreSQL store");
     let import = read_suppliers(SUPPLIERS.as_bytes(), ReadLimits::default()).unwrap();
     store.upsert_suppliers(&import.records).await.unwrap();
-    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.metadata["document_number"] == "2019-22210")
-        .collect();
-    let server = ReplayServer::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        ReplayConfig {
-            documents: docs,
-            ..ReplayConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let server = rule_server().await;
     let client = FederalRegisterClient::new(ClientConfig {
         base_url: url::Url::parse(&server.base_url()).unwrap(),
         ..ClientConfig::default()
@@ -575,20 +549,7 @@ async fn suppliers_topic_upserts_are_screened_and_tombstones_delete() {
 async fn watch_binary_publishes_to_kafka() {
     let settings = kafka_settings();
     let db = fresh_db(Db::Postgres).await;
-    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.metadata["document_number"] == "2019-22210")
-        .collect();
-    let server = ReplayServer::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        ReplayConfig {
-            documents: docs,
-            ..ReplayConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let server = rule_server().await;
     // This test alone writes the default topic, but a broker kept between runs still holds what
     // earlier runs published: count before and after.
     entitywatch::bus::ensure_topics(&settings, &Topics::default().specs(3, 1))

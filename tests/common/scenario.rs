@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
+use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use serde_json::Value;
 
 pub const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
@@ -86,4 +87,23 @@ pub fn slack_suppliers(received: &Received) -> Vec<String> {
         .collect();
     ids.sort();
     ids
+}
+
+/// A local Federal Register serving only 84 FR 54002 (FR Doc. 2019-22210).
+pub async fn rule_server() -> ReplayServer {
+    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&super::fixture("federal_register"))
+        .expect("fixtures load")
+        .into_iter()
+        .filter(|d| d.metadata["document_number"] == "2019-22210")
+        .collect();
+    assert_eq!(docs.len(), 1, "the 2019-22210 fixture is present");
+    ReplayServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        ReplayConfig {
+            documents: docs,
+            ..ReplayConfig::default()
+        },
+    )
+    .await
+    .expect("replay server starts")
 }
