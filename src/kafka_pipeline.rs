@@ -61,6 +61,26 @@ pub struct KafkaPipelineConfig {
 }
 
 impl KafkaPipelineConfig {
+    /// Creates the configured topics if missing; an existing topic is left as it is.
+    pub async fn ensure_topics(&self) -> Result<(), KafkaPipelineError> {
+        ensure_topics(
+            &self.settings,
+            &self.topics.specs(self.partitions, self.replication),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// How a long-running worker consumes: until shutdown, with supplier upserts recognised
+    /// by their topic.
+    pub fn service_consume_options(&self) -> ConsumeOptions {
+        ConsumeOptions {
+            max_messages: None,
+            retry_delay: Some(self.retry_delay),
+            suppliers_topic: Some(self.topics.suppliers.clone()),
+        }
+    }
+
     pub fn new(settings: KafkaSettings) -> Self {
         KafkaPipelineConfig {
             settings,
@@ -379,11 +399,7 @@ impl KafkaPipeline {
         watcher_config: WatcherConfig,
         extra_sinks: Vec<Arc<dyn AlertSink>>,
     ) -> Result<Self, KafkaPipelineError> {
-        ensure_topics(
-            &config.settings,
-            &config.topics.specs(config.partitions, config.replication),
-        )
-        .await?;
+        config.ensure_topics().await?;
         let producer = KafkaProducer::new(&config.settings)?;
         let publisher =
             KafkaPublisher::from_producer(producer.clone(), config.topics.entity_changes.clone());
@@ -466,11 +482,7 @@ impl KafkaPipeline {
             &worker,
             consumer,
             dead_letters.as_ref(),
-            ConsumeOptions {
-                max_messages: None,
-                retry_delay: Some(config.retry_delay),
-                suppliers_topic: Some(config.topics.suppliers.clone()),
-            },
+            config.service_consume_options(),
             stopped(stop_rx.clone()),
         );
         let signal = async {

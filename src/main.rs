@@ -395,14 +395,12 @@ async fn watch(args: WatchArgs, settings: &Settings) -> Result<()> {
                 .with_context(|| format!("opening {}", path.display()))?,
         ),
         (None, Some(_)) => {
-            use entitywatch::bus::{ensure_topics, KafkaProducer, KafkaPublisher};
+            use entitywatch::bus::{KafkaProducer, KafkaPublisher};
             let config = entitywatch::kafka_pipeline::KafkaPipelineConfig::from_settings(settings)?;
-            ensure_topics(
-                &config.settings,
-                &config.topics.specs(config.partitions, config.replication),
-            )
-            .await
-            .context("creating the Kafka topics")?;
+            config
+                .ensure_topics()
+                .await
+                .context("creating the Kafka topics")?;
             let producer = KafkaProducer::new(&config.settings)?;
             info!(brokers = %config.settings.brokers, topic = %config.topics.entity_changes, "publishing to Kafka");
             Arc::new(KafkaPublisher::from_producer(
@@ -689,14 +687,11 @@ const CHANGES_TOPIC: &str = "entitywatch.entity-changes.v1";
 const ALERTS_TOPIC: &str = "entitywatch.alerts.v1";
 const DEAD_LETTER_TOPIC: &str = "entitywatch.dead-letter.v1";
 
-fn build_sinks(
-    args: &SinkArgs,
-    alert_topic: InProcessBus,
-) -> Result<Vec<Arc<dyn entitywatch::alerts::AlertSink>>> {
+/// The sinks outside the bus (Slack, generic webhook) that the flags configure; the alert
+/// topic sink comes from the bus the worker runs on.
+fn external_sinks(args: &SinkArgs) -> Result<Vec<Arc<dyn entitywatch::alerts::AlertSink>>> {
     use entitywatch::alerts::{SecretUrl, SlackSink, WebhookSecret, WebhookSink};
-    let mut sinks: Vec<Arc<dyn entitywatch::alerts::AlertSink>> = vec![Arc::new(
-        entitywatch::alerts::topic::AlertTopicSink::new(alert_topic),
-    )];
+    let mut sinks: Vec<Arc<dyn entitywatch::alerts::AlertSink>> = Vec::new();
     // An empty value (as docker-compose passes an unset variable) means "not configured".
     let configured = |v: &Option<String>| v.clone().filter(|u| !u.trim().is_empty());
     if let Some(url) = &configured(&args.slack_webhook_url) {
@@ -719,9 +714,13 @@ fn build_sinks(
 fn embedded_worker(store: &Store, sinks: &SinkArgs) -> Result<Worker> {
     let alerts = InProcessBus::new(store.clone(), ALERTS_TOPIC);
     let dead_letters = InProcessBus::new(store.clone(), DEAD_LETTER_TOPIC);
+    let mut all: Vec<Arc<dyn entitywatch::alerts::AlertSink>> = vec![Arc::new(
+        entitywatch::alerts::topic::AlertTopicSink::new(alerts),
+    )];
+    all.extend(external_sinks(sinks)?);
     Ok(Worker::new(
         store.clone(),
-        build_sinks(sinks, alerts)?,
+        all,
         Arc::new(dead_letters),
         RetryPolicy::default(),
     ))
@@ -938,12 +937,7 @@ async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
         public_inspection: !args.no_public_inspection,
         ..WatcherConfig::default()
     };
-    // build_sinks puts the embedded alert-topic sink first; on Kafka the pipeline brings its
-    // own, under the same ledger name, so the embedded one must not come along.
-    let extra_sinks = build_sinks(&args.sinks, InProcessBus::new(store.clone(), ALERTS_TOPIC))?
-        .into_iter()
-        .filter(|s| s.name() != "alert-topic")
-        .collect();
+    let extra_sinks = external_sinks(&args.sinks)?;
     let pipeline = KafkaPipeline::start(config, &store, client, watcher_config, extra_sinks)
         .await
         .with_context(|| format!("starting the Kafka pipeline on {brokers}"))?;
@@ -972,22 +966,15 @@ async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
         info!("shutdown requested");
     };
     let handled = if settings.kafka_brokers.is_some() {
-        use entitywatch::bus::{ensure_topics, KafkaProducer};
-        use entitywatch::kafka_pipeline::{
-            consume_kafka_with, ConsumeOptions, KafkaPipeline, KafkaPipelineConfig,
-        };
+        use entitywatch::bus::KafkaProducer;
+        use entitywatch::kafka_pipeline::{consume_kafka_with, KafkaPipeline, KafkaPipelineConfig};
         let config = KafkaPipelineConfig::from_settings(settings)?;
-        ensure_topics(
-            &config.settings,
-            &config.topics.specs(config.partitions, config.replication),
-        )
-        .await
-        .context("creating the Kafka topics")?;
+        config
+            .ensure_topics()
+            .await
+            .context("creating the Kafka topics")?;
         let producer = KafkaProducer::new(&config.settings)?;
-        let extra_sinks = build_sinks(&args.sinks, InProcessBus::new(store.clone(), ALERTS_TOPIC))?
-            .into_iter()
-            .filter(|s| s.name() != "alert-topic")
-            .collect();
+        let extra_sinks = external_sinks(&args.sinks)?;
         let (worker, dead_letters) = KafkaPipeline::worker(&config, &store, &producer, extra_sinks);
         let consumer = KafkaPipeline::subscribe(&config, &config.group_id)?;
         info!(brokers = %config.settings.brokers, group = %config.group_id, "worker running on Kafka");
@@ -995,11 +982,7 @@ async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
             &worker,
             consumer,
             dead_letters.as_ref(),
-            ConsumeOptions {
-                max_messages: None,
-                retry_delay: Some(config.retry_delay),
-                suppliers_topic: Some(config.topics.suppliers.clone()),
-            },
+            config.service_consume_options(),
             shutdown,
         )
         .await?
