@@ -126,6 +126,25 @@ fn read_events(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// `watch --once` appending to `out`, on `db_url`, against the replay at `base`, plus `extra`.
+fn watch_once(
+    out: &std::path::Path,
+    db_url: &str,
+    base: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = entitywatch();
+    cmd.args(["watch", "--once"])
+        .args(extra)
+        .arg("--output")
+        .arg(out)
+        .arg("--database-url")
+        .arg(db_url)
+        .arg("--federal-register-url")
+        .arg(base);
+    cmd
+}
+
 async fn watch_once_publishes_each_rule_once(db: Db) {
     let db = fresh_db(db).await;
     let docs = documents();
@@ -142,22 +161,14 @@ async fn watch_once_publishes_each_rule_once(db: Db) {
     let server = start_server(faults.clone()).await;
     let out = db.dir.path().join("events.jsonl");
 
+    let base = server.base_url();
     let watch = || {
-        let mut cmd = entitywatch();
-        cmd.args([
-            "watch",
-            "--once",
-            "--since",
-            "2019-01-01",
-            "--no-public-inspection",
-        ])
-        .arg("--output")
-        .arg(&out)
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(server.base_url());
-        cmd
+        watch_once(
+            &out,
+            &db.url,
+            &base,
+            &["--since", "2019-01-01", "--no-public-inspection"],
+        )
     };
 
     let first = run(watch()).await;
@@ -279,22 +290,14 @@ async fn unfetchable_rule_is_retried_on_the_next_poll() {
         .await
         .unwrap();
     let out = db.dir.path().join("events.jsonl");
+    let base = server.base_url();
     let watch = || {
-        let mut cmd = entitywatch();
-        cmd.args([
-            "watch",
-            "--once",
-            "--since",
-            "2019-01-01",
-            "--no-public-inspection",
-        ])
-        .arg("--output")
-        .arg(&out)
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(server.base_url());
-        cmd
+        watch_once(
+            &out,
+            &db.url,
+            &base,
+            &["--since", "2019-01-01", "--no-public-inspection"],
+        )
     };
     let first = run(watch()).await;
     assert!(first.status.success(), "{}", first.stderr);
@@ -309,15 +312,13 @@ async fn unfetchable_rule_is_retried_on_the_next_poll() {
 
     serve.store(true, Ordering::SeqCst);
     // No --since: the checkpoint's watermark must not have passed the missing document.
-    let mut cmd = entitywatch();
-    cmd.args(["watch", "--once", "--no-public-inspection"])
-        .arg("--output")
-        .arg(&out)
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(server.base_url());
-    let second = run(cmd).await;
+    let second = run(watch_once(
+        &out,
+        &db.url,
+        &server.base_url(),
+        &["--no-public-inspection"],
+    ))
+    .await;
     assert!(second.status.success(), "{}", second.stderr);
     assert!(of_missing(&read_events(&out)) > 0, "{}", second.stderr);
 }
@@ -369,15 +370,7 @@ async fn public_inspection_filings_are_early_warnings() {
         .unwrap();
     let out = db.dir.path().join("events.jsonl");
     for _ in 0..2 {
-        let mut cmd = entitywatch();
-        cmd.args(["watch", "--once"])
-            .arg("--output")
-            .arg(&out)
-            .arg("--database-url")
-            .arg(&db.url)
-            .arg("--federal-register-url")
-            .arg(server.base_url());
-        let r = run(cmd).await;
+        let r = run(watch_once(&out, &db.url, &server.base_url(), &[])).await;
         assert!(r.status.success(), "{}", r.stderr);
     }
     let events = read_events(&out);
