@@ -37,8 +37,17 @@ ensure_build_packages() {
   fi
 }
 
+# promtool checks and unit-tests the alert rules of deploy/prometheus (scripts/test.sh); the Debian
+# package prometheus ships it.
+ensure_promtool() {
+  if ! command -v promtool >/dev/null; then
+    echo "services: installing promtool (Debian package prometheus)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  fi
+}
+
 case "${1:-}" in
-  start) ensure_build_packages; start_postgres ;;
+  start) ensure_build_packages; ensure_promtool; start_postgres ;;
   stop) stop_postgres ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

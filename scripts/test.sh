@@ -15,4 +15,7 @@ scripts/kafka.sh start
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+promtool check rules deploy/prometheus/rules.yml
+promtool test rules deploy/prometheus/rules_test.yml
+promtool check config deploy/prometheus/prometheus.yml
 cargo test --all-targets --locked
