@@ -27,6 +27,7 @@ use crate::bus::kafka::{
 use crate::config::Settings;
 use crate::federal_register::client::FederalRegisterClient;
 use crate::federal_register::watcher::{Watcher, WatcherConfig};
+use crate::metrics::metrics;
 use crate::store::Store;
 use crate::worker::{DeadLetters, Worker};
 
@@ -228,6 +229,10 @@ pub async fn consume_kafka_with(
 ) -> Result<usize, KafkaPipelineError> {
     let retry_delay = options.retry_delay.unwrap_or(Duration::from_secs(2));
     tokio::pin!(shutdown);
+    worker.refresh_snapshot_metrics().await;
+    // Lag needs a round trip to the brokers, so it is sampled, not computed per message.
+    let mut lag_tick = tokio::time::interval(Duration::from_secs(10));
+    lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut handled = 0usize;
     'messages: loop {
         if options.max_messages.is_some_and(|max| handled >= max) {
@@ -238,6 +243,10 @@ pub async fn consume_kafka_with(
         let message = tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            _ = lag_tick.tick() => {
+                record_lag(&consumer).await;
+                continue;
+            }
             m = consumer.recv() => m,
         };
         let message = match message {
@@ -259,8 +268,15 @@ pub async fn consume_kafka_with(
                 handle_message(worker, dead_letters, &message).await
             };
             match outcome {
-                Ok(()) => break,
+                Ok(label) => {
+                    metrics().worker_events.with_label_values(&[label]).inc();
+                    if label == "dead_lettered" {
+                        metrics().dead_letters.with_label_values(&["event"]).inc();
+                    }
+                    break;
+                }
                 Err(e) => {
+                    metrics().worker_events.with_label_values(&["failed"]).inc();
                     warn!(
                         topic = %message.topic,
                         partition = message.partition,
@@ -294,18 +310,35 @@ pub async fn consume_kafka_with(
     Ok(handled)
 }
 
+/// Sets the consumer-lag gauge of every partition this member holds. A failure leaves the
+/// gauges as they were: the lag is for operators, not a reason to stop consuming.
+async fn record_lag(consumer: &KafkaConsumer) {
+    match consumer.lag(Duration::from_secs(2)).await {
+        Ok(partitions) => {
+            for p in partitions {
+                metrics()
+                    .consumer_lag
+                    .with_label_values(&[&p.topic, &p.partition.to_string()])
+                    .set(p.lag);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot sample the consumer lag"),
+    }
+}
+
 /// A supplier upsert is stored and screened against the whole list; a tombstone deletes the
 /// supplier. A record that does not parse, or whose id is not its key, is dead-lettered.
 async fn handle_supplier_message(
     worker: &Worker,
     dead_letters: &dyn DeadLetters,
     message: &ReceivedMessage,
-) -> Result<(), String> {
+) -> Result<&'static str, String> {
     let key = message.key_str().unwrap_or_default().to_string();
     let Some(payload) = message.payload.as_deref() else {
         return worker
             .supplier_deleted(&key)
             .await
+            .map(|_| "processed")
             .map_err(|e| e.to_string());
     };
     let parsed = serde_json::from_slice::<crate::suppliers::SupplierRecord>(payload)
@@ -324,7 +357,7 @@ async fn handle_supplier_message(
         Ok(record) => worker
             .supplier_upserted(record)
             .await
-            .map(|_| ())
+            .map(|_| "processed")
             .map_err(|e| e.to_string()),
         Err(reason) => {
             warn!(topic = %message.topic, offset = message.offset, %reason, "supplier message dead-lettered");
@@ -335,6 +368,7 @@ async fn handle_supplier_message(
             dead_letters
                 .dead_letter(&key, &reason, &String::from_utf8_lossy(payload))
                 .await
+                .map(|_| "dead_lettered")
         }
     }
 }
@@ -343,13 +377,13 @@ async fn handle_message(
     worker: &Worker,
     dead_letters: &dyn DeadLetters,
     message: &ReceivedMessage,
-) -> Result<(), String> {
+) -> Result<&'static str, String> {
     let payload = message.payload.as_deref().unwrap_or_default();
     match from_cloud_event(payload) {
         Ok(event) => worker
             .handle(&event)
             .await
-            .map(|_| ())
+            .map(|_| "processed")
             .map_err(|e| e.to_string()),
         Err(e) => {
             warn!(
@@ -374,6 +408,7 @@ async fn handle_message(
                     &String::from_utf8_lossy(payload),
                 )
                 .await
+                .map(|_| "dead_lettered")
         }
     }
 }

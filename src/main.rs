@@ -13,12 +13,13 @@ use clap::{Args, Parser, Subcommand};
 use tracing::info;
 
 use entitywatch::alerts::RetryPolicy;
-use entitywatch::bus::{InProcessBus, JsonLinesPublisher, Publisher};
+use entitywatch::bus::{InProcessBus, JsonLinesPublisher, KafkaProducer, Publisher};
 use entitywatch::config::{parse_duration, redact_url, GlobalArgs, LogFormat, Settings};
 use entitywatch::events::SourceDocument;
 use entitywatch::federal_register::amendment::{parse_rule, ParseLimits};
 use entitywatch::federal_register::client::{ClientConfig, FederalRegisterClient};
 use entitywatch::federal_register::watcher::{Watcher, WatcherConfig};
+use entitywatch::http::{HttpServer, Readiness};
 use entitywatch::store::Store;
 use entitywatch::worker::Worker;
 
@@ -123,7 +124,17 @@ struct RunArgs {
     #[arg(long)]
     no_public_inspection: bool,
     #[command(flatten)]
+    readiness: ReadinessArgs,
+    #[command(flatten)]
     sinks: SinkArgs,
+}
+
+#[derive(Debug, Args)]
+struct ReadinessArgs {
+    /// /readyz fails when the last successful Federal Register poll is older than this
+    /// (counted from start until the first poll succeeds).
+    #[arg(long, env = "ENTITYWATCH_READY_MAX_POLL_AGE", default_value = "30m", value_parser = parse_duration)]
+    ready_max_poll_age: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +280,8 @@ struct WatchArgs {
     /// Do not poll public-inspection filings.
     #[arg(long)]
     no_public_inspection: bool,
+    #[command(flatten)]
+    readiness: ReadinessArgs,
 }
 
 fn main() -> ExitCode {
@@ -388,6 +401,7 @@ async fn watch(args: WatchArgs, settings: &Settings) -> Result<()> {
         ..ClientConfig::default()
     })
     .context("building the Federal Register client")?;
+    let mut kafka_producer = None;
     let publisher: Arc<dyn Publisher> = match (&args.output, &settings.kafka_brokers) {
         (Some(path), _) => Arc::new(
             JsonLinesPublisher::file(path.clone())
@@ -395,13 +409,14 @@ async fn watch(args: WatchArgs, settings: &Settings) -> Result<()> {
                 .with_context(|| format!("opening {}", path.display()))?,
         ),
         (None, Some(_)) => {
-            use entitywatch::bus::{KafkaProducer, KafkaPublisher};
+            use entitywatch::bus::KafkaPublisher;
             let config = entitywatch::kafka_pipeline::KafkaPipelineConfig::from_settings(settings)?;
             config
                 .ensure_topics()
                 .await
                 .context("creating the Kafka topics")?;
             let producer = KafkaProducer::new(&config.settings)?;
+            kafka_producer = Some(producer.clone());
             info!(brokers = %config.settings.brokers, topic = %config.topics.entity_changes, "publishing to Kafka");
             Arc::new(KafkaPublisher::from_producer(
                 producer,
@@ -427,11 +442,29 @@ async fn watch(args: WatchArgs, settings: &Settings) -> Result<()> {
         let report = watcher.poll_once(args.since).await?;
         info!(?report, "single poll done");
     } else {
+        let shutdown = Shutdown::listen();
+        let http = HttpEndpoint::start(
+            settings,
+            readiness(
+                &store,
+                kafka_producer.clone(),
+                Some(args.readiness.ready_max_poll_age),
+            ),
+        )
+        .await?;
         watcher
-            .run(args.interval, args.since, shutdown_signal())
+            .run(args.interval, args.since, shutdown.requested())
             .await;
+        http.stop().await;
+    }
+    if let Some(producer) = kafka_producer {
+        producer
+            .flush(Duration::from_secs(10))
+            .await
+            .context("flushing the Kafka producer")?;
     }
     store.close().await;
+    info!("watcher stopped");
     Ok(())
 }
 
@@ -454,6 +487,85 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// How long a long-running command may take to stop after SIGTERM: finish the event in hand,
+/// commit, flush. Kubernetes' default grace period is 30 s; the manifests give 45 s.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(30);
+
+/// Fans one SIGTERM/SIGINT out to every part of a long-running command, and bounds stopping:
+/// past [`SHUTDOWN_BOUND`], or on a second signal, the process exits at once with status 1.
+/// Exiting there is still safe (nothing is committed ahead of its effects); it only means
+/// some work will be redone by the next start.
+#[derive(Clone)]
+struct Shutdown {
+    requested: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    fn listen() -> Shutdown {
+        let (tx, requested) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            info!(
+                bound_s = SHUTDOWN_BOUND.as_secs(),
+                "shutdown requested: finishing the work in hand"
+            );
+            let _ = tx.send(true);
+            tokio::select! {
+                _ = shutdown_signal() => tracing::warn!("second signal: exiting now"),
+                _ = tokio::time::sleep(SHUTDOWN_BOUND) => tracing::error!(
+                    "did not stop within {} s; exiting", SHUTDOWN_BOUND.as_secs()
+                ),
+            }
+            std::process::exit(1);
+        });
+        Shutdown { requested }
+    }
+
+    /// Resolves once shutdown was requested.
+    fn requested(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.requested.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+}
+
+/// The metrics and health endpoint of a long-running command; stopped after the pipeline, so
+/// the last scrape sees the final counts.
+struct HttpEndpoint {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpEndpoint {
+    async fn start(settings: &Settings, readiness: Readiness) -> Result<HttpEndpoint> {
+        let server = HttpServer::bind(settings.http_addr, readiness).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        Ok(HttpEndpoint { stop, task })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn readiness(
+    store: &Store,
+    kafka: Option<KafkaProducer>,
+    max_poll_age: Option<Duration>,
+) -> Readiness {
+    Readiness {
+        store: store.clone(),
+        kafka,
+        max_poll_age,
+        started_at: chrono::Utc::now(),
     }
 }
 
@@ -782,10 +894,12 @@ async fn run_service(args: RunArgs, settings: &Settings) -> Result<()> {
         &args.sinks,
         !args.no_public_inspection,
     )?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let shutdown = Shutdown::listen();
+    let http = HttpEndpoint::start(
+        settings,
+        readiness(&store, None, Some(args.readiness.ready_max_poll_age)),
+    )
+    .await?;
     info!(
         federal_register = %settings.federal_register_url,
         store = %redact_url(&settings.database_url),
@@ -794,16 +908,12 @@ async fn run_service(args: RunArgs, settings: &Settings) -> Result<()> {
     let consumer = pipeline.changes.consumer("entitywatch-workers");
     let watch = pipeline
         .watcher
-        .run(args.interval, args.since, stopped(stop_rx.clone()));
+        .run(args.interval, args.since, shutdown.requested());
     let work = pipeline
         .worker
-        .consume_in_process(&consumer, false, stopped(stop_rx.clone()));
-    let signal = async {
-        shutdown_signal().await;
-        info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    };
-    let ((), worked, ()) = tokio::join!(watch, work, signal);
+        .consume_in_process(&consumer, false, shutdown.requested());
+    let ((), worked) = tokio::join!(watch, work);
+    http.stop().await;
     let handled = worked?;
     info!(handled, "entitywatch stopped");
     store.close().await;
@@ -948,12 +1058,26 @@ async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
         group = %pipeline.config.group_id,
         "entitywatch running on Kafka"
     );
+    let shutdown = Shutdown::listen();
+    let producer = pipeline.producer.clone();
+    let http = HttpEndpoint::start(
+        settings,
+        readiness(
+            &store,
+            Some(producer.clone()),
+            Some(args.readiness.ready_max_poll_age),
+        ),
+    )
+    .await?;
     let handled = pipeline
-        .run(args.interval, args.since, async {
-            shutdown_signal().await;
-            info!("shutdown requested");
-        })
-        .await?;
+        .run(args.interval, args.since, shutdown.requested())
+        .await;
+    http.stop().await;
+    let handled = handled?;
+    producer
+        .flush(Duration::from_secs(10))
+        .await
+        .context("flushing the Kafka producer")?;
     info!(handled, "entitywatch stopped");
     store.close().await;
     Ok(())
@@ -961,12 +1085,8 @@ async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
 
 async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
-    let shutdown = async {
-        shutdown_signal().await;
-        info!("shutdown requested");
-    };
+    let shutdown = Shutdown::listen();
     let handled = if settings.kafka_brokers.is_some() {
-        use entitywatch::bus::KafkaProducer;
         use entitywatch::kafka_pipeline::{consume_kafka_with, KafkaPipeline, KafkaPipelineConfig};
         let config = KafkaPipelineConfig::from_settings(settings)?;
         config
@@ -977,23 +1097,35 @@ async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
         let extra_sinks = external_sinks(&args.sinks)?;
         let (worker, dead_letters) = KafkaPipeline::worker(&config, &store, &producer, extra_sinks);
         let consumer = KafkaPipeline::subscribe(&config, &config.group_id)?;
+        let http =
+            HttpEndpoint::start(settings, readiness(&store, Some(producer.clone()), None)).await?;
         info!(brokers = %config.settings.brokers, group = %config.group_id, "worker running on Kafka");
-        consume_kafka_with(
+        let handled = consume_kafka_with(
             &worker,
             consumer,
             dead_letters.as_ref(),
             config.service_consume_options(),
-            shutdown,
+            shutdown.requested(),
         )
-        .await?
+        .await;
+        http.stop().await;
+        let handled = handled?;
+        producer
+            .flush(Duration::from_secs(10))
+            .await
+            .context("flushing the Kafka producer")?;
+        handled
     } else {
         let worker = embedded_worker(&store, &args.sinks)?;
         let consumer =
             InProcessBus::new(store.clone(), CHANGES_TOPIC).consumer("entitywatch-workers");
+        let http = HttpEndpoint::start(settings, readiness(&store, None, None)).await?;
         info!(store = %redact_url(&settings.database_url), "worker running on the embedded bus");
-        worker
-            .consume_in_process(&consumer, false, shutdown)
-            .await?
+        let handled = worker
+            .consume_in_process(&consumer, false, shutdown.requested())
+            .await;
+        http.stop().await;
+        handled?
     };
     info!(handled, "worker stopped");
     store.close().await;

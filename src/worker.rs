@@ -14,10 +14,12 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::alerts::{
-    deliver, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, DeliveryFailure, RetryPolicy,
+    deliver_with, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, DeliveryFailure,
+    RetryPolicy,
 };
 use crate::bus::{decode_event, InProcessBus, InProcessConsumer};
 use crate::events::{ChangeAction, ChangeEvent, EntityChange};
+use crate::metrics::metrics;
 use crate::screening::{self, Screener, SupplierIndex};
 use crate::store::{Decision, Delivery, ListedEntry, Store, StoreError};
 use crate::suppliers::SupplierRecord;
@@ -87,6 +89,15 @@ impl Worker {
         dead_letters: Arc<dyn DeadLetters>,
         retry: RetryPolicy,
     ) -> Self {
+        // Every sink's series exist from the start at 0, so that `increase()` sees the first
+        // failure (a series that appears at 1 has no increase).
+        let m = metrics();
+        for sink in &sinks {
+            for outcome in ["delivered", "duplicate", "dead_lettered"] {
+                m.alerts.with_label_values(&[sink.name(), outcome]);
+            }
+            m.alert_delivery_retries.with_label_values(&[sink.name()]);
+        }
         Worker {
             store,
             supplier_index: tokio::sync::Mutex::new(None),
@@ -100,7 +111,30 @@ impl Worker {
     pub async fn handle(&self, event: &ChangeEvent) -> Result<EventOutcome, WorkerError> {
         match event {
             ChangeEvent::Document(_) => Ok(EventOutcome::default()),
-            ChangeEvent::Entity(change) => self.handle_change(change).await,
+            ChangeEvent::Entity(change) => {
+                let outcome = self.handle_change(change).await?;
+                self.refresh_snapshot_metrics().await;
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Sets the supplier and list snapshot gauges from the store. A failure only leaves the
+    /// gauges stale (and is logged): it must not fail the event that triggered it.
+    pub async fn refresh_snapshot_metrics(&self) {
+        match self.store.snapshot_stats().await {
+            Ok(stats) => {
+                let m = metrics();
+                m.suppliers.set(stats.suppliers as i64);
+                m.entity_list_entries.set(stats.entity_list_entries as i64);
+                if let Some(t) = stats.suppliers_last_change {
+                    m.suppliers_last_change.set(t.timestamp());
+                }
+                if let Some(t) = stats.entity_list_last_change {
+                    m.entity_list_last_change.set(t.timestamp());
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read snapshot sizes for the metrics"),
         }
     }
 
@@ -131,6 +165,7 @@ impl Worker {
                     format!("{} was removed from the Entity List", change.name),
                     Vec::new(),
                 );
+                metrics().matches.with_label_values(&["cleared"]).inc();
                 self.send(&alert, &mut outcome).await?;
             }
             return Ok(outcome);
@@ -143,6 +178,7 @@ impl Worker {
         let listed = self.store.listed_entries().await?;
         let index = self.supplier_index().await?;
         let changed = to_screening_entry(&current);
+        let timer = metrics().screening_duration.start_timer();
         let hits = tokio::task::spawn_blocking(move || {
             let screener = Screener::new(listed.iter().map(to_screening_entry).collect());
             index
@@ -153,7 +189,9 @@ impl Worker {
         })
         .await
         .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        timer.observe_duration();
         outcome.candidates = hits.len();
+        metrics().suppliers_screened.inc_by(hits.len() as u64);
 
         let changes = before
             .as_ref()
@@ -246,12 +284,15 @@ impl Worker {
     ) -> Result<EventOutcome, WorkerError> {
         let id = record.id().to_string();
         self.store.upsert_suppliers(&[record]).await?;
-        self.screen_suppliers(&[id]).await
+        let outcome = self.screen_suppliers(&[id]).await?;
+        self.refresh_snapshot_metrics().await;
+        Ok(outcome)
     }
 
     /// A tombstone on the suppliers topic: the supplier is no longer screened.
     pub async fn supplier_deleted(&self, id: &str) -> Result<(), WorkerError> {
         self.store.delete_supplier(id).await?;
+        self.refresh_snapshot_metrics().await;
         Ok(())
     }
 
@@ -271,6 +312,8 @@ impl Worker {
         if listed.is_empty() || suppliers.is_empty() {
             return Ok(outcome);
         }
+        metrics().suppliers_screened.inc_by(suppliers.len() as u64);
+        let timer = metrics().screening_duration.start_timer();
         let (listed, results) = tokio::task::spawn_blocking(move || {
             let screener = Screener::new(listed.iter().map(to_screening_entry).collect());
             let results: Vec<(SupplierRecord, Vec<screening::Match>)> = suppliers
@@ -284,6 +327,7 @@ impl Worker {
         })
         .await
         .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        timer.observe_duration();
         for (supplier, matches) in results {
             outcome.candidates += matches.len();
             for matched in matches {
@@ -359,6 +403,12 @@ impl Worker {
         if dismissed {
             outcome.dismissed += 1;
         }
+        let label = if decision == "match" {
+            "alert"
+        } else {
+            decision
+        };
+        metrics().matches.with_label_values(&[label]).inc();
         let alert = matched.is_match && !dismissed;
         if alert {
             outcome.matches += 1;
@@ -376,9 +426,20 @@ impl Worker {
                 .await?
             {
                 outcome.alerts_already_delivered += 1;
+                metrics()
+                    .alerts
+                    .with_label_values(&[sink.name(), "duplicate"])
+                    .inc();
                 continue;
             }
-            match deliver(sink.as_ref(), alert, &self.retry).await {
+            let delivered = deliver_with(sink.as_ref(), alert, &self.retry, |notice| {
+                metrics()
+                    .alert_delivery_retries
+                    .with_label_values(&[notice.sink])
+                    .inc();
+            })
+            .await;
+            match delivered {
                 Ok(_) => {
                     self.store
                         .record_delivery(&Delivery {
@@ -392,6 +453,10 @@ impl Worker {
                         })
                         .await?;
                     outcome.alerts_delivered += 1;
+                    metrics()
+                        .alerts
+                        .with_label_values(&[sink.name(), "delivered"])
+                        .inc();
                     info!(sink = sink.name(), alert = %alert.summary(), "alert delivered");
                 }
                 Err(failure) => {
@@ -406,6 +471,11 @@ impl Worker {
                         .await
                         .map_err(WorkerError::DeadLetter)?;
                     outcome.alerts_dead_lettered += 1;
+                    metrics()
+                        .alerts
+                        .with_label_values(&[sink.name(), "dead_lettered"])
+                        .inc();
+                    metrics().dead_letters.with_label_values(&["alert"]).inc();
                 }
             }
         }
@@ -417,37 +487,81 @@ impl Worker {
     /// Consumes the in-process change topic: each message is decoded, handled and then
     /// committed, in order. A message that is not a change event is dead-lettered and skipped.
     /// With `until_idle` it returns once the topic is drained (the demo, tests); otherwise it
-    /// runs until `shutdown` resolves, finishing the event in hand first.
+    /// runs until `shutdown` resolves. Shutdown is looked at between messages, so the event in
+    /// hand is finished and committed first; a failure leaves the position where it was, for
+    /// the next start to redo.
     pub async fn consume_in_process(
         &self,
         consumer: &InProcessConsumer,
         until_idle: bool,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<usize, WorkerError> {
+        use futures::FutureExt;
         tokio::pin!(shutdown);
         let mut handled = 0;
+        self.refresh_snapshot_metrics().await;
+        let lag = metrics()
+            .consumer_lag
+            .with_label_values(&[consumer.topic(), "0"]);
         loop {
+            let wait = std::time::Duration::from_millis(if until_idle { 0 } else { 1000 });
             let batch = tokio::select! {
+                biased;
                 _ = &mut shutdown => return Ok(handled),
-                b = consumer.next_batch(100, std::time::Duration::from_millis(if until_idle { 0 } else { 1000 })) => b?,
+                b = consumer.next_batch(100, wait) => b?,
             };
-            if batch.is_empty() && until_idle {
-                return Ok(handled);
+            if batch.is_empty() {
+                lag.set(0);
+                if until_idle {
+                    return Ok(handled);
+                }
+                continue;
             }
+            let head = consumer.head().await?;
             for message in batch {
-                match decode_event(message.payload.as_bytes()) {
-                    Ok(event) => {
-                        self.handle(&event).await?;
-                    }
+                if shutdown.as_mut().now_or_never().is_some() {
+                    return Ok(handled);
+                }
+                lag.set((head - message.position + 1).max(0));
+                let result = match decode_event(message.payload.as_bytes()) {
+                    Ok(event) => self.handle(&event).await.map(|_| "processed"),
                     Err(e) => {
                         warn!(position = message.position, error = %e, "poison change event dead-lettered");
                         self.dead_letters
                             .dead_letter(&message.key, &e.to_string(), &message.payload)
                             .await
-                            .map_err(WorkerError::DeadLetter)?;
+                            .map_err(WorkerError::DeadLetter)
+                            .map(|_| {
+                                metrics().dead_letters.with_label_values(&["event"]).inc();
+                                "dead_lettered"
+                            })
                     }
-                }
+                };
+                let outcome = match result {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        metrics().worker_events.with_label_values(&["failed"]).inc();
+                        if until_idle {
+                            return Err(e);
+                        }
+                        // Not committed: the next batch starts again at this message. Never
+                        // skipped, since an unhandled change could be an unsent alert.
+                        warn!(
+                            position = message.position,
+                            error = %e,
+                            "handling failed; the message is retried"
+                        );
+                        tokio::select! {
+                            biased;
+                            _ = &mut shutdown => return Ok(handled),
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                        }
+                        break;
+                    }
+                };
                 consumer.commit(message.position).await?;
+                metrics().worker_events.with_label_values(&[outcome]).inc();
+                lag.set((head - message.position).max(0));
                 handled += 1;
             }
         }

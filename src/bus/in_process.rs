@@ -92,6 +92,15 @@ impl InProcessConsumer {
         self.bus.store.read_log(&self.bus.topic, after, max).await
     }
 
+    /// The position of the newest message on the topic (0 when empty).
+    pub async fn head(&self) -> Result<i64, StoreError> {
+        self.bus.store.log_length(&self.bus.topic).await
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.bus.topic
+    }
+
     pub async fn position(&self) -> Result<i64, StoreError> {
         self.bus
             .store

@@ -197,6 +197,8 @@ pub enum KafkaBusError {
     },
     #[error("topic administration failed: {0}")]
     Admin(#[source] Box<KafkaError>),
+    #[error("the Kafka cluster did not answer: {0}")]
+    Cluster(#[source] Box<KafkaError>),
     #[error("cannot encode the message: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("Kafka did not take the message with key {key:?} for {topic}: {source}")]
@@ -487,6 +489,30 @@ impl KafkaProducer {
         })
     }
 
+    /// Asks the cluster for its metadata: proves a broker answers (readiness probes).
+    pub async fn ping(&self, timeout: Duration) -> Result<usize, KafkaBusError> {
+        use rdkafka::producer::Producer;
+        let inner = self.inner.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            inner
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|m| m.brokers().len())
+        })
+        .await?;
+        metadata.map_err(|e| KafkaBusError::Cluster(Box::new(e)))
+    }
+
+    /// Waits until everything enqueued was delivered or failed (shutdown). Every send of ours
+    /// already awaits its delivery, so this only matters for a send abandoned mid-way.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaBusError> {
+        use rdkafka::producer::Producer;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.flush(timeout))
+            .await?
+            .map_err(|e| KafkaBusError::Cluster(Box::new(e)))
+    }
+
     /// Produces `records` in order and returns once the broker confirmed every one of them,
     /// or an error naming the first that failed (after waiting for all, so that no delivery is
     /// still in doubt when the caller decides what to do next).
@@ -712,6 +738,14 @@ pub struct CommittedOffset {
 ///
 /// A fresh group starts at the earliest offset (`auto.offset.reset=earliest`): a new worker
 /// must see the whole list history.
+/// See [`KafkaConsumer::lag`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub lag: i64,
+}
+
 pub struct KafkaConsumer {
     // Arc: blocking calls (commit, committed, close) run on the blocking pool with a clone.
     inner: Arc<StreamConsumer>,
@@ -754,6 +788,37 @@ impl KafkaConsumer {
             inner: Arc::new(inner),
             group_id: group_id.to_string(),
         })
+    }
+
+    /// For each assigned partition, how many messages lie beyond this consumer's position
+    /// (high watermark minus the next offset to fetch). Partitions with no position yet are
+    /// left out. Asks the brokers for the watermarks, so call it every few seconds, not per
+    /// message.
+    pub async fn lag(&self, timeout: Duration) -> Result<Vec<PartitionLag>, KafkaBusError> {
+        use rdkafka::consumer::Consumer;
+        use rdkafka::Offset;
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let positions = inner
+                .position()
+                .map_err(|e| KafkaBusError::Cluster(Box::new(e)))?;
+            let mut out = Vec::new();
+            for element in positions.elements() {
+                let Offset::Offset(position) = element.offset() else {
+                    continue;
+                };
+                let (_, high) = inner
+                    .fetch_watermarks(element.topic(), element.partition(), timeout)
+                    .map_err(|e| KafkaBusError::Cluster(Box::new(e)))?;
+                out.push(PartitionLag {
+                    topic: element.topic().to_string(),
+                    partition: element.partition(),
+                    lag: (high - position).max(0),
+                });
+            }
+            Ok(out)
+        })
+        .await?
     }
 
     pub fn group_id(&self) -> &str {

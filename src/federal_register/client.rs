@@ -545,6 +545,7 @@ impl FederalRegisterClient {
         })
         .notify(|f: &Failure, delay: Duration| {
             ClientStats::add(&self.stats.retries, 1);
+            crate::metrics::metrics().federal_register_retries.inc();
             tracing::warn!(
                 url = %loggable(url),
                 attempt = attempts.load(Ordering::Relaxed),
@@ -555,6 +556,11 @@ impl FederalRegisterClient {
             );
         })
         .await;
+        let outcome = if result.is_ok() { "success" } else { "failure" };
+        crate::metrics::metrics()
+            .federal_register_requests
+            .with_label_values(&[outcome])
+            .inc();
         result.map_err(|f| {
             ClientStats::add(&self.stats.failures, 1);
             if f.retryable {

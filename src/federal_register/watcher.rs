@@ -8,6 +8,7 @@
 //! the reason, so it is seen; the watcher never crashes on a bad document.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use super::amendment::{parse_rule, ParseLimits};
 use super::client::{ClientError, DocumentSummary, FederalRegisterClient};
 use crate::bus::{PublishError, Publisher};
 use crate::events::{ChangeEvent, DocumentEvent, DocumentStage};
+use crate::metrics::metrics;
 use crate::store::{ProcessedDocument, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +78,14 @@ pub struct Watcher {
     store: Store,
     publisher: Arc<dyn Publisher>,
     config: WatcherConfig,
+    /// Set when shutdown was requested during a poll: the poll finishes the document in hand
+    /// (so its events are not published without its checkpoint) and handles no further one.
+    stopping: AtomicBool,
 }
+
+/// How long a poll in progress may go on after shutdown was requested, to finish the document
+/// in hand. After that it is abandoned, which is still safe (see [`Watcher::run`]).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 impl Watcher {
     pub fn new(
@@ -90,12 +99,34 @@ impl Watcher {
             store,
             publisher,
             config,
+            stopping: AtomicBool::new(false),
         }
     }
 
     /// One poll: search, then handle every unprocessed document oldest first.
     /// `since` forces the search start (backfill); otherwise the checkpoint decides.
     pub async fn poll_once(&self, since: Option<NaiveDate>) -> Result<PollReport, WatchError> {
+        let result = self.poll(since).await;
+        let m = metrics();
+        match &result {
+            Ok(report) => {
+                m.polls.with_label_values(&["success"]).inc();
+                m.last_successful_poll.set(Utc::now().timestamp());
+                for (outcome, n) in [
+                    ("parsed", report.documents_parsed),
+                    ("unreadable", report.documents_unreadable),
+                    ("fetch_failed", report.documents_failed),
+                    ("already_processed", report.already_processed),
+                ] {
+                    m.documents.with_label_values(&[outcome]).inc_by(n as u64);
+                }
+            }
+            Err(_) => m.polls.with_label_values(&["failure"]).inc(),
+        }
+        result
+    }
+
+    async fn poll(&self, since: Option<NaiveDate>) -> Result<PollReport, WatchError> {
         let today = Utc::now().date_naive();
         let start = match (since, self.store.watermark().await?) {
             (Some(s), _) => s,
@@ -123,6 +154,13 @@ impl Watcher {
         let mut latest_seen: Option<NaiveDate> = None;
         for doc in &documents {
             latest_seen = latest_seen.max(Some(doc.publication_date));
+            if self.stopping.load(Ordering::SeqCst) {
+                // Left for the next start: hold the watermark at it like a failed fetch.
+                earliest_failed = earliest_failed
+                    .map(|d| d.min(doc.publication_date))
+                    .or(Some(doc.publication_date));
+                continue;
+            }
             if self.store.is_processed(&doc.document_number).await? {
                 report.already_processed += 1;
                 continue;
@@ -154,7 +192,7 @@ impl Watcher {
             self.store.set_watermark(new).await?;
         }
 
-        if self.config.public_inspection {
+        if self.config.public_inspection && !self.stopping.load(Ordering::SeqCst) {
             self.poll_public_inspection(&mut report).await?;
         }
         self.store.set_last_successful_poll(Utc::now()).await?;
@@ -224,11 +262,13 @@ impl Watcher {
         };
         report.parser_warnings += warnings;
         report.document_events += 1;
+        metrics().parser_warnings.inc_by(warnings as u64);
 
-        self.publisher
-            .publish(&events)
-            .await
-            .map_err(|e| DocumentFailure::Fatal(e.into()))?;
+        if let Err(e) = self.publisher.publish(&events).await {
+            metrics().publish_failures.inc();
+            return Err(DocumentFailure::Fatal(e.into()));
+        }
+        count_published(&events);
         self.store
             .mark_processed(&ProcessedDocument {
                 document_number: doc.document_number.clone(),
@@ -267,7 +307,11 @@ impl Watcher {
                 change_count: 0,
                 warnings: Vec::new(),
             });
-            self.publisher.publish(std::slice::from_ref(&event)).await?;
+            if let Err(e) = self.publisher.publish(std::slice::from_ref(&event)).await {
+                metrics().publish_failures.inc();
+                return Err(e.into());
+            }
+            count_published(std::slice::from_ref(&event));
             self.store
                 .mark_public_inspection_seen(&filing.document_number)
                 .await?;
@@ -290,10 +334,18 @@ impl Watcher {
             // A poll against an unreachable Federal Register can spend minutes in retries; a
             // shutdown must not wait for that. Abandoning a poll is safe: a document is marked
             // processed only after its events were published, so the next start redoes it.
+            let poll = self.poll_once(since);
+            tokio::pin!(poll);
             let result = tokio::select! {
-                r = self.poll_once(since) => r,
+                r = &mut poll => r,
                 _ = &mut shutdown => {
-                    info!("shutdown requested during a poll; watcher stopped");
+                    self.stopping.store(true, Ordering::SeqCst);
+                    info!("shutdown requested during a poll; finishing the document in hand");
+                    match tokio::time::timeout(SHUTDOWN_GRACE, poll).await {
+                        Ok(Ok(_)) => info!("watcher stopped"),
+                        Ok(Err(e)) => warn!(error = %e, "last poll failed; watcher stopped"),
+                        Err(_) => warn!("poll abandoned after the shutdown grace period; watcher stopped"),
+                    }
                     return;
                 }
             };
@@ -309,6 +361,20 @@ impl Watcher {
                 }
                 _ = tokio::time::sleep(interval) => {}
             }
+        }
+    }
+}
+
+fn count_published(events: &[ChangeEvent]) {
+    let m = metrics();
+    for event in events {
+        match event {
+            ChangeEvent::Entity(change) => {
+                m.change_events_published
+                    .with_label_values(&[change.action.as_str()])
+                    .inc();
+            }
+            ChangeEvent::Document(_) => m.document_events_published.inc(),
         }
     }
 }

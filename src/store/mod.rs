@@ -98,9 +98,46 @@ impl Store {
         Ok(())
     }
 
+    /// Sizes and latest change times of the supplier table and the list snapshot, for the
+    /// operator's gauges.
+    pub async fn snapshot_stats(&self) -> Result<SnapshotStats, StoreError> {
+        use sqlx::Row;
+        let time = |v: Option<String>| {
+            v.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let suppliers =
+            sqlx::query("SELECT COUNT(*) AS n, MAX(updated_at) AS latest FROM suppliers")
+                .fetch_one(&self.pool)
+                .await?;
+        let entries = sqlx::query(
+            "SELECT COUNT(removed_at) AS removed, COUNT(*) AS n, MAX(updated_at) AS latest \
+             FROM listed_entries",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let all: i64 = entries.try_get("n")?;
+        let removed: i64 = entries.try_get("removed")?;
+        Ok(SnapshotStats {
+            suppliers: u64::try_from(suppliers.try_get::<i64, _>("n")?).unwrap_or(0),
+            suppliers_last_change: time(suppliers.try_get("latest")?),
+            entity_list_entries: u64::try_from(all - removed).unwrap_or(0),
+            entity_list_last_change: time(entries.try_get("latest")?),
+        })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// See [`Store::snapshot_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotStats {
+    pub suppliers: u64,
+    pub suppliers_last_change: Option<chrono::DateTime<chrono::Utc>>,
+    pub entity_list_entries: u64,
+    pub entity_list_last_change: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `sqlite://entitywatch.db` must create the file on first use, as a user running the embedded

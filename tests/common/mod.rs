@@ -10,6 +10,7 @@ use sqlx::Connection;
 
 pub mod kafka;
 pub mod scenario;
+pub mod service;
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -71,6 +72,9 @@ pub fn entitywatch() -> tokio::process::Command {
         }
     }
     cmd.env("ENTITYWATCH_LOG", "info,entitywatch=debug");
+    // Tests run side by side: each long-running process takes a free port for its metrics
+    // endpoint instead of the default 8080.
+    cmd.env("ENTITYWATCH_HTTP_ADDR", "127.0.0.1:0");
     cmd.kill_on_drop(true);
     cmd
 }

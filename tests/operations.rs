@@ -1,0 +1,391 @@
+//! What an operator relies on, black-box against the binary: the counters on `/metrics` move by
+//! exactly what one rule did, the exposition passes `promtool check metrics`, `/healthz` and
+//! `/readyz` say what is wrong, and SIGTERM in the middle of delivering alerts loses and
+//! duplicates nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use common::scenario::{expected, pairs, rule_server, SLACK_PATH, SUPPLIERS};
+use common::service::Service;
+use common::{entitywatch, fresh_db, run, Db, TestDb};
+use serde_json::Value;
+
+/// Entries 84 FR 54002 adds (all of its changes are additions).
+const RULE_ENTRIES: f64 = 27.0;
+
+async fn import_suppliers(db: &TestDb) {
+    let csv = db.dir.path().join("suppliers.csv");
+    std::fs::write(&csv, SUPPLIERS).unwrap();
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url")
+        .arg(&db.url)
+        .args(["suppliers", "import"])
+        .arg(&csv);
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", r.stderr);
+}
+
+/// A Slack-like receiver that takes `delay` to answer each request and records the bodies.
+async fn slow_slack(delay: Duration) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let app = Router::new()
+        .route(
+            SLACK_PATH,
+            post(
+                move |State(r): State<Arc<Mutex<Vec<Value>>>>, body: String| async move {
+                    tokio::time::sleep(delay).await;
+                    r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                    "ok"
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, received)
+}
+
+fn run_command(db: &TestDb, fr: &str, slack: SocketAddr) -> tokio::process::Command {
+    let mut cmd = entitywatch();
+    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
+        .arg("--database-url")
+        .arg(&db.url)
+        .arg("--federal-register-url")
+        .arg(fr)
+        .env(
+            "ENTITYWATCH_SLACK_WEBHOOK_URL",
+            format!("http://{slack}{SLACK_PATH}"),
+        );
+    cmd
+}
+
+async fn wait_until(what: &str, max: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < max, "{what} within {max:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Alert id prefixes at a Slack receiver: the Block Kit context line ends in "alert `<first
+/// 12 characters of the id>`".
+fn slack_alert_ids(received: &Mutex<Vec<Value>>) -> Vec<String> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let text = m.to_string();
+            let at = text.find("alert `").expect("alert id in the Slack message") + 7;
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect()
+        })
+        .collect()
+}
+
+async fn alert_topic(db: &TestDb) -> Vec<Value> {
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let topic = store
+        .read_log("entitywatch.alerts.v1", 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str(&m.payload).unwrap())
+        .collect();
+    store.close().await;
+    topic
+}
+
+/// Runs promtool on a scrape; CI installs it (Debian package `prometheus`).
+fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool must be installed (Debian package `prometheus`; scripts/services.sh start \
+             installs it)",
+        );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_rule_moves_the_counters_by_what_it_did() {
+    let db = fresh_db(Db::Sqlite).await;
+    import_suppliers(&db).await;
+    let server = rule_server().await;
+    let (slack, received) = slow_slack(Duration::ZERO).await;
+
+    let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
+    let (status, body) = service.get("/healthz").await;
+    assert_eq!(status, 200, "{body}");
+
+    wait_until("three Slack alerts", Duration::from_secs(30), || {
+        received.lock().unwrap().len() >= 3
+    })
+    .await;
+    // Every change handled, and a second poll done, before the counts are read.
+    let start = Instant::now();
+    let m = loop {
+        let m = service.scrape().await;
+        if m.value("entitywatch_worker_events_total{outcome=\"processed\"}") >= RULE_ENTRIES + 1.0
+            && m.value("entitywatch_watcher_polls_total{outcome=\"success\"}") >= 2.0
+        {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the worker did not catch up:\n{}",
+            m.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let expect = |series: &str, value: f64| {
+        assert_eq!(m.value(series), value, "{series}\n{}", m.text);
+    };
+    expect(
+        "entitywatch_watcher_documents_total{outcome=\"parsed\"}",
+        1.0,
+    );
+    expect(
+        "entitywatch_watcher_documents_total{outcome=\"unreadable\"}",
+        0.0,
+    );
+    expect(
+        "entitywatch_watcher_documents_total{outcome=\"fetch_failed\"}",
+        0.0,
+    );
+    assert!(m.value("entitywatch_watcher_documents_total{outcome=\"already_processed\"}") >= 1.0);
+    expect(
+        "entitywatch_change_events_published_total{action=\"added\"}",
+        RULE_ENTRIES,
+    );
+    expect(
+        "entitywatch_change_events_published_total{action=\"removed\"}",
+        0.0,
+    );
+    expect("entitywatch_document_events_published_total", 1.0);
+    expect("entitywatch_publish_failures_total", 0.0);
+    expect("entitywatch_watcher_polls_total{outcome=\"failure\"}", 0.0);
+    expect(
+        "entitywatch_worker_events_total{outcome=\"processed\"}",
+        RULE_ENTRIES + 1.0,
+    );
+    expect("entitywatch_worker_events_total{outcome=\"failed\"}", 0.0);
+    expect("entitywatch_matches_total{decision=\"alert\"}", 3.0);
+    expect(
+        "entitywatch_alerts_total{outcome=\"delivered\",sink=\"slack\"}",
+        3.0,
+    );
+    expect(
+        "entitywatch_alerts_total{outcome=\"delivered\",sink=\"alert-topic\"}",
+        3.0,
+    );
+    expect(
+        "entitywatch_alert_delivery_retries_total{sink=\"slack\"}",
+        0.0,
+    );
+    expect("entitywatch_dead_letters_total{kind=\"event\"}", 0.0);
+    expect("entitywatch_dead_letters_total{kind=\"alert\"}", 0.0);
+    expect("entitywatch_suppliers", 8.0);
+    expect("entitywatch_entity_list_entries", RULE_ENTRIES);
+    expect(
+        "entitywatch_consumer_lag{partition=\"0\",topic=\"entitywatch.entity-changes.v1\"}",
+        0.0,
+    );
+    expect("entitywatch_screening_duration_seconds_count", RULE_ENTRIES);
+    assert!(m.value("entitywatch_suppliers_screened_total") >= 3.0);
+    let now = chrono::Utc::now().timestamp() as f64;
+    let last_poll = m.value("entitywatch_watcher_last_successful_poll_timestamp_seconds");
+    assert!((now - last_poll).abs() < 30.0, "last poll at {last_poll}");
+    assert!(m.value("entitywatch_federal_register_requests_total{outcome=\"success\"}") >= 3.0);
+    assert!(m.has(&format!(
+        "entitywatch_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(m.value("process_resident_memory_bytes") > 0.0);
+    // No label carries a secret or an unbounded value.
+    assert!(!m.text.contains("XSECRET"), "{}", m.text);
+    assert!(!m.text.contains("hikvision"), "{}", m.text);
+    promtool_check_metrics(&m.text);
+
+    let (status, body) = service.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["store"]["ok"], true);
+    assert_eq!(ready["checks"]["watcher"]["ok"], true);
+
+    let (status, logs) = service.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{logs}");
+    eprintln!(
+        "metrics: one rule ({RULE_ENTRIES} entries) → 27 added events, 28 processed, 3 matches, \
+         3 Slack + 3 topic deliveries; promtool check metrics passed ({} families)",
+        m.names().len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_says_what_is_wrong() {
+    let db = fresh_db(Db::Sqlite).await;
+    // Nothing listens there: every poll fails.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let mut cmd = entitywatch();
+    cmd.args(["watch", "--interval", "1s", "--ready-max-poll-age", "2s"])
+        .arg("--database-url")
+        .arg(&db.url)
+        .arg("--federal-register-url")
+        .arg(&dead_url)
+        .arg("--output")
+        .arg(db.dir.path().join("events.jsonl"));
+    let service = Service::start(cmd).await;
+    let (status, body) = service.get("/readyz").await;
+    assert_eq!(status, 200, "within the bound after start: {body}");
+
+    let start = Instant::now();
+    let body = loop {
+        let (status, body) = service.get("/readyz").await;
+        if status == 503 {
+            break body;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "not_ready");
+    assert_eq!(v["checks"]["store"]["ok"], true, "{body}");
+    assert_eq!(v["checks"]["watcher"]["ok"], false, "{body}");
+    let error = v["checks"]["watcher"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("no successful Federal Register poll"),
+        "{error}"
+    );
+    let (status, _) = service.get("/healthz").await;
+    assert_eq!(status, 200, "alive even when not ready");
+    let m = service.scrape().await;
+    // The poll is still in its retries; they show.
+    assert!(
+        m.value("entitywatch_federal_register_retries_total") >= 1.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        m.value("entitywatch_watcher_last_successful_poll_timestamp_seconds"),
+        0.0
+    );
+    let (status, logs) = service.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{logs}");
+    eprintln!("readyz: Federal Register unreachable → 503 after the 2 s bound: {error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_port_fails_at_start_with_a_clear_error() {
+    let db = fresh_db(Db::Sqlite).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url")
+        .arg(&db.url)
+        .args(["work", "--http-addr"])
+        .arg(addr.to_string());
+    let r = run(cmd).await;
+    assert!(!r.status.success());
+    assert!(
+        r.stderr.contains(&format!("cannot listen on {addr}")),
+        "{}",
+        r.stderr
+    );
+}
+
+/// SIGTERM while alerts are being delivered: the process finishes the event in hand, exits 0,
+/// and a restart delivers the rest; every alert reaches Slack and the alert topic exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_delivery_loses_and_duplicates_nothing() {
+    let db = fresh_db(Db::Sqlite).await;
+    import_suppliers(&db).await;
+    let server = rule_server().await;
+    // Each Slack post takes 1.5 s, so the alerts are in flight when the signal comes.
+    let (slack, received) = slow_slack(Duration::from_millis(1500)).await;
+
+    let mut service = Service::start(run_command(&db, &server.base_url(), slack)).await;
+    service
+        .wait_for_log("\"sink\":\"alert-topic\"", Duration::from_secs(30))
+        .await
+        .to_string();
+    // The first Slack request is on its way: stop now.
+    let signalled = Instant::now();
+    let (status, logs) = service.terminate(Duration::from_secs(35)).await;
+    let stop_took = signalled.elapsed();
+    assert!(status.success(), "exit status {status}:\n{logs}");
+    let after_first = received.lock().unwrap().len();
+    assert!(after_first < 3, "the signal came too late to test anything");
+
+    // A restart delivers what is left, and nothing twice.
+    let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
+    wait_until("three Slack alerts", Duration::from_secs(40), || {
+        received.lock().unwrap().len() >= 3
+    })
+    .await;
+    // Room for a duplicate to show up if one were coming.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, logs) = service.terminate(Duration::from_secs(35)).await;
+    assert!(status.success(), "{logs}");
+
+    let ids = slack_alert_ids(&received);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in &ids {
+        *counts.entry(id).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 3, "three distinct alerts at Slack: {ids:?}");
+    assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+    let topic = alert_topic(&db).await;
+    assert_eq!(pairs(&topic), expected(), "the alert topic holds each once");
+    let topic_ids: Vec<&str> = topic
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap())
+        .collect();
+    for id in counts.keys() {
+        assert!(
+            topic_ids.iter().any(|t| t.starts_with(id)),
+            "{id} at Slack but not on the topic"
+        );
+    }
+    eprintln!(
+        "sigterm: signalled during the first Slack delivery, exit 0 after {:.1} s with {} of 3 \
+         at Slack; restart delivered the rest: Slack {} distinct / {} received, topic {}",
+        stop_took.as_secs_f64(),
+        after_first,
+        counts.len(),
+        ids.len(),
+        topic.len()
+    );
+}
