@@ -228,79 +228,83 @@ pub async fn consume_kafka_with(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<usize, KafkaPipelineError> {
     let retry_delay = options.retry_delay.unwrap_or(Duration::from_secs(2));
-    tokio::pin!(shutdown);
     worker.refresh_snapshot_metrics().await;
     // Lag needs a round trip to the brokers, so it is sampled, not computed per message.
     let mut lag_tick = tokio::time::interval(Duration::from_secs(10));
     lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut handled = 0usize;
-    'messages: loop {
-        if options.max_messages.is_some_and(|max| handled >= max) {
-            break;
-        }
-        // Biased: a requested shutdown wins over a message that happens to be ready, and the
-        // completed shutdown future is never polled again because we leave at once.
-        let message = tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            _ = lag_tick.tick() => {
-                record_lag(&consumer).await;
-                continue;
+    let body = async {
+        let mut handled = 0usize;
+        'messages: loop {
+            if options.max_messages.is_some_and(|max| handled >= max) {
+                break;
             }
-            m = consumer.recv() => m,
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                // librdkafka recovers from these by itself (broker restart, rebalance).
-                warn!(error = %e, "Kafka receive failed; retrying");
-                tokio::select! {
-                    biased;
-                    _ = &mut shutdown => break,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            // Biased: a requested stop wins over a message that happens to be ready.
+            let message = tokio::select! {
+                biased;
+                _ = worker.stopped() => break,
+                _ = lag_tick.tick() => {
+                    record_lag(&consumer).await;
+                    continue;
                 }
-            }
-        };
-        loop {
-            let outcome = if options.suppliers_topic.as_deref() == Some(message.topic.as_str()) {
-                handle_supplier_message(worker, dead_letters, &message).await
-            } else {
-                handle_message(worker, dead_letters, &message).await
+                m = consumer.recv() => m,
             };
-            match outcome {
-                Ok(label) => {
-                    metrics().worker_events.with_label_values(&[label]).inc();
-                    if label == "dead_lettered" {
-                        metrics().dead_letters.with_label_values(&["event"]).inc();
-                    }
-                    break;
-                }
+            let message = match message {
+                Ok(m) => m,
                 Err(e) => {
-                    metrics().worker_events.with_label_values(&["failed"]).inc();
-                    warn!(
-                        topic = %message.topic,
-                        partition = message.partition,
-                        offset = message.offset,
-                        error = %e,
-                        "handling failed; the offset is not stored and the message is retried"
-                    );
-                    // Shutting down with the message unfinished leaves its offset unstored:
-                    // the group's next member handles it again.
+                    // librdkafka recovers from these by itself (broker restart, rebalance).
+                    warn!(error = %e, "Kafka receive failed; retrying");
                     tokio::select! {
                         biased;
-                        _ = &mut shutdown => break 'messages,
-                        _ = tokio::time::sleep(retry_delay) => {}
+                        _ = worker.stopped() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
+                }
+            };
+            loop {
+                let outcome = if options.suppliers_topic.as_deref() == Some(message.topic.as_str())
+                {
+                    handle_supplier_message(worker, dead_letters, &message).await
+                } else {
+                    handle_message(worker, dead_letters, &message).await
+                };
+                match outcome {
+                    Ok(label) => {
+                        metrics().worker_events.with_label_values(&[label]).inc();
+                        if label == "dead_lettered" {
+                            metrics().dead_letters.with_label_values(&["event"]).inc();
+                        }
+                        break;
+                    }
+                    // Stopped between delivery attempts: the offset stays unstored and the
+                    // group's next member (or this one after restart) handles it again.
+                    Err(_) if worker.stop_requested() => break 'messages,
+                    Err(e) => {
+                        metrics().worker_events.with_label_values(&["failed"]).inc();
+                        warn!(
+                            topic = %message.topic,
+                            partition = message.partition,
+                            offset = message.offset,
+                            error = %e,
+                            "handling failed; the offset is not stored and the message is retried"
+                        );
+                        tokio::select! {
+                            biased;
+                            _ = worker.stopped() => break 'messages,
+                            _ = tokio::time::sleep(retry_delay) => {}
+                        }
                     }
                 }
             }
+            if let Err(e) = consumer.store(&message) {
+                // Only a partition revoked by a rebalance refuses a store; its new owner redoes
+                // the message and the ledger absorbs the repeat.
+                warn!(error = %e, "cannot store offset");
+            }
+            handled += 1;
         }
-        if let Err(e) = consumer.store(&message) {
-            // Only a partition revoked by a rebalance refuses a store; its new owner redoes
-            // the message and the ledger absorbs the repeat.
-            warn!(error = %e, "cannot store offset");
-        }
-        handled += 1;
-    }
+        handled
+    };
+    let handled = worker.until_stopped(shutdown, body).await;
     info!(
         handled,
         group = consumer.group_id(),

@@ -110,6 +110,30 @@ struct SinkArgs {
         hide_env_values = true
     )]
     webhook_secret: Option<String>,
+    /// Delivery attempts per alert and sink, the first included; then the alert is
+    /// dead-lettered with the last reason.
+    #[arg(long, env = "ENTITYWATCH_ALERT_MAX_ATTEMPTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    alert_max_attempts: u32,
+    /// How long one delivery attempt may take before it counts as failed and is retried.
+    #[arg(long, env = "ENTITYWATCH_ALERT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    alert_timeout: Duration,
+    /// First wait between attempts; each next one doubles (with jitter).
+    #[arg(long, env = "ENTITYWATCH_ALERT_MIN_BACKOFF", default_value = "500ms", value_parser = parse_duration)]
+    alert_min_backoff: Duration,
+    /// Longest wait between attempts, also for a receiver's Retry-After.
+    #[arg(long, env = "ENTITYWATCH_ALERT_MAX_BACKOFF", default_value = "60s", value_parser = parse_duration)]
+    alert_max_backoff: Duration,
+}
+
+impl SinkArgs {
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.alert_max_attempts,
+            min_backoff: self.alert_min_backoff,
+            max_backoff: self.alert_max_backoff.max(self.alert_min_backoff),
+            timeout: self.alert_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -834,7 +858,7 @@ fn embedded_worker(store: &Store, sinks: &SinkArgs) -> Result<Worker> {
         store.clone(),
         all,
         Arc::new(dead_letters),
-        RetryPolicy::default(),
+        sinks.retry_policy(),
     ))
 }
 
@@ -1032,7 +1056,8 @@ async fn review(args: ReviewArgs, settings: &Settings) -> Result<()> {
 async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
     use entitywatch::kafka_pipeline::{KafkaPipeline, KafkaPipelineConfig};
     let store = open_store(settings).await?;
-    let config = KafkaPipelineConfig::from_settings(settings)?;
+    let mut config = KafkaPipelineConfig::from_settings(settings)?;
+    config.retry = args.sinks.retry_policy();
     let brokers = config.settings.brokers.clone();
     let client = FederalRegisterClient::new(ClientConfig {
         base_url: settings.federal_register_url.clone(),
@@ -1088,7 +1113,8 @@ async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
     let shutdown = Shutdown::listen();
     let handled = if settings.kafka_brokers.is_some() {
         use entitywatch::kafka_pipeline::{consume_kafka_with, KafkaPipeline, KafkaPipelineConfig};
-        let config = KafkaPipelineConfig::from_settings(settings)?;
+        let mut config = KafkaPipelineConfig::from_settings(settings)?;
+        config.retry = args.sinks.retry_policy();
         config
             .ensure_topics()
             .await

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::alerts::{
-    deliver_with, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, DeliveryFailure,
+    deliver_until, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, DeliveryFailure,
     RetryPolicy,
 };
 use crate::bus::{decode_event, InProcessBus, InProcessConsumer};
@@ -32,6 +32,10 @@ pub enum WorkerError {
     Screening(String),
     #[error("dead-lettering failed, event not committed: {0}")]
     DeadLetter(String),
+    /// Shutdown came while an alert was between delivery attempts: the event is left
+    /// uncommitted, to be handled again after the restart (the ledger keeps what was sent).
+    #[error("stopped before alert {alert_id} reached sink {sink}")]
+    Interrupted { alert_id: String, sink: String },
 }
 
 /// Where what cannot be handled goes, with the reason: alerts that no retry could deliver and
@@ -80,6 +84,9 @@ pub struct Worker {
     sinks: Vec<Arc<dyn AlertSink>>,
     dead_letters: Arc<dyn DeadLetters>,
     retry: RetryPolicy,
+    /// Set once by [`Worker::request_stop`]; deliveries stop retrying and consumers stop
+    /// taking messages. Sticky: a stopped worker is done.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Worker {
@@ -104,6 +111,44 @@ impl Worker {
             sinks,
             dead_letters,
             retry,
+            stop: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Asks the worker to stop: the message in hand is finished unless an alert of it is
+    /// waiting for a retry, in which case it is left uncommitted (see
+    /// [`WorkerError::Interrupted`]); no further message is taken.
+    pub fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once a stop was requested; any number of these may be made.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Runs `body` (a consume loop) while forwarding `shutdown` to [`Worker::request_stop`].
+    pub(crate) async fn until_stopped<T>(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+        body: impl std::future::Future<Output = T>,
+    ) -> T {
+        let forward = async {
+            shutdown.await;
+            self.request_stop();
+            // Never completes: only `body` decides when the loop is over.
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            r = body => r,
+            _ = forward => unreachable!("the forwarder never completes"),
         }
     }
 
@@ -432,12 +477,18 @@ impl Worker {
                     .inc();
                 continue;
             }
-            let delivered = deliver_with(sink.as_ref(), alert, &self.retry, |notice| {
-                metrics()
-                    .alert_delivery_retries
-                    .with_label_values(&[notice.sink])
-                    .inc();
-            })
+            let delivered = deliver_until(
+                sink.as_ref(),
+                alert,
+                &self.retry,
+                |notice| {
+                    metrics()
+                        .alert_delivery_retries
+                        .with_label_values(&[notice.sink])
+                        .inc();
+                },
+                self.stopped(),
+            )
             .await;
             match delivered {
                 Ok(_) => {
@@ -458,6 +509,13 @@ impl Worker {
                         .with_label_values(&[sink.name(), "delivered"])
                         .inc();
                     info!(sink = sink.name(), alert = %alert.summary(), "alert delivered");
+                }
+                Err(failure) if failure.interrupted => {
+                    info!(sink = sink.name(), alert_id = %alert.alert_id, "delivery left for after the restart");
+                    return Err(WorkerError::Interrupted {
+                        alert_id: alert.alert_id.clone(),
+                        sink: sink.name().to_string(),
+                    });
                 }
                 Err(failure) => {
                     let DeliveryFailure { reason, .. } = &failure;
@@ -496,8 +554,15 @@ impl Worker {
         until_idle: bool,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<usize, WorkerError> {
-        use futures::FutureExt;
-        tokio::pin!(shutdown);
+        self.until_stopped(shutdown, self.consume_log(consumer, until_idle))
+            .await
+    }
+
+    async fn consume_log(
+        &self,
+        consumer: &InProcessConsumer,
+        until_idle: bool,
+    ) -> Result<usize, WorkerError> {
         let mut handled = 0;
         self.refresh_snapshot_metrics().await;
         let lag = metrics()
@@ -507,7 +572,7 @@ impl Worker {
             let wait = std::time::Duration::from_millis(if until_idle { 0 } else { 1000 });
             let batch = tokio::select! {
                 biased;
-                _ = &mut shutdown => return Ok(handled),
+                _ = self.stopped() => return Ok(handled),
                 b = consumer.next_batch(100, wait) => b?,
             };
             if batch.is_empty() {
@@ -519,7 +584,7 @@ impl Worker {
             }
             let head = consumer.head().await?;
             for message in batch {
-                if shutdown.as_mut().now_or_never().is_some() {
+                if self.stop_requested() {
                     return Ok(handled);
                 }
                 lag.set((head - message.position + 1).max(0));
@@ -539,6 +604,7 @@ impl Worker {
                 };
                 let outcome = match result {
                     Ok(outcome) => outcome,
+                    Err(WorkerError::Interrupted { .. }) => return Ok(handled),
                     Err(e) => {
                         metrics().worker_events.with_label_values(&["failed"]).inc();
                         if until_idle {
@@ -553,7 +619,7 @@ impl Worker {
                         );
                         tokio::select! {
                             biased;
-                            _ = &mut shutdown => return Ok(handled),
+                            _ = self.stopped() => return Ok(handled),
                             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
                         }
                         break;

@@ -7,10 +7,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use common::scenario::{expected, pairs, rule_server, SLACK_PATH, SUPPLIERS};
@@ -33,25 +35,38 @@ async fn import_suppliers(db: &TestDb) {
     assert!(r.status.success(), "{}", r.stderr);
 }
 
-/// A Slack-like receiver that takes `delay` to answer each request and records the bodies.
+/// A Slack-like receiver that takes `delay` to answer each request and records the bodies it
+/// accepted; while `failing` holds, it answers 500 and accepts nothing.
 async fn slow_slack(delay: Duration) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (addr, received, _) = slack_with_switch(delay).await;
+    (addr, received)
+}
+
+type Accepted = Arc<Mutex<Vec<Value>>>;
+
+async fn slack_with_switch(delay: Duration) -> (SocketAddr, Accepted, Arc<AtomicBool>) {
+    let received: Accepted = Arc::default();
+    let failing = Arc::new(AtomicBool::new(false));
     let app = Router::new()
         .route(
             SLACK_PATH,
             post(
-                move |State(r): State<Arc<Mutex<Vec<Value>>>>, body: String| async move {
+                move |State((r, failing)): State<(Accepted, Arc<AtomicBool>)>,
+                      body: String| async move {
                     tokio::time::sleep(delay).await;
+                    if failing.load(Ordering::SeqCst) {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, "down");
+                    }
                     r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
-                    "ok"
+                    (StatusCode::OK, "ok")
                 },
             ),
         )
-        .with_state(received.clone());
+        .with_state((received.clone(), failing.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, received)
+    (addr, received, failing)
 }
 
 fn run_command(db: &TestDb, fr: &str, slack: SocketAddr) -> tokio::process::Command {
@@ -387,5 +402,66 @@ async fn sigterm_during_delivery_loses_and_duplicates_nothing() {
         counts.len(),
         ids.len(),
         topic.len()
+    );
+}
+
+/// SIGTERM while an alert waits between delivery attempts: the process stops at once (it does
+/// not sit out the backoff), dead-letters nothing, and the restart delivers the alert once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_between_retries_leaves_the_alert_for_the_restart() {
+    let db = fresh_db(Db::Sqlite).await;
+    import_suppliers(&db).await;
+    let server = rule_server().await;
+    let (slack, received, failing) = slack_with_switch(Duration::ZERO).await;
+    failing.store(true, Ordering::SeqCst);
+
+    let mut cmd = run_command(&db, &server.base_url(), slack);
+    cmd.args(["--alert-min-backoff", "20s", "--alert-max-backoff", "20s"]);
+    let mut service = Service::start(cmd).await;
+    service
+        .wait_for_log("alert delivery failed; retrying", Duration::from_secs(30))
+        .await;
+    let signalled = Instant::now();
+    let (status, logs) = service.terminate(Duration::from_secs(15)).await;
+    let stop_took = signalled.elapsed();
+    assert!(status.success(), "exit status {status}:\n{logs}");
+    assert!(
+        stop_took < Duration::from_secs(10),
+        "stopping sat out the 20 s backoff ({stop_took:?})"
+    );
+    assert!(
+        logs.contains("delivery left for after the restart"),
+        "{logs}"
+    );
+    assert!(!logs.contains("alert dead-lettered"), "{logs}");
+
+    failing.store(false, Ordering::SeqCst);
+    let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
+    wait_until("three Slack alerts", Duration::from_secs(40), || {
+        received.lock().unwrap().len() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, logs) = service.terminate(Duration::from_secs(35)).await;
+    assert!(status.success(), "{logs}");
+    let ids = slack_alert_ids(&received);
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{ids:?}");
+    assert_eq!(ids.len(), 3, "duplicates at Slack: {ids:?}");
+    assert_eq!(pairs(&alert_topic(&db).await), expected());
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let dead = store
+        .read_log("entitywatch.dead-letter.v1", 0, 100)
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    eprintln!(
+        "sigterm: Slack 500 with a 20 s backoff; SIGTERM between attempts → exit 0 after \
+         {:.1} s, 0 dead letters; restart with Slack healthy → {} alerts, each once",
+        stop_took.as_secs_f64(),
+        ids.len()
     );
 }

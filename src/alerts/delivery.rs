@@ -63,6 +63,9 @@ pub struct DeliveryFailure {
     pub reason: String,
     /// True when the receiver refused outright (a 4xx); false when retries ran out.
     pub permanent: bool,
+    /// True when delivery stopped between attempts because the process is shutting down: the
+    /// alert is neither delivered nor undeliverable, and must be tried again after restart.
+    pub interrupted: bool,
     pub waited: Duration,
 }
 
@@ -91,8 +94,22 @@ pub async fn deliver_with(
     sink: &dyn AlertSink,
     alert: &Alert,
     policy: &RetryPolicy,
-    mut on_retry: impl FnMut(&RetryNotice<'_>),
+    on_retry: impl FnMut(&RetryNotice<'_>),
 ) -> Result<DeliveryReport, DeliveryFailure> {
+    deliver_until(sink, alert, policy, on_retry, std::future::pending()).await
+}
+
+/// As [`deliver_with`], giving up between attempts once `stop` resolves (shutdown), with an
+/// `interrupted` failure. An attempt in flight is never abandoned: the receiver may already
+/// have acted on it, and an alert we cannot record as delivered would be sent again.
+pub async fn deliver_until(
+    sink: &dyn AlertSink,
+    alert: &Alert,
+    policy: &RetryPolicy,
+    mut on_retry: impl FnMut(&RetryNotice<'_>),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<DeliveryReport, DeliveryFailure> {
+    tokio::pin!(stop);
     let max_attempts = policy.max_attempts.max(1);
     let max_backoff = policy.max_backoff.max(policy.min_backoff);
     let mut backoff = ExponentialBuilder::default()
@@ -126,6 +143,7 @@ pub async fn deliver_with(
                     attempts: attempt,
                     reason,
                     permanent: true,
+                    interrupted: false,
                     waited,
                 })
             }
@@ -140,6 +158,7 @@ pub async fn deliver_with(
                 attempts: attempt,
                 reason,
                 permanent: false,
+                interrupted: false,
                 waited,
             });
         }
@@ -162,7 +181,19 @@ pub async fn deliver_with(
             delay,
             reason: &reason,
         });
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = &mut stop => {
+                return Err(DeliveryFailure {
+                    sink: sink.name().to_string(),
+                    attempts: attempt,
+                    reason: format!("shutdown during retries; last failure: {reason}"),
+                    permanent: false,
+                    interrupted: true,
+                    waited,
+                });
+            }
+        }
         waited += delay;
     }
 }

@@ -31,8 +31,8 @@ pub mod topic;
 pub mod webhook;
 
 pub use delivery::{
-    deliver, deliver_with, parse_retry_after, DeliveryFailure, DeliveryReport, RetryNotice,
-    RetryPolicy,
+    deliver, deliver_until, deliver_with, parse_retry_after, DeliveryFailure, DeliveryReport,
+    RetryNotice, RetryPolicy,
 };
 pub use slack::{slack_payload, SlackSink};
 pub use webhook::{sign, verify_signature, SignatureError, WebhookSecret, WebhookSink};

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::Connection;
 
 pub mod kafka;
+pub mod receiver;
 pub mod scenario;
 pub mod service;
 
