@@ -250,6 +250,21 @@ async fn one_rule_moves_the_counters_by_what_it_did() {
     assert!(!m.text.contains("XSECRET"), "{}", m.text);
     assert!(!m.text.contains("hikvision"), "{}", m.text);
     promtool_check_metrics(&m.text);
+    // The names the rules, dashboard and README may use are exactly what is exported.
+    let exported: Vec<String> = m
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("entitywatch_"))
+        .collect();
+    let mut listed: Vec<String> = common::exported::METRICS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(exported, listed, "tests/common/exported.rs is out of date");
+    for h in common::exported::HISTOGRAMS {
+        assert!(m.text.contains(&format!("# TYPE {h} histogram")), "{h}");
+    }
 
     let (status, body) = service.get("/readyz").await;
     assert_eq!(status, 200, "{body}");
