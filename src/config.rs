@@ -90,6 +90,26 @@ pub struct GlobalArgs {
     )]
     pub kafka_brokers: Option<String>,
 
+    /// First part of every Kafka topic name: PREFIX.entity-changes.v1, PREFIX.alerts.v1,
+    /// PREFIX.suppliers.v1, PREFIX.dead-letter.v1 (a shared cluster may need its own).
+    /// [default: entitywatch]
+    #[arg(
+        long,
+        env = "ENTITYWATCH_KAFKA_TOPIC_PREFIX",
+        global = true,
+        value_name = "PREFIX"
+    )]
+    pub kafka_topic_prefix: Option<String>,
+
+    /// Consumer group of the workers. [default: entitywatch-workers]
+    #[arg(
+        long,
+        env = "ENTITYWATCH_KAFKA_GROUP_ID",
+        global = true,
+        value_name = "GROUP"
+    )]
+    pub kafka_group_id: Option<String>,
+
     /// Log format. [default: human]
     #[arg(long, env = "ENTITYWATCH_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -117,6 +137,8 @@ struct FileConfig {
     federal_register_url: Option<String>,
     http_addr: Option<SocketAddr>,
     kafka_brokers: Option<String>,
+    kafka_topic_prefix: Option<String>,
+    kafka_group_id: Option<String>,
     log_format: Option<LogFormat>,
     log: Option<String>,
     max_document_bytes: Option<usize>,
@@ -131,6 +153,8 @@ pub struct Settings {
     pub federal_register_url: url::Url,
     pub http_addr: SocketAddr,
     pub kafka_brokers: Option<String>,
+    pub kafka_topic_prefix: String,
+    pub kafka_group_id: String,
     /// librdkafka pass-through settings from the `[kafka]` table and `ENTITYWATCH_KAFKA__*`.
     pub kafka_settings: BTreeMap<String, String>,
     pub log_format: LogFormat,
@@ -146,6 +170,8 @@ impl std::fmt::Debug for Settings {
             .field("federal_register_url", &self.federal_register_url.as_str())
             .field("http_addr", &self.http_addr)
             .field("kafka_brokers", &self.kafka_brokers)
+            .field("kafka_topic_prefix", &self.kafka_topic_prefix)
+            .field("kafka_group_id", &self.kafka_group_id)
             .field(
                 "kafka_settings",
                 &self.kafka_settings.keys().collect::<Vec<_>>(),
@@ -241,6 +267,16 @@ impl Settings {
                 .clone()
                 .or(file.kafka_brokers)
                 .filter(|b| !b.trim().is_empty()),
+            kafka_topic_prefix: non_empty(
+                "kafka_topic_prefix",
+                args.kafka_topic_prefix.clone().or(file.kafka_topic_prefix),
+                "entitywatch",
+            )?,
+            kafka_group_id: non_empty(
+                "kafka_group_id",
+                args.kafka_group_id.clone().or(file.kafka_group_id),
+                "entitywatch-workers",
+            )?,
             kafka_settings,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log: args
@@ -249,6 +285,28 @@ impl Settings {
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_string()),
             max_document_bytes,
+        })
+    }
+}
+
+/// A Kafka name: the default when unset, refused when blank or not a legal topic/group name.
+fn non_empty(
+    name: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let v = value.unwrap_or_else(|| default.to_string());
+    let v = v.trim();
+    let legal = !v.is_empty()
+        && v.len() <= 200
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if legal {
+        Ok(v.to_string())
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            message: format!("{v:?} must be 1-200 characters of a-z, A-Z, 0-9, '.', '_', '-'"),
         })
     }
 }

@@ -105,7 +105,10 @@ impl KafkaPipelineConfig {
         for (k, v) in &settings.kafka_settings {
             kafka = kafka.with(k.clone(), v.clone());
         }
-        Ok(KafkaPipelineConfig::new(kafka))
+        let mut config = KafkaPipelineConfig::new(kafka);
+        config.topics = Topics::with_prefix(&settings.kafka_topic_prefix);
+        config.group_id = settings.kafka_group_id.clone();
+        Ok(config)
     }
 }
 

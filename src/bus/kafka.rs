@@ -263,6 +263,22 @@ impl Default for Topics {
 }
 
 impl Topics {
+    /// The four topics under another first name part: `PREFIX.entity-changes.v1`, ...
+    pub fn with_prefix(prefix: &str) -> Topics {
+        let rename = |default: &str| {
+            let rest = default
+                .strip_prefix("entitywatch")
+                .expect("default topic names start with entitywatch");
+            format!("{prefix}{rest}")
+        };
+        Topics {
+            entity_changes: rename(ENTITY_CHANGES_TOPIC),
+            alerts: rename(ALERTS_TOPIC),
+            suppliers: rename(SUPPLIERS_TOPIC),
+            dead_letter: rename(DEAD_LETTER_TOPIC),
+        }
+    }
+
     /// What [`ensure_topics`] should create: the suppliers topic compacted, the rest deleted by
     /// retention as the cluster's default says.
     pub fn specs(&self, partitions: i32, replication: i32) -> Vec<TopicSpec> {
