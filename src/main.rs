@@ -72,6 +72,9 @@ enum Command {
     /// Record a review decision: `--dismiss` suppresses alerts for a (supplier, entry) pair
     /// until the entry is revised.
     Review(ReviewArgs),
+    /// List the dead-letter topic, or deliver its alerts again once a sink is fixed.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
     /// Manage the supplier records screened against the Entity List.
     #[command(subcommand)]
     Suppliers(SuppliersCommand),
@@ -188,6 +191,32 @@ struct ReviewArgs {
     /// Why (kept with the decision for the audit trail).
     #[arg(long)]
     reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLettersCommand {
+    /// Print every dead letter: when, why, and what (an alert or a message that could not be
+    /// handled). Reads the embedded store, or the Kafka dead-letter topic with --kafka-brokers
+    /// (without joining a group or committing anything).
+    List(DeadLettersListArgs),
+    /// Deliver the dead-lettered alerts again, to every configured sink that has not accepted
+    /// them yet (the delivery ledger decides, so running it twice sends nothing twice). An
+    /// alert that fails again is dead-lettered again with the new reason. Messages that are
+    /// not alerts are left alone: fix their producer.
+    Redrive(DeadLettersRedriveArgs),
+}
+
+#[derive(Debug, Args)]
+struct DeadLettersListArgs {
+    /// One JSON object per dead letter instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DeadLettersRedriveArgs {
+    #[command(flatten)]
+    sinks: SinkArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +385,12 @@ async fn run(command: Command, settings: Settings) -> Result<()> {
         Command::Review(args) => review(args, &settings).await,
         Command::Demo(args) => demo(args, &settings).await,
         Command::Work(args) => work(args, &settings).await,
+        Command::DeadLetters(DeadLettersCommand::List(args)) => {
+            dead_letters_list(args, &settings).await
+        }
+        Command::DeadLetters(DeadLettersCommand::Redrive(args)) => {
+            dead_letters_redrive(args, &settings).await
+        }
         Command::Suppliers(SuppliersCommand::Import(args)) => {
             suppliers_import(args, &settings).await
         }
@@ -1155,5 +1190,150 @@ async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
     };
     info!(handled, "worker stopped");
     store.close().await;
+    Ok(())
+}
+
+/// One record of the dead-letter topic, wherever it is kept.
+#[derive(Debug, serde::Serialize)]
+struct DeadLetter {
+    /// `position N` on the embedded bus, `topic/partition@offset` on Kafka.
+    at: String,
+    key: String,
+    reason: String,
+    dead_lettered_at: String,
+    payload: String,
+}
+
+impl DeadLetter {
+    fn from_body(at: String, key: String, body: &[u8]) -> DeadLetter {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let text = |name: &str| v[name].as_str().unwrap_or_default().to_string();
+        DeadLetter {
+            at,
+            key,
+            reason: text("reason"),
+            dead_lettered_at: text("dead_lettered_at"),
+            payload: text("payload"),
+        }
+    }
+
+    /// The alert, when this is an alert no sink retry could deliver.
+    fn alert(&self) -> Option<entitywatch::alerts::Alert> {
+        if !self.reason.starts_with("sink ") {
+            return None;
+        }
+        serde_json::from_str(&self.payload).ok()
+    }
+}
+
+async fn read_dead_letters(settings: &Settings, store: &Store) -> Result<Vec<DeadLetter>> {
+    if settings.kafka_brokers.is_some() {
+        use entitywatch::bus::KafkaConsumer;
+        let config = entitywatch::kafka_pipeline::KafkaPipelineConfig::from_settings(settings)?;
+        let topic = config.topics.dead_letter.clone();
+        let messages = KafkaConsumer::read_topic(&config.settings, &topic, Duration::from_secs(60))
+            .await
+            .with_context(|| format!("reading {topic}"))?;
+        Ok(messages
+            .iter()
+            .map(|m| {
+                DeadLetter::from_body(
+                    format!("{}/{}@{}", m.topic, m.partition, m.offset),
+                    m.key_str().unwrap_or_default().to_string(),
+                    m.payload.as_deref().unwrap_or_default(),
+                )
+            })
+            .collect())
+    } else {
+        Ok(store
+            .read_log(DEAD_LETTER_TOPIC, 0, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|m| {
+                DeadLetter::from_body(
+                    format!("position {}", m.position),
+                    m.key,
+                    m.payload.as_bytes(),
+                )
+            })
+            .collect())
+    }
+}
+
+async fn dead_letters_list(args: DeadLettersListArgs, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let letters = read_dead_letters(settings, &store).await?;
+    store.close().await;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        for letter in &letters {
+            serde_json::to_writer(&mut out, letter)?;
+            writeln!(out)?;
+        }
+        return Ok(());
+    }
+    if letters.is_empty() {
+        writeln!(out, "no dead letters")?;
+        return Ok(());
+    }
+    for letter in &letters {
+        let what = match letter.alert() {
+            Some(alert) => format!("alert {}", alert.summary()),
+            None => format!("message with key {:?}", letter.key),
+        };
+        writeln!(out, "{}  {}  {what}", letter.dead_lettered_at, letter.at)?;
+        writeln!(out, "    why: {}", letter.reason)?;
+    }
+    writeln!(
+        out,
+        "\n{} dead letters, {} of them alerts (`entitywatch dead-letters redrive` sends those again)",
+        letters.len(),
+        letters.iter().filter(|l| l.alert().is_some()).count()
+    )?;
+    Ok(())
+}
+
+async fn dead_letters_redrive(args: DeadLettersRedriveArgs, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let letters = read_dead_letters(settings, &store).await?;
+    let mut producer = None;
+    let worker = if settings.kafka_brokers.is_some() {
+        use entitywatch::kafka_pipeline::{KafkaPipeline, KafkaPipelineConfig};
+        let mut config = KafkaPipelineConfig::from_settings(settings)?;
+        config.retry = args.sinks.retry_policy();
+        let p = KafkaProducer::new(&config.settings)?;
+        let (worker, _) = KafkaPipeline::worker(&config, &store, &p, external_sinks(&args.sinks)?);
+        producer = Some(p);
+        worker
+    } else {
+        embedded_worker(&store, &args.sinks)?
+    };
+    let (mut delivered, mut already, mut failed, mut skipped) = (0, 0, 0, 0);
+    for letter in &letters {
+        let Some(alert) = letter.alert() else {
+            skipped += 1;
+            continue;
+        };
+        let outcome = worker.redeliver(&alert).await?;
+        delivered += outcome.alerts_delivered;
+        already += outcome.alerts_already_delivered;
+        failed += outcome.alerts_dead_lettered;
+        info!(alert = %alert.summary(), delivered = outcome.alerts_delivered, failed = outcome.alerts_dead_lettered, "redriven");
+    }
+    if let Some(p) = producer {
+        p.flush(Duration::from_secs(10)).await?;
+    }
+    store.close().await;
+    println!(
+        "{} dead letters: {} alerts redriven ({delivered} deliveries made, {already} sinks already \
+         had them, {failed} failed again and were dead-lettered again); {skipped} non-alert \
+         messages left alone",
+        letters.len(),
+        letters.len() - skipped,
+    );
+    if failed > 0 {
+        bail!("{failed} deliveries failed again");
+    }
     Ok(())
 }

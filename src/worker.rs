@@ -413,6 +413,15 @@ impl Worker {
         Ok(outcome)
     }
 
+    /// Delivers a dead-lettered alert again to every sink that has not accepted it (the
+    /// ledger decides, so redoing it twice sends nothing twice); one that fails again is
+    /// dead-lettered again with the new reason.
+    pub async fn redeliver(&self, alert: &Alert) -> Result<EventOutcome, WorkerError> {
+        let mut outcome = EventOutcome::default();
+        self.send(alert, &mut outcome).await?;
+        Ok(outcome)
+    }
+
     /// Stores the decision for one (supplier, entry, version) and says whether it calls for an
     /// alert: a match that no reviewer dismissed at this version.
     async fn decide(

@@ -736,6 +736,14 @@ pub struct CommittedOffset {
     pub offset: Option<i64>,
 }
 
+/// See [`KafkaConsumer::lag`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub lag: i64,
+}
+
 /// A consumer-group member for the worker.
 ///
 /// Offset policy (at-least-once, chosen over manual synchronous commits): librdkafka commits
@@ -754,14 +762,6 @@ pub struct CommittedOffset {
 ///
 /// A fresh group starts at the earliest offset (`auto.offset.reset=earliest`): a new worker
 /// must see the whole list history.
-/// See [`KafkaConsumer::lag`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionLag {
-    pub topic: String,
-    pub partition: i32,
-    pub lag: i64,
-}
-
 pub struct KafkaConsumer {
     // Arc: blocking calls (commit, committed, close) run on the blocking pool with a clone.
     inner: Arc<StreamConsumer>,
@@ -867,6 +867,83 @@ impl KafkaConsumer {
             headers,
             timestamp_ms: m.timestamp().to_millis(),
         })
+    }
+
+    /// Every message on `topic` at the time of the call, from each partition's start, read by
+    /// assignment without joining a group and without committing anything: for looking at a
+    /// topic such as the dead letters. Fails after `timeout`.
+    pub async fn read_topic(
+        settings: &KafkaSettings,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedMessage>, KafkaBusError> {
+        use rdkafka::consumer::Consumer;
+        use rdkafka::{Offset, TopicPartitionList};
+        let inner: StreamConsumer = settings
+            .client_config(
+                &[("enable.partition.eof", "false")],
+                &[
+                    ("group.id", "entitywatch-topic-reader"),
+                    ("enable.auto.commit", "false"),
+                    ("enable.auto.offset.store", "false"),
+                ],
+            )?
+            .create()
+            .map_err(|e| settings.client_error("consumer", e))?;
+        let inner = Arc::new(inner);
+        let reader = Arc::clone(&inner);
+        let name = topic.to_string();
+        let ends = tokio::task::spawn_blocking(move || {
+            let metadata = reader
+                .fetch_metadata(Some(&name), timeout)
+                .map_err(|e| KafkaBusError::Cluster(Box::new(e)))?;
+            let mut assignment = TopicPartitionList::new();
+            let mut ends = BTreeMap::new();
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    let (low, high) = reader
+                        .fetch_watermarks(&name, p.id(), timeout)
+                        .map_err(|e| KafkaBusError::Cluster(Box::new(e)))?;
+                    if high > low {
+                        assignment
+                            .add_partition_offset(&name, p.id(), Offset::Offset(low))
+                            .map_err(|e| KafkaBusError::Receive(Box::new(e)))?;
+                        ends.insert(p.id(), high);
+                    }
+                }
+            }
+            reader
+                .assign(&assignment)
+                .map_err(|e| KafkaBusError::Receive(Box::new(e)))?;
+            Ok::<_, KafkaBusError>(ends)
+        })
+        .await??;
+        let consumer = KafkaConsumer {
+            inner,
+            group_id: "entitywatch-topic-reader".to_string(),
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pending = ends;
+        let mut out = Vec::new();
+        while !pending.is_empty() {
+            let m = tokio::time::timeout_at(deadline, consumer.recv())
+                .await
+                .map_err(|_| {
+                    KafkaBusError::Config(format!(
+                        "reading {topic}: partitions {:?} not read to the end within {} s",
+                        pending.keys().collect::<Vec<_>>(),
+                        timeout.as_secs()
+                    ))
+                })??;
+            if pending
+                .get(&m.partition)
+                .is_some_and(|end| m.offset + 1 >= *end)
+            {
+                pending.remove(&m.partition);
+            }
+            out.push(m);
+        }
+        Ok(out)
     }
 
     /// Marks `message` processed: the group's next commit will resume after it.
