@@ -317,11 +317,14 @@ pub async fn consume_kafka_with(
     Ok(handled)
 }
 
-/// Sets the consumer-lag gauge of every partition this member holds. A failure leaves the
+/// Sets the consumer-lag gauges to the partitions this member holds now. A failure leaves the
 /// gauges as they were: the lag is for operators, not a reason to stop consuming.
 async fn record_lag(consumer: &KafkaConsumer) {
     match consumer.lag(Duration::from_secs(2)).await {
         Ok(partitions) => {
+            // Partitions a rebalance moved to another member must not keep reporting their
+            // last lag from here: start from the current assignment each time.
+            metrics().consumer_lag.reset();
             for p in partitions {
                 metrics()
                     .consumer_lag
