@@ -308,6 +308,12 @@ pub enum RowProblem {
     ValueInUnnamedColumn {
         column: usize,
     },
+    /// A quoted field opened on `from_line` is still open at the end of the file: everything
+    /// up to `to_line` was read as that one field, so the rows there were never read as rows.
+    UnclosedQuote {
+        from_line: u64,
+        to_line: u64,
+    },
     /// The values are readable but do not make a record: empty id or name, unknown country.
     Invalid(SupplierError),
     /// Not fatal: the row was superseded by a later row with the same id, which is kept.
@@ -338,6 +344,16 @@ impl fmt::Display for RowProblem {
             RowProblem::ValueInUnnamedColumn { column } => write!(
                 f,
                 "a value in column {column}, which has no name in the header"
+            ),
+            RowProblem::UnclosedQuote { from_line, to_line } if from_line == to_line => write!(
+                f,
+                "a quoted field opened on line {from_line} is never closed; close the quote"
+            ),
+            RowProblem::UnclosedQuote { from_line, to_line } => write!(
+                f,
+                "a quoted field opened on line {from_line} is never closed, so lines \
+                 {from_line}-{to_line} up to the end of the file were read as one field and \
+                 the rows there were not imported; close the quote"
             ),
             RowProblem::Invalid(e) => e.fmt(f),
             RowProblem::DuplicateId { id, later_line } => write!(
@@ -474,6 +490,9 @@ impl<R: Read> SupplierReader<R> {
             .filter(|s| !s.is_empty())
             .map(str::to_string);
         let fail = |p| Err((id.clone(), p));
+        if let Some((from_line, to_line)) = rec.unclosed_quote {
+            return fail(RowProblem::UnclosedQuote { from_line, to_line });
+        }
         if rec.field_count != self.columns.len() {
             return fail(RowProblem::WrongFieldCount {
                 expected: self.columns.len(),
@@ -757,6 +776,8 @@ struct RawRecord {
     fields: Vec<Vec<u8>>,
     field_count: usize,
     oversized: Option<(usize, u64)>,
+    /// (line it opened on, last line read) of a quoted field the input ended inside.
+    unclosed_quote: Option<(u64, u64)>,
 }
 
 /// RFC 4180 tokenising over `csv_core`, which lets us stop buffering a field at the limit (the
@@ -768,8 +789,11 @@ struct BoundedCsv<R> {
     pos: usize,
     len: usize,
     eof: bool,
-    /// The line the next unread byte is on.
+    /// The line the next unread byte is on. Line breaks are counted as csv_core reads them:
+    /// LF, CR LF and a lone CR (old Mac exports) each end a line.
     line: u64,
+    /// The last byte consumed, so that a CR LF split across two reads counts once.
+    last_byte: u8,
     bytes: u64,
     limits: ReadLimits,
 }
@@ -786,6 +810,7 @@ impl<R: Read> BoundedCsv<R> {
             len: 0,
             eof: false,
             line: 1,
+            last_byte: 0,
             bytes: 0,
             limits,
         }
@@ -829,7 +854,7 @@ impl<R: Read> BoundedCsv<R> {
                 .iter()
                 .take_while(|b| **b == b'\n' || **b == b'\r')
                 .count();
-            self.line += count_lf(&self.buf[self.pos..self.pos + skip]);
+            self.line += count_breaks(&self.buf[self.pos..self.pos + skip], &mut self.last_byte);
             self.pos += skip;
             self.bytes += skip as u64;
             if self.pos < self.len {
@@ -839,6 +864,13 @@ impl<R: Read> BoundedCsv<R> {
         rec.line = self.line;
         rec.field_count = 0;
         rec.oversized = None;
+        rec.unclosed_quote = None;
+        // Whether the current field began with a quote, and whether an odd number of quotes
+        // (so an unclosed one: `""` inside a quoted field is an escaped quote) was seen in it.
+        let mut field_started = false;
+        let mut quoted = false;
+        let mut open = false;
+        let mut field_line = self.line;
         let mut scratch = [0u8; 8 * 1024];
         let mut field_len: u64 = 0;
         let max = self.limits.max_field_bytes;
@@ -852,7 +884,16 @@ impl<R: Read> BoundedCsv<R> {
             self.fill()?;
             let input = &self.buf[self.pos..self.len];
             let (res, nin, nout) = self.core.read_field(input, &mut scratch);
-            self.line += count_lf(&input[..nin]);
+            let consumed = &input[..nin];
+            if !field_started && !consumed.is_empty() {
+                field_started = true;
+                quoted = consumed[0] == b'"';
+                field_line = self.line;
+            }
+            if quoted {
+                open ^= consumed.iter().filter(|b| **b == b'"').count() % 2 == 1;
+            }
+            self.line += count_breaks(consumed, &mut self.last_byte);
             self.pos += nin;
             self.bytes += nin as u64;
             let idx = rec.field_count;
@@ -878,6 +919,17 @@ impl<R: Read> BoundedCsv<R> {
                     }
                     field_len = 0;
                     rec.field_count += 1;
+                    // csv_core ends a field that is still inside quotes only at the end of the
+                    // input, silently; the rows it swallowed must not vanish without a word.
+                    if record_end && self.eof && quoted && open {
+                        let last = if matches!(self.last_byte, b'\n' | b'\r') {
+                            self.line - 1
+                        } else {
+                            self.line
+                        };
+                        rec.unclosed_quote = Some((field_line, last.max(field_line)));
+                    }
+                    (field_started, quoted, open) = (false, false, false);
                     if record_end {
                         return Ok(true);
                     }
@@ -891,8 +943,17 @@ impl<R: Read> BoundedCsv<R> {
     }
 }
 
-fn count_lf(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|b| **b == b'\n').count() as u64
+/// Line breaks in `bytes` as csv_core reads them: LF, CR LF (once) and a lone CR. `last` is the
+/// byte before `bytes` and is updated to the last byte of `bytes`.
+fn count_breaks(bytes: &[u8], last: &mut u8) -> u64 {
+    let mut n = 0;
+    for &b in bytes {
+        if b == b'\r' || (b == b'\n' && *last != b'\r') {
+            n += 1;
+        }
+        *last = b;
+    }
+    n
 }
 
 #[cfg(test)]
@@ -1074,6 +1135,54 @@ mod tests {
         assert_eq!(i.errors[6].id.as_deref(), Some("7"));
         let ids: Vec<_> = i.records.iter().map(|r| r.id()).collect();
         assert_eq!(ids, ["8", "9"]);
+    }
+
+    #[test]
+    fn lone_carriage_returns_end_lines_as_they_end_records() {
+        // Old Mac exports end lines with CR alone; csv_core ends records there, so must we.
+        let i = read(b"id,name\r1,Acme\r2,\r3,Gamma\r\n4,\n5,Echo");
+        assert_eq!(i.records.len(), 3);
+        assert_eq!(
+            reasons(&i),
+            [
+                (3, "empty name (no letter or digit)".to_string()),
+                (5, "empty name (no letter or digit)".to_string())
+            ]
+        );
+        // A CR LF split across two reads is one line break.
+        let mut last = 0;
+        assert_eq!(count_breaks(b"a\r", &mut last), 1);
+        assert_eq!(count_breaks(b"\nb\n", &mut last), 1);
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_with_the_lines_it_swallowed() {
+        let i = read(b"id,name\n1,Acme\n2,\"Beta Ltd\n3,Gamma\n4,Delta\n");
+        let ids: Vec<_> = i.records.iter().map(|r| r.id()).collect();
+        assert_eq!(ids, ["1"]);
+        assert_eq!(i.errors.len(), 1);
+        assert_eq!(i.errors[0].line, 3);
+        assert_eq!(
+            i.errors[0].reason,
+            RowProblem::UnclosedQuote {
+                from_line: 3,
+                to_line: 5
+            }
+        );
+        assert!(i.errors[0].to_string().contains("lines 3-5"));
+        // Closed quotes, escaped quotes and quotes inside unquoted fields are not flagged.
+        let i = read(b"id,name,address\n1,\"A \"\"B\"\" C\",\"x\ny\"\n2,Say \"hi,z");
+        assert!(i.errors.is_empty(), "{:?}", i.errors);
+        assert_eq!(i.records.len(), 2);
+        // One that opens on the last line, without a final line break.
+        let i = read(b"id,name\n1,Acme\n2,\"Beta");
+        assert_eq!(
+            i.errors[0].reason,
+            RowProblem::UnclosedQuote {
+                from_line: 3,
+                to_line: 3
+            }
+        );
     }
 
     #[test]
