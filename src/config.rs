@@ -58,7 +58,8 @@ pub struct GlobalArgs {
         long,
         env = "ENTITYWATCH_DATABASE_URL",
         global = true,
-        value_name = "URL"
+        value_name = "URL",
+        hide_env_values = true
     )]
     pub database_url: Option<String>,
 
@@ -126,6 +127,17 @@ pub struct GlobalArgs {
         value_name = "BYTES"
     )]
     pub max_document_bytes: Option<usize>,
+
+    /// Time limit of one Federal Register request, body included; a request over it is
+    /// retried with backoff. [default: 30s]
+    #[arg(
+        long,
+        env = "ENTITYWATCH_FEDERAL_REGISTER_TIMEOUT",
+        global = true,
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub federal_register_timeout: Option<Duration>,
 }
 
 /// The optional TOML file. Every key is optional; unknown keys are refused so a typo is not
@@ -135,6 +147,7 @@ pub struct GlobalArgs {
 struct FileConfig {
     database_url: Option<String>,
     federal_register_url: Option<String>,
+    federal_register_timeout: Option<String>,
     http_addr: Option<SocketAddr>,
     kafka_brokers: Option<String>,
     kafka_topic_prefix: Option<String>,
@@ -151,6 +164,7 @@ struct FileConfig {
 pub struct Settings {
     pub database_url: String,
     pub federal_register_url: url::Url,
+    pub federal_register_timeout: Duration,
     pub http_addr: SocketAddr,
     pub kafka_brokers: Option<String>,
     pub kafka_topic_prefix: String,
@@ -168,6 +182,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
             .field("federal_register_url", &self.federal_register_url.as_str())
+            .field("federal_register_timeout", &self.federal_register_timeout)
             .field("http_addr", &self.http_addr)
             .field("kafka_brokers", &self.kafka_brokers)
             .field("kafka_topic_prefix", &self.kafka_topic_prefix)
@@ -254,9 +269,28 @@ impl Settings {
             });
         }
 
+        let federal_register_timeout =
+            match (args.federal_register_timeout, file.federal_register_timeout) {
+                (Some(t), _) => t,
+                (None, Some(raw)) => {
+                    parse_duration(&raw).map_err(|message| ConfigError::Invalid {
+                        name: "federal_register_timeout",
+                        message,
+                    })?
+                }
+                (None, None) => Duration::from_secs(30),
+            };
+        if federal_register_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                name: "federal_register_timeout",
+                message: "must be greater than zero".into(),
+            });
+        }
+
         Ok(Settings {
             database_url,
             federal_register_url,
+            federal_register_timeout,
             http_addr: args.http_addr.or(file.http_addr).unwrap_or_else(|| {
                 DEFAULT_HTTP_ADDR
                     .parse()

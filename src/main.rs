@@ -95,14 +95,20 @@ enum Command {
 #[derive(Debug, Args)]
 struct SinkArgs {
     /// Slack incoming-webhook URL to post alerts to (a secret: never logged).
-    #[arg(long, env = "ENTITYWATCH_SLACK_WEBHOOK_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "ENTITYWATCH_SLACK_WEBHOOK_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     slack_webhook_url: Option<String>,
     /// Generic webhook URL to POST signed alert JSON to (a secret: never logged).
     #[arg(
         long,
         env = "ENTITYWATCH_WEBHOOK_URL",
         value_name = "URL",
-        requires = "webhook_secret"
+        requires = "webhook_secret",
+        hide_env_values = true
     )]
     webhook_url: Option<String>,
     /// HMAC-SHA256 key for the X-Entitywatch-Signature header of generic webhooks.
@@ -457,6 +463,7 @@ async fn watch(args: WatchArgs, settings: &Settings) -> Result<()> {
     let client = FederalRegisterClient::new(ClientConfig {
         base_url: settings.federal_register_url.clone(),
         max_document_bytes: settings.max_document_bytes,
+        timeout: settings.federal_register_timeout,
         ..ClientConfig::default()
     })
     .context("building the Federal Register client")?;
@@ -917,6 +924,7 @@ fn embedded(
     let client = FederalRegisterClient::new(ClientConfig {
         base_url: federal_register_url,
         max_document_bytes: settings.max_document_bytes,
+        timeout: settings.federal_register_timeout,
         ..ClientConfig::default()
     })
     .context("building the Federal Register client")?;
@@ -1097,6 +1105,7 @@ async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
     let client = FederalRegisterClient::new(ClientConfig {
         base_url: settings.federal_register_url.clone(),
         max_document_bytes: settings.max_document_bytes,
+        timeout: settings.federal_register_timeout,
         ..ClientConfig::default()
     })
     .context("building the Federal Register client")?;

@@ -7,9 +7,9 @@
 //! skipped with a warning, the checkpoint's watermark never passes it, the next poll after the
 //! fault clears publishes it exactly once, and the process never crashes.
 //!
-//! Timings follow the client's defaults (`ClientConfig::default()`: 30 s request timeout, five
-//! retries with jittered backoff from 0.5 s): the binary has no flag for them, so the timeout
-//! test waits one real timeout and the "retries exhausted" tests one real backoff series.
+//! Timings follow the client's defaults (five retries with jittered backoff from 0.5 s), so the
+//! "retries exhausted" tests wait one real backoff series; the timeout test sets
+//! `--federal-register-timeout 2s`.
 
 mod common;
 
@@ -469,7 +469,7 @@ async fn xml_slower_than_the_client_timeout_is_retried() {
     let docs = rules();
     let all = numbers(&docs);
     let slow = all[1].clone();
-    let timeout = ClientConfig::default().timeout;
+    let timeout = Duration::from_secs(2);
     let injector = Arc::new(Injector::default());
     injector.set(vec![times(
         1,
@@ -486,7 +486,7 @@ async fn xml_slower_than_the_client_timeout_is_retried() {
         &out,
         &db.url,
         &server.base_url(),
-        &["--since", "2019-01-01"],
+        &["--since", "2019-01-01", "--federal-register-timeout", "2s"],
     ))
     .await;
     no_panic(&first.stderr);

@@ -12,9 +12,12 @@ use std::time::Duration;
 use common::scenario::{
     expected, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS,
 };
+use common::service::Service;
 use common::{entitywatch, fixture, fresh_db, run, Db};
 use serde_json::Value;
 
+/// Runs `entitywatch run` until `done` holds (bounded by `max`), then stops it with SIGTERM.
+/// Its output is read while it runs (a full pipe would block the service).
 async fn run_until(
     db_url: &str,
     fr: &str,
@@ -31,29 +34,19 @@ async fn run_until(
         .env(
             "ENTITYWATCH_SLACK_WEBHOOK_URL",
             format!("http://{slack}{SLACK_PATH}"),
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().expect("run starts");
-    let pid = child.id().expect("pid");
+        );
+    let service = Service::start(cmd).await;
     let start = std::time::Instant::now();
     while !done() && start.elapsed() < max {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Let a redelivery or a second poll happen if it were going to.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("run exits within 20 s of SIGTERM")
-        .unwrap();
+    let (status, logs) = service.terminate(Duration::from_secs(20)).await;
     common::Run {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        status,
+        stdout: String::new(),
+        stderr: logs,
     }
 }
 
