@@ -1161,6 +1161,37 @@ async fn long_running_watch_survives_faulty_polls() {
     )
     .await;
 
+    // What an operator sees: the failed polls, the retries and the documents left for the
+    // next poll are on /metrics.
+    let log = read_to_string(&err_path);
+    let addr = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metrics address logged:\n{log}"))
+        .to_string();
+    let scrape = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metric = |series: &str| -> f64 {
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{scrape}"))
+    };
+    let failed_metric = metric("entitywatch_watcher_polls_total{outcome=\"failure\"} ");
+    assert!(failed_metric >= polls_failed as f64, "{scrape}");
+    assert!(metric("entitywatch_federal_register_retries_total ") >= 1.0);
+    assert!(metric("entitywatch_watcher_documents_total{outcome=\"fetch_failed\"} ") >= 2.0);
+    assert_eq!(
+        metric("entitywatch_watcher_documents_total{outcome=\"parsed\"} "),
+        all.len() as f64
+    );
+
     let pid = child.id().expect("running");
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -1183,7 +1214,8 @@ async fn long_running_watch_survives_faulty_polls() {
         "long_running_watch_survives_faulty_polls: injected {} ({phase1_injected} of them while \
          every search failed); counted {polls_failed} failed polls survived, {} requests served, \
          watermark held at {watermark:?} while {huge} and {throttled} failed, then {} events = \
-         every rule once, clean exit on SIGTERM; {:.1} s",
+         every rule once, clean exit on SIGTERM; metrics: {failed_metric} failed polls, \
+         fetch_failed and retries counted; {:.1} s",
         injector.injected_summary(),
         injector.hits().len(),
         events.len(),
