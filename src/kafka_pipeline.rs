@@ -133,6 +133,11 @@ impl KafkaAlertSink {
 
 #[async_trait]
 impl AlertSink for KafkaAlertSink {
+    fn bounds_its_own_attempts(&self) -> bool {
+        // The producer resolves every send within message.timeout.ms, delivered or not.
+        true
+    }
+
     fn name(&self) -> &str {
         // The same name as the embedded alert topic: the ledger then says "on the alert topic"
         // whichever transport carried it.

@@ -5,15 +5,19 @@
 //! rule is needed, 85 FR 44159, which revises the Hikvision and iFlytek entries), with both a
 //! Slack receiver and a signature-verifying generic-webhook receiver (`common::receiver`).
 //! One alert is faulted at one receiver — 429 with `Retry-After`, 500s, a reply slower than
-//! the sink timeout, a permanent 404, 503 until retries run out — and the test counts the
-//! attempts at the receiver, measures the waits between them, reads the dead letters from the
-//! store's `entitywatch.dead-letter.v1` log (no CLI lists them) and checks that every other
-//! alert is delivered exactly once. The dead-lettering tests then clear the fault and restart
-//! the service: nothing is sent again and the dead letters are still there.
+//! the sink timeout, a permanent 404, 503 until retries run out, no answer on any attempt —
+//! and the test counts the attempts at the receiver, measures the waits between them, reads
+//! the dead letters from the store's `entitywatch.dead-letter.v1` log and checks that every
+//! other alert is delivered exactly once. The dead-lettering tests then clear the fault and
+//! restart the service: nothing is sent again and the dead letters are still there.
 //!
-//! The retry policy cannot be shortened from outside (no flag or variable reaches
-//! `RetryPolicy`; `run` uses `RetryPolicy::default()`: 6 attempts, backoff 0.5 s doubling with
-//! up to 100 % jitter, 10 s per attempt), so the expectations below are that policy's.
+//! Every test sets the retry policy with the `--alert-max-attempts`, `--alert-timeout`,
+//! `--alert-min-backoff` and `--alert-max-backoff` flags, short enough that each waits well
+//! under a second per retry yet long enough to measure, and unlike the defaults (6 attempts,
+//! 10 s, 0.5 s, 60 s), so the counts and waits also show the flags took effect. The service
+//! runs as `common::service::Service` (JSON logs, `/metrics` on a free port): before it is
+//! stopped, each test checks that the alert counters on `/metrics` moved by exactly what the
+//! receivers saw.
 
 mod common;
 
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use common::receiver::{gaps, healthy, show, Kind, Receiver, Reply, Script};
 use common::scenario::SUPPLIERS;
+use common::service::{Scrape, Service};
 use common::{entitywatch, fixture, fresh_db, run, Db, TestDb};
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use serde_json::Value;
@@ -34,18 +39,65 @@ const WEBHOOK_SECRET: &str = "whsec_faults_0123456789abcdef";
 const DEAD_LETTER_TOPIC: &str = "entitywatch.dead-letter.v1";
 const ALERT_TOPIC: &str = "entitywatch.alerts.v1";
 
-/// `RetryPolicy::default()`, which `run` uses: what the timings below are checked against.
-const MAX_ATTEMPTS: usize = 6;
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-const SINK_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// 84 FR 54002 (2019-22210) alerts S-2 (Dahua), S-1 (Hikvision), S-3 (iFlytek), in that order.
 const FIRST_RULE: [&str; 3] = ["S-2/listed", "S-1/listed", "S-3/listed"];
 /// 85 FR 44159 (2020-15827) revises the Hikvision and iFlytek entries.
 const LATER_RULE: [&str; 2] = ["S-1/revised", "S-3/revised"];
 
 /// A per-test bound, so a hang fails the test instead of the CI job.
-const TEST_BOUND: Duration = Duration::from_secs(60);
+const TEST_BOUND: Duration = Duration::from_secs(40);
+/// How long the receivers may take to see every alert they should.
+const DELIVERY_BOUND: Duration = Duration::from_secs(20);
+/// Slack for the time a request takes between two measured arrivals (sending, scheduling
+/// under a parallel test run), on top of the waits the policy allows.
+const LATENCY: Duration = Duration::from_millis(300);
+
+/// The retry policy a test runs with, passed to `entitywatch run` as `--alert-*` flags.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    max_attempts: usize,
+    timeout: Duration,
+    min_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl Policy {
+    fn args(&self) -> Vec<String> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        vec![
+            "--alert-max-attempts".to_string(),
+            self.max_attempts.to_string(),
+            "--alert-timeout".to_string(),
+            ms(self.timeout),
+            "--alert-min-backoff".to_string(),
+            ms(self.min_backoff),
+            "--alert-max-backoff".to_string(),
+            ms(self.max_backoff),
+        ]
+    }
+
+    /// The backoff before retry `n + 1` (0-based), before jitter: the minimum doubled `n` times,
+    /// capped. With jitter the wait is in `[floor, 2 × floor]`, capped again.
+    fn floor(&self, n: usize) -> Duration {
+        (self.min_backoff * 2u32.pow(n as u32)).min(self.max_backoff)
+    }
+
+    /// The longest backoff before retry `n + 1`.
+    fn ceiling(&self, n: usize) -> Duration {
+        (self.floor(n) * 2).min(self.max_backoff)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "--alert-max-attempts {} --alert-timeout {} ms --alert-min-backoff {} ms \
+             --alert-max-backoff {} ms",
+            self.max_attempts,
+            self.timeout.as_millis(),
+            self.min_backoff.as_millis(),
+            self.max_backoff.as_millis()
+        )
+    }
+}
 
 fn keys(list: &[&[&str]]) -> BTreeSet<String> {
     list.iter()
@@ -102,52 +154,65 @@ async fn receivers(slack: Script, webhook: Script) -> (Receiver, Receiver) {
     )
 }
 
-/// `entitywatch run` on the embedded bus with both sinks.
-fn start_service(
-    db: &TestDb,
-    fr: &ReplayServer,
-    slack: &Receiver,
-    webhook: &Receiver,
-) -> tokio::process::Child {
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(fr.base_url())
-        .env("ENTITYWATCH_SLACK_WEBHOOK_URL", slack.url())
-        .env("ENTITYWATCH_WEBHOOK_URL", webhook.url())
-        .env("ENTITYWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd.spawn().expect("run starts")
+/// Everything one test runs the service with.
+struct Setup<'a> {
+    db: &'a TestDb,
+    fr: &'a ReplayServer,
+    slack: &'a Receiver,
+    webhook: &'a Receiver,
+    policy: Policy,
 }
 
-/// SIGTERM (to the child we started, by its pid) and its output once it exited.
-async fn stop_service(child: tokio::process::Child) -> common::Run {
-    let pid = child.id().expect("pid");
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("run exits within 20 s of SIGTERM")
-        .unwrap();
-    let run = common::Run {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(run.status.success(), "run failed:\n{}", run.stderr);
-    for secret in ["XSECRETXSECRET", "WHPATHSECRET", WEBHOOK_SECRET] {
-        assert!(
-            !run.stderr.contains(secret),
-            "secret in logs:\n{}",
-            run.stderr
-        );
+impl Setup<'_> {
+    /// `entitywatch run` on the embedded bus with both sinks and the test's retry policy, up
+    /// and serving `/metrics`.
+    async fn start(&self) -> Service {
+        let mut cmd = entitywatch();
+        cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
+            .arg("--database-url")
+            .arg(&self.db.url)
+            .arg("--federal-register-url")
+            .arg(self.fr.base_url())
+            .args(self.policy.args())
+            .env("ENTITYWATCH_SLACK_WEBHOOK_URL", self.slack.url())
+            .env("ENTITYWATCH_WEBHOOK_URL", self.webhook.url())
+            .env("ENTITYWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET);
+        Service::start(cmd).await
     }
-    run
+
+    /// Runs the service until `delivered` holds, then until its alert counters read `want`
+    /// and still do half a second later (nothing more is sent); stops it with SIGTERM and
+    /// returns its logs. Panics, with the logs, if either does not happen in time.
+    async fn run_until(&self, delivered: impl Fn() -> bool, want: &Counts) -> String {
+        let service = self.start().await;
+        let done = wait_until(&delivered, DELIVERY_BOUND).await;
+        if !done {
+            let logs = stop_service(service).await;
+            panic!(
+                "not all alerts delivered: slack {:?} webhook {:?}\n{logs}",
+                self.slack.accepted(),
+                self.webhook.accepted()
+            );
+        }
+        let settled = settle(&service, want).await;
+        let logs = stop_service(service).await;
+        if let Err(diff) = settled {
+            panic!("alert metrics: {diff}\n{logs}");
+        }
+        assert!(delivered(), "a delivery was undone?\n{logs}");
+        logs
+    }
+}
+
+/// SIGTERM (to the child we started, by its pid); it must exit 0 within 20 s, with no secret
+/// in its logs, which are returned.
+async fn stop_service(service: Service) -> String {
+    let (status, logs) = service.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "run failed ({status}):\n{logs}");
+    for secret in ["XSECRETXSECRET", "WHPATHSECRET", WEBHOOK_SECRET] {
+        assert!(!logs.contains(secret), "secret in logs:\n{logs}");
+    }
+    logs
 }
 
 async fn wait_until(done: impl Fn() -> bool, max: Duration) -> bool {
@@ -164,6 +229,121 @@ async fn wait_until(done: impl Fn() -> bool, max: Duration) -> bool {
 /// True once `receiver` accepted exactly `want` (and nothing else).
 fn accepted_exactly(receiver: &Receiver, want: &BTreeSet<String>) -> bool {
     receiver.accepted().keys().cloned().collect::<BTreeSet<_>>() == *want
+}
+
+/// What one process's alert counters must read on `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    /// Alerts the alert topic took (it is never faulted).
+    topic: u32,
+    slack: SinkCounts,
+    webhook: SinkCounts,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct SinkCounts {
+    delivered: u32,
+    dead_lettered: u32,
+    /// Failed attempts that were retried.
+    retries: u32,
+}
+
+impl SinkCounts {
+    fn new(delivered: u32, dead_lettered: u32, retries: u32) -> SinkCounts {
+        SinkCounts {
+            delivered,
+            dead_lettered,
+            retries,
+        }
+    }
+}
+
+impl Counts {
+    /// Every alert series of the three sinks and its value: no duplicates (the ledger is never
+    /// consulted in vain in one run), no dead-lettered events, and the dead-letter count of
+    /// kind `alert` equal to the alerts the sinks dead-lettered.
+    fn series(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for (sink, c) in [
+            ("alert-topic", SinkCounts::new(self.topic, 0, 0)),
+            ("slack", self.slack),
+            ("webhook", self.webhook),
+        ] {
+            for (outcome, n) in [
+                ("delivered", c.delivered),
+                ("duplicate", 0),
+                ("dead_lettered", c.dead_lettered),
+            ] {
+                out.push((
+                    format!("entitywatch_alerts_total{{outcome=\"{outcome}\",sink=\"{sink}\"}}"),
+                    n.into(),
+                ));
+            }
+            out.push((
+                format!("entitywatch_alert_delivery_retries_total{{sink=\"{sink}\"}}"),
+                c.retries.into(),
+            ));
+        }
+        let dead = self.slack.dead_lettered + self.webhook.dead_lettered;
+        out.push((
+            "entitywatch_dead_letters_total{kind=\"alert\"}".to_string(),
+            dead.into(),
+        ));
+        out.push((
+            "entitywatch_dead_letters_total{kind=\"event\"}".to_string(),
+            0.0,
+        ));
+        out
+    }
+
+    /// The series that differ from `want`, as `series: got G, want W` lines.
+    fn diff(&self, m: &Scrape) -> Option<String> {
+        let wrong: Vec<String> = self
+            .series()
+            .into_iter()
+            .filter(|(s, v)| m.value(s) != *v)
+            .map(|(s, v)| format!("{s}: got {}, want {v}", m.value(&s)))
+            .collect();
+        (!wrong.is_empty()).then(|| wrong.join("\n"))
+    }
+
+    fn describe(&self) -> String {
+        let sink = |c: &SinkCounts| {
+            format!(
+                "delivered {} retried {} dead-lettered {}",
+                c.delivered, c.retries, c.dead_lettered
+            )
+        };
+        format!(
+            "metrics: slack {}, webhook {}, alert topic {}, dead letters {}",
+            sink(&self.slack),
+            sink(&self.webhook),
+            self.topic,
+            self.slack.dead_lettered + self.webhook.dead_lettered
+        )
+    }
+}
+
+/// Scrapes until the alert counters read `want` (they move just after a receiver answers),
+/// then checks that they still do half a second later.
+async fn settle(service: &Service, want: &Counts) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let m = service.scrape().await;
+        match want.diff(&m) {
+            None => break,
+            Some(diff) if start.elapsed() > Duration::from_secs(10) => {
+                return Err(format!("{diff}\n{}", m.text))
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let m = service.scrape().await;
+    match want.diff(&m) {
+        None => Ok(()),
+        Some(diff) => Err(format!("moved on after settling:\n{diff}\n{}", m.text)),
+    }
 }
 
 /// A dead letter as stored in embedded mode: key, reason and the original payload.
@@ -262,34 +442,44 @@ fn assert_once_and_signed(slack: &Receiver, webhook: &Receiver) {
     );
 }
 
-/// Clears the fault, restarts the service for a few seconds and checks that nothing is sent
-/// again and that the dead letters are still there, unchanged.
-async fn fault_clears_and_restart_sends_nothing(
-    db: &TestDb,
-    fr: &ReplayServer,
-    slack: &Receiver,
-    webhook: &Receiver,
-    before: &Stored,
-) {
+/// Clears the fault, restarts the service until its watcher has polled twice and found the
+/// rules again (already processed), and checks that nothing is sent again — at the receivers,
+/// on the restarted process's alert counters and in the store — and that the dead letters are
+/// still there, unchanged.
+async fn fault_clears_and_restart_sends_nothing(setup: &Setup<'_>, before: &Stored) {
+    let (slack, webhook) = (setup.slack, setup.webhook);
     slack.set_script(healthy());
     webhook.set_script(healthy());
     let hits_before = (slack.hits().len(), webhook.hits().len());
-    let child = start_service(db, fr, slack, webhook);
-    // Long enough for the watcher to poll twice and the worker to read its position.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let second = stop_service(child).await;
-    assert!(
-        second.stderr.contains("entitywatch running"),
-        "{}",
-        second.stderr
-    );
+    let service = setup.start().await;
+    let start = Instant::now();
+    let seen_again = loop {
+        let m = service.scrape().await;
+        if m.value("entitywatch_watcher_polls_total{outcome=\"success\"}") >= 2.0
+            && m.value("entitywatch_watcher_documents_total{outcome=\"already_processed\"}") >= 1.0
+        {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Time for anything the worker would still send.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let m = service.scrape().await;
+    let second = stop_service(service).await;
+    assert!(seen_again, "no second poll after the restart:\n{second}");
+    assert!(second.contains("entitywatch running"), "{second}");
     assert_eq!(
         (slack.hits().len(), webhook.hits().len()),
         hits_before,
-        "the restart sent something again:\n{}",
-        second.stderr
+        "the restart sent something again:\n{second}"
     );
-    let after = read_store(db).await;
+    if let Some(diff) = Counts::default().diff(&m) {
+        panic!("the restarted process's alert counters moved:\n{diff}\n{second}");
+    }
+    let after = read_store(setup.db).await;
     assert_eq!(after.ledger, before.ledger, "ledger changed on restart");
     assert_eq!(after.alert_topic.len(), before.alert_topic.len());
     let ids = |s: &Stored| {
@@ -301,13 +491,22 @@ async fn fault_clears_and_restart_sends_nothing(
     assert_eq!(ids(&after), ids(before), "dead letters changed on restart");
 }
 
-/// 429 with `Retry-After: 2` twice, then 200, at Slack for one alert. The waits between the
-/// attempts are at least the 2 s asked for (the backoff alone would be under 1 s, then under
-/// 2 s), the alert is then delivered once, and nothing is dead-lettered.
+/// 429 with `Retry-After: 1` twice, then 200, at Slack for one alert, with a backoff of
+/// 100 ms (so at most 200 ms, then 400 ms, with jitter) and a 3 s cap. The waits between the
+/// attempts are at least the 1 s asked for, which the backoff alone could not reach, and about
+/// no more; the alert is then delivered once, and nothing is dead-lettered.
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_429_retry_after_is_honoured_then_delivered() {
     tokio::time::timeout(TEST_BOUND, async {
         let started = Instant::now();
+        let policy = Policy {
+            max_attempts: 4,
+            timeout: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(3),
+        };
+        let retry_after = Duration::from_secs(1);
+        assert!(policy.ceiling(1) < retry_after && retry_after < policy.max_backoff);
         let db = store_with_suppliers().await;
         let fr = rule_server(&["2019-22210"]).await;
         let faulted = "S-2/listed";
@@ -315,7 +514,7 @@ async fn slack_429_retry_after_is_honoured_then_delivered() {
             Arc::new(move |key, attempt| {
                 if key == faulted && attempt <= 2 {
                     Reply::status(429)
-                        .header("retry-after", "2")
+                        .header("retry-after", retry_after.as_secs().to_string())
                         .body("rate_limited")
                 } else {
                     Reply::ok()
@@ -324,29 +523,38 @@ async fn slack_429_retry_after_is_honoured_then_delivered() {
             healthy(),
         )
         .await;
+        let setup = Setup {
+            db: &db,
+            fr: &fr,
+            slack: &slack,
+            webhook: &webhook,
+            policy,
+        };
         let want = keys(&[&FIRST_RULE]);
-        let child = start_service(&db, &fr, &slack, &webhook);
-        let done = wait_until(
-            || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
-            Duration::from_secs(40),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let out = stop_service(child).await;
-        assert!(done, "not all alerts delivered:\n{}", out.stderr);
+        let counts = Counts {
+            topic: 3,
+            slack: SinkCounts::new(3, 0, 2),
+            webhook: SinkCounts::new(3, 0, 0),
+        };
+        let logs = setup
+            .run_until(
+                || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
+                &counts,
+            )
+            .await;
 
         let attempts = slack.attempts(faulted);
         let statuses: Vec<u16> = attempts.iter().map(|h| h.status).collect();
-        assert_eq!(statuses, [429, 429, 200], "{}", out.stderr);
+        assert_eq!(statuses, [429, 429, 200], "{logs}");
         let waits = gaps(&attempts);
         for w in &waits {
             assert!(
-                *w >= Duration::from_secs(2),
-                "Retry-After 2 not honoured: {waits:?}"
+                *w >= retry_after,
+                "Retry-After {retry_after:?} not honoured: {waits:?}"
             );
             assert!(
-                *w < Duration::from_secs(4),
-                "waited far too long: {waits:?}"
+                *w < retry_after + LATENCY,
+                "waited longer than Retry-After asked: {waits:?}"
             );
         }
         assert_once_and_signed(&slack, &webhook);
@@ -355,28 +563,37 @@ async fn slack_429_retry_after_is_honoured_then_delivered() {
         assert_topic_holds(&stored, &want);
         assert_eq!(stored.ledger.len(), 9, "3 alerts × (topic, slack, webhook)");
         eprintln!(
-            "fault: slack 429 Retry-After 2 ×2 then 200 for {faulted}; attempts {}, waits {} \
-             (≥ 2.0 s each), waited {:.2} s in all; delivered slack {} webhook {}, \
-             dead-lettered 0; {:.1} s",
+            "fault: slack 429 Retry-After 1 ×2 then 200 for {faulted} ({}); attempts {}, \
+             waits {} (≥ 1.0 s each; the backoff alone ≤ 0.2/0.4 s), waited {:.2} s in all; \
+             delivered slack {} webhook {}, dead-lettered 0; {}; {:.1} s",
+            policy.describe(),
             attempts.len(),
             show(&waits),
             waits.iter().sum::<Duration>().as_secs_f64(),
             slack.accepted().len(),
             webhook.accepted().len(),
+            counts.describe(),
             started.elapsed().as_secs_f64()
         );
     })
     .await
-    .expect("test finished within 60 s");
+    .expect("test finished within its bound");
 }
 
-/// 500 three times, then 200, at the generic webhook. The waits grow exponentially from the
-/// 0.5 s minimum (at least 0.5, 1 and 2 s, at most double that with jitter), every attempt is
-/// signed afresh and verifies, all carry the same delivery id, and the alert is delivered once.
+/// 500 three times, then 200, at the generic webhook, with a 250 ms minimum backoff. The waits
+/// grow exponentially from it (at least 0.25, 0.5 and 1 s, at most double that with jitter),
+/// every attempt is signed afresh and verifies, all carry the same delivery id, and the alert
+/// is delivered once.
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_500s_are_retried_with_backoff_then_delivered() {
     tokio::time::timeout(TEST_BOUND, async {
         let started = Instant::now();
+        let policy = Policy {
+            max_attempts: 5,
+            timeout: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(5),
+        };
         let db = store_with_suppliers().await;
         let fr = rule_server(&["2019-22210"]).await;
         let faulted = "S-1/listed";
@@ -391,33 +608,43 @@ async fn webhook_500s_are_retried_with_backoff_then_delivered() {
             }),
         )
         .await;
+        let setup = Setup {
+            db: &db,
+            fr: &fr,
+            slack: &slack,
+            webhook: &webhook,
+            policy,
+        };
         let want = keys(&[&FIRST_RULE]);
-        let child = start_service(&db, &fr, &slack, &webhook);
-        let done = wait_until(
-            || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
-            Duration::from_secs(40),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let out = stop_service(child).await;
-        assert!(done, "not all alerts delivered:\n{}", out.stderr);
+        let counts = Counts {
+            topic: 3,
+            slack: SinkCounts::new(3, 0, 0),
+            webhook: SinkCounts::new(3, 0, 3),
+        };
+        let logs = setup
+            .run_until(
+                || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
+                &counts,
+            )
+            .await;
 
         let attempts = webhook.attempts(faulted);
         let statuses: Vec<u16> = attempts.iter().map(|h| h.status).collect();
-        assert_eq!(statuses, [500, 500, 500, 200], "{}", out.stderr);
+        assert_eq!(statuses, [500, 500, 500, 200], "{logs}");
         let waits = gaps(&attempts);
         for (n, w) in waits.iter().enumerate() {
-            let floor = MIN_BACKOFF * 2u32.pow(n as u32);
+            let (floor, ceiling) = (policy.floor(n), policy.ceiling(n));
             assert!(
-                *w >= floor && *w < floor * 2 + Duration::from_millis(500),
-                "backoff {n} out of [{floor:?}, 2×{floor:?}): {waits:?}"
+                *w >= floor && *w < ceiling + LATENCY,
+                "backoff {n} out of [{floor:?}, {ceiling:?}]: {waits:?}"
             );
         }
         let ids: BTreeSet<_> = attempts.iter().map(|h| h.delivery_id.clone()).collect();
         assert_eq!(ids.len(), 1, "one delivery id across retries: {ids:?}");
+        // Unix seconds, and the attempts span at least 1.75 s.
         let stamps: Vec<i64> = attempts.iter().map(|h| h.timestamp.unwrap()).collect();
         assert!(
-            stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[3] - stamps[0] >= 3,
+            stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[3] - stamps[0] >= 1,
             "each attempt is signed when sent: {stamps:?}"
         );
         assert_once_and_signed(&slack, &webhook);
@@ -426,32 +653,40 @@ async fn webhook_500s_are_retried_with_backoff_then_delivered() {
         assert_topic_holds(&stored, &want);
         assert_eq!(stored.ledger.len(), 9, "3 alerts × (topic, slack, webhook)");
         eprintln!(
-            "fault: webhook 500 ×3 then 200 for {faulted}; attempts {}, backoff waits {} \
-             (≥ 0.5/1/2 s), all {} signed requests verified, one delivery id; delivered slack \
-             {} webhook {}, dead-lettered 0; {:.1} s",
+            "fault: webhook 500 ×3 then 200 for {faulted} ({}); attempts {}, backoff waits {} \
+             (≥ 0.25/0.5/1 s, < 2× + latency), all {} signed requests verified, one delivery \
+             id; delivered slack {} webhook {}, dead-lettered 0; {}; {:.1} s",
+            policy.describe(),
             attempts.len(),
             show(&waits),
             webhook.hits().len(),
             slack.accepted().len(),
             webhook.accepted().len(),
+            counts.describe(),
             started.elapsed().as_secs_f64()
         );
     })
     .await
-    .expect("test finished within 60 s");
+    .expect("test finished within its bound");
 }
 
-/// Slack does not answer the first attempt for 15 s, longer than the sink's 10 s per-attempt
-/// timeout (`RetryPolicy::timeout`; no flag sets it): the sender gives up at 10 s, backs off
-/// and retries, without waiting for the slow answer, and the alert is delivered once.
+/// Slack does not answer the first attempt for 4 s, longer than the 1 s `--alert-timeout`: the
+/// sender gives up at 1 s, backs off (100–200 ms) and retries, without waiting for the slow
+/// answer, and the alert is delivered once.
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_timeout_is_retried_then_delivered() {
     tokio::time::timeout(TEST_BOUND, async {
         let started = Instant::now();
+        let policy = Policy {
+            max_attempts: 3,
+            timeout: Duration::from_secs(1),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        };
         let db = store_with_suppliers().await;
         let fr = rule_server(&["2019-22210"]).await;
         let faulted = "S-3/listed";
-        let hang = Duration::from_secs(15);
+        let hang = Duration::from_secs(4);
         let (slack, webhook) = receivers(
             Arc::new(move |key, attempt| {
                 if key == faulted && attempt == 1 {
@@ -463,59 +698,77 @@ async fn slack_timeout_is_retried_then_delivered() {
             healthy(),
         )
         .await;
+        let setup = Setup {
+            db: &db,
+            fr: &fr,
+            slack: &slack,
+            webhook: &webhook,
+            policy,
+        };
         let want = keys(&[&FIRST_RULE]);
-        let child = start_service(&db, &fr, &slack, &webhook);
-        let done = wait_until(
-            || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
-            Duration::from_secs(40),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let out = stop_service(child).await;
-        assert!(done, "not all alerts delivered:\n{}", out.stderr);
+        let counts = Counts {
+            topic: 3,
+            slack: SinkCounts::new(3, 0, 1),
+            webhook: SinkCounts::new(3, 0, 0),
+        };
+        let logs = setup
+            .run_until(
+                || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
+                &counts,
+            )
+            .await;
 
         let attempts = slack.attempts(faulted);
-        assert_eq!(attempts.len(), 2, "{}", out.stderr);
+        assert_eq!(attempts.len(), 2, "{logs}");
         assert!(!attempts[0].accepted() && attempts[1].accepted());
         let wait = attempts[1].at - attempts[0].at;
-        assert!(
-            wait >= SINK_TIMEOUT + MIN_BACKOFF && wait < hang - Duration::from_secs(1),
-            "timed out at the sink timeout, then backed off: {wait:?}"
+        let (floor, ceiling) = (
+            policy.timeout + policy.floor(0),
+            policy.timeout + policy.ceiling(0) + LATENCY,
         );
         assert!(
-            out.stderr.contains("no answer within 10000 ms"),
-            "{}",
-            out.stderr
+            wait >= floor && wait < ceiling && wait < hang,
+            "timed out at the sink timeout, then backed off: {wait:?} not in [{floor:?}, \
+             {ceiling:?})"
         );
+        assert!(logs.contains("no answer within 1000 ms"), "{logs}");
         assert_once_and_signed(&slack, &webhook);
         let stored = read_store(&db).await;
         assert!(stored.dead_letters.is_empty(), "{:?}", stored.dead_letters);
         assert_topic_holds(&stored, &want);
         assert_eq!(stored.ledger.len(), 9, "3 alerts × (topic, slack, webhook)");
         eprintln!(
-            "fault: slack silent for {} s (sink timeout 10 s) on attempt 1 of {faulted}, then \
-             200; attempts {}, retried after {:.2} s; delivered slack {} webhook {}, \
-             dead-lettered 0; {:.1} s",
+            "fault: slack silent for {} s on attempt 1 of {faulted}, then 200 ({}); attempts \
+             {}, retried after {:.2} s (timeout 1 s + backoff 0.1–0.2 s); delivered slack {} \
+             webhook {}, dead-lettered 0; {}; {:.1} s",
             hang.as_secs(),
+            policy.describe(),
             attempts.len(),
             wait.as_secs_f64(),
             slack.accepted().len(),
             webhook.accepted().len(),
+            counts.describe(),
             started.elapsed().as_secs_f64()
         );
     })
     .await
-    .expect("test finished within 60 s");
+    .expect("test finished within its bound");
 }
 
 /// A permanent 404 at Slack for one alert and at the webhook for another: each is tried once,
-/// not retried, and dead-lettered with the receiver's reason; every other alert of the rule and
-/// of a later rule is delivered once to both. After the fault clears a restart sends nothing
-/// again, and the two dead letters are still there, whole.
+/// not retried (though 4 attempts are allowed), and dead-lettered with the receiver's reason;
+/// every other alert of the rule and of a later rule is delivered once to both. After the
+/// fault clears a restart sends nothing again, and the two dead letters are still there, whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn permanent_404_is_dead_lettered_at_once_and_later_rules_still_delivered() {
     tokio::time::timeout(TEST_BOUND, async {
         let started = Instant::now();
+        let policy = Policy {
+            max_attempts: 4,
+            timeout: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        };
         let db = store_with_suppliers().await;
         let fr = rule_server(&["2019-22210", "2020-15827"]).await;
         let (slack_fault, webhook_fault) = ("S-2/listed", "S-3/listed");
@@ -536,24 +789,30 @@ async fn permanent_404_is_dead_lettered_at_once_and_later_rules_still_delivered(
             }),
         )
         .await;
+        let setup = Setup {
+            db: &db,
+            fr: &fr,
+            slack: &slack,
+            webhook: &webhook,
+            policy,
+        };
         let all = keys(&[&FIRST_RULE, &LATER_RULE]);
         let without = |k: &str| all.iter().filter(|x| *x != k).cloned().collect();
         let (slack_want, webhook_want) = (without(slack_fault), without(webhook_fault));
-        let child = start_service(&db, &fr, &slack, &webhook);
-        let done = wait_until(
-            || accepted_exactly(&slack, &slack_want) && accepted_exactly(&webhook, &webhook_want),
-            Duration::from_secs(30),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let out = stop_service(child).await;
-        assert!(
-            done,
-            "slack {:?} webhook {:?}:\n{}",
-            slack.accepted(),
-            webhook.accepted(),
-            out.stderr
-        );
+        let counts = Counts {
+            topic: 5,
+            slack: SinkCounts::new(4, 1, 0),
+            webhook: SinkCounts::new(4, 1, 0),
+        };
+        setup
+            .run_until(
+                || {
+                    accepted_exactly(&slack, &slack_want)
+                        && accepted_exactly(&webhook, &webhook_want)
+                },
+                &counts,
+            )
+            .await;
 
         assert_eq!(slack.attempts(slack_fault).len(), 1, "a 404 is not retried");
         assert_eq!(
@@ -603,12 +862,14 @@ async fn permanent_404_is_dead_lettered_at_once_and_later_rules_still_delivered(
             "5 alerts × 3 sinks, minus the 2"
         );
 
-        fault_clears_and_restart_sends_nothing(&db, &fr, &slack, &webhook, &stored).await;
+        fault_clears_and_restart_sends_nothing(&setup, &stored).await;
         eprintln!(
-            "fault: slack 404 no_service for {slack_fault}, webhook 404 for {webhook_fault}; \
-             attempts 1 + 1, dead-lettered 2 (reasons {:?}); delivered slack {} webhook {} \
-             (incl. 2 revised alerts of the later rule 2020-15827); after the fault cleared a \
-             restart re-sent 0 and the 2 dead letters remain (no automatic redrive); {:.1} s",
+            "fault: slack 404 no_service for {slack_fault}, webhook 404 for {webhook_fault} \
+             ({}); attempts 1 + 1, dead-lettered 2 (reasons {:?}); delivered slack {} webhook \
+             {} (incl. 2 revised alerts of the later rule 2020-15827); {}; after the fault \
+             cleared a restart re-sent 0 (its counters all 0) and the 2 dead letters remain \
+             (no automatic redrive); {:.1} s",
+            policy.describe(),
             stored
                 .dead_letters
                 .iter()
@@ -616,21 +877,29 @@ async fn permanent_404_is_dead_lettered_at_once_and_later_rules_still_delivered(
                 .collect::<Vec<_>>(),
             slack.accepted().len(),
             webhook.accepted().len(),
+            counts.describe(),
             started.elapsed().as_secs_f64()
         );
     })
     .await
-    .expect("test finished within 60 s");
+    .expect("test finished within its bound");
 }
 
-/// 503 on every attempt at the webhook for the first alert of the rule: 6 attempts with
-/// exponential backoff (≥ 0.5, 1, 2, 4, 8 s), then dead-lettered with the last reason, while
-/// the alerts after it — the same rule's and a later rule's — are delivered once to both sinks.
-/// After the fault clears a restart sends nothing again and the dead letter remains.
+/// 503 on every attempt at the webhook for the first alert of the rule, with
+/// `--alert-max-attempts 4`: 4 attempts (not the default 6) with exponential backoff (≥ 0.2,
+/// 0.4, 0.8 s), then dead-lettered with the last reason, while the alerts after it — the same
+/// rule's and a later rule's — are delivered once to both sinks. After the fault clears a
+/// restart sends nothing again and the dead letter remains.
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_503_until_retries_run_out_is_dead_lettered_and_service_keeps_going() {
     tokio::time::timeout(TEST_BOUND, async {
         let started = Instant::now();
+        let policy = Policy {
+            max_attempts: 4,
+            timeout: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        };
         let db = store_with_suppliers().await;
         let fr = rule_server(&["2019-22210", "2020-15827"]).await;
         let faulted = FIRST_RULE[0];
@@ -645,34 +914,37 @@ async fn webhook_503_until_retries_run_out_is_dead_lettered_and_service_keeps_go
             }),
         )
         .await;
+        let setup = Setup {
+            db: &db,
+            fr: &fr,
+            slack: &slack,
+            webhook: &webhook,
+            policy,
+        };
         let all = keys(&[&FIRST_RULE, &LATER_RULE]);
         let webhook_want: BTreeSet<String> =
             all.iter().filter(|k| *k != faulted).cloned().collect();
-        let child = start_service(&db, &fr, &slack, &webhook);
-        let done = wait_until(
-            || accepted_exactly(&slack, &all) && accepted_exactly(&webhook, &webhook_want),
-            Duration::from_secs(45),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let out = stop_service(child).await;
-        assert!(
-            done,
-            "slack {:?} webhook {:?}:\n{}",
-            slack.accepted(),
-            webhook.accepted(),
-            out.stderr
-        );
+        let counts = Counts {
+            topic: 5,
+            slack: SinkCounts::new(5, 0, 0),
+            webhook: SinkCounts::new(4, 1, 3),
+        };
+        let logs = setup
+            .run_until(
+                || accepted_exactly(&slack, &all) && accepted_exactly(&webhook, &webhook_want),
+                &counts,
+            )
+            .await;
 
         let attempts = webhook.attempts(faulted);
-        assert_eq!(attempts.len(), MAX_ATTEMPTS, "{}", out.stderr);
+        assert_eq!(attempts.len(), policy.max_attempts, "{logs}");
         assert!(attempts.iter().all(|h| h.status == 503));
         let waits = gaps(&attempts);
         for (n, w) in waits.iter().enumerate() {
-            let floor = MIN_BACKOFF * 2u32.pow(n as u32);
+            let (floor, ceiling) = (policy.floor(n), policy.ceiling(n));
             assert!(
-                *w >= floor && *w < floor * 2 + Duration::from_millis(500),
-                "backoff {n} out of [{floor:?}, 2×{floor:?}): {waits:?}"
+                *w >= floor && *w < ceiling + LATENCY,
+                "backoff {n} out of [{floor:?}, {ceiling:?}]: {waits:?}"
             );
         }
         // The alerts after the faulted one were sent after it was given up on.
@@ -710,33 +982,41 @@ async fn webhook_503_until_retries_run_out_is_dead_lettered_and_service_keeps_go
             "5 alerts × 3 sinks, minus 1"
         );
 
-        fault_clears_and_restart_sends_nothing(&db, &fr, &slack, &webhook, &stored).await;
+        fault_clears_and_restart_sends_nothing(&setup, &stored).await;
         eprintln!(
-            "fault: webhook 503 on every attempt for {faulted}; attempts {}, backoff waits {} \
-             ({:.1} s in all); dead-lettered 1 ({:?}); then delivered webhook {} / slack {} \
-             (incl. 2 revised alerts of the later rule 2020-15827); after the fault cleared a \
-             restart re-sent 0 and the dead letter remains; {:.1} s",
+            "fault: webhook 503 on every attempt for {faulted} ({}); attempts {}, backoff \
+             waits {} ({:.2} s in all; ≥ 0.2/0.4/0.8 s); dead-lettered 1 ({:?}); then \
+             delivered webhook {} / slack {} (incl. 2 revised alerts of the later rule \
+             2020-15827); {}; after the fault cleared a restart re-sent 0 (its counters all 0) \
+             and the dead letter remains; {:.1} s",
+            policy.describe(),
             attempts.len(),
             show(&waits),
             waits.iter().sum::<Duration>().as_secs_f64(),
             d.reason,
             webhook.accepted().len(),
             slack.accepted().len(),
+            counts.describe(),
             started.elapsed().as_secs_f64()
         );
     })
     .await
-    .expect("test finished within 60 s");
+    .expect("test finished within its bound");
 }
 
-/// 500 five times, then no answer within the 10 s sink timeout on the sixth and last attempt,
-/// at Slack: the alert is dead-lettered with the timeout as its reason and the next alert goes
-/// out. (Timing out on all six attempts would take 6 × 10 s plus ≥ 15.5 s of backoff, over this
-/// test's bound, as long as the retry policy cannot be shortened from outside.)
+/// 500 twice, then no answer within the 1 s `--alert-timeout` on the third and last attempt,
+/// at Slack: the alert is dead-lettered with the timeout (the last attempt's reason, not the
+/// 500) and the next alert goes out once the last attempt has timed out.
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason() {
     tokio::time::timeout(TEST_BOUND, async {
         let started = Instant::now();
+        let policy = Policy {
+            max_attempts: 3,
+            timeout: Duration::from_secs(1),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        };
         let db = store_with_suppliers().await;
         let fr = rule_server(&["2019-22210"]).await;
         let faulted = "S-1/listed";
@@ -744,36 +1024,41 @@ async fn slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason() {
             Arc::new(move |key, attempt| {
                 if key != faulted {
                     Reply::ok()
-                } else if attempt < MAX_ATTEMPTS {
+                } else if attempt < policy.max_attempts {
                     Reply::status(500).body("internal_error")
                 } else {
-                    Reply::hang(Duration::from_secs(15))
+                    Reply::hang(Duration::from_secs(4))
                 }
             }),
             healthy(),
         )
         .await;
+        let setup = Setup {
+            db: &db,
+            fr: &fr,
+            slack: &slack,
+            webhook: &webhook,
+            policy,
+        };
         let all = keys(&[&FIRST_RULE]);
         let slack_want: BTreeSet<String> = all.iter().filter(|k| *k != faulted).cloned().collect();
-        let child = start_service(&db, &fr, &slack, &webhook);
-        let done = wait_until(
-            || accepted_exactly(&slack, &slack_want) && accepted_exactly(&webhook, &all),
-            Duration::from_secs(50),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let out = stop_service(child).await;
-        assert!(
-            done,
-            "slack {:?} webhook {:?}:\n{}",
-            slack.accepted(),
-            webhook.accepted(),
-            out.stderr
-        );
+        let counts = Counts {
+            topic: 3,
+            slack: SinkCounts::new(2, 1, 2),
+            webhook: SinkCounts::new(3, 0, 0),
+        };
+        let logs = setup
+            .run_until(
+                || accepted_exactly(&slack, &slack_want) && accepted_exactly(&webhook, &all),
+                &counts,
+            )
+            .await;
 
         let attempts = slack.attempts(faulted);
-        assert_eq!(attempts.len(), MAX_ATTEMPTS, "{}", out.stderr);
-        // The next alert reached Slack once the sixth attempt had timed out.
+        assert_eq!(attempts.len(), policy.max_attempts, "{logs}");
+        let statuses: Vec<u16> = attempts.iter().map(|h| h.status).collect();
+        assert_eq!(statuses, [500, 500, 504], "the last one hung");
+        // The next alert reached Slack once the last attempt had timed out.
         let next = slack
             .hits()
             .into_iter()
@@ -781,7 +1066,7 @@ async fn slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason() {
             .expect("S-3 alerted");
         let timed_out_after = next.at - attempts.last().unwrap().at;
         assert!(
-            timed_out_after >= SINK_TIMEOUT && timed_out_after < Duration::from_secs(14),
+            timed_out_after >= policy.timeout && timed_out_after < policy.timeout + LATENCY * 3,
             "{timed_out_after:?}"
         );
         assert_once_and_signed(&slack, &webhook);
@@ -792,7 +1077,7 @@ async fn slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason() {
         let d = &stored.dead_letters[0];
         assert_eq!(alert_key(&d.alert), faulted);
         assert!(
-            d.reason.starts_with("sink slack:") && d.reason.contains("no answer within 10000 ms"),
+            d.reason.starts_with("sink slack:") && d.reason.contains("no answer within 1000 ms"),
             "reason: {}",
             d.reason
         );
@@ -800,20 +1085,155 @@ async fn slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason() {
             .ledger
             .contains(&(d.alert.alert_id.clone(), "slack".to_string())));
         eprintln!(
-            "fault: slack 500 ×5 then silent past the 10 s timeout for {faulted}; attempts {}, \
-             waits {}, gave up {:.2} s after the last; dead-lettered 1 ({:?}); delivered slack \
-             {} webhook {}; {:.1} s",
+            "fault: slack 500 ×2 then silent past the 1 s timeout for {faulted} ({}); \
+             attempts {}, waits {}, gave up {:.2} s after the last; dead-lettered 1 ({:?}); \
+             delivered slack {} webhook {}; {}; {:.1} s",
+            policy.describe(),
             attempts.len(),
             show(&gaps(&attempts)),
             timed_out_after.as_secs_f64(),
             d.reason,
             slack.accepted().len(),
             webhook.accepted().len(),
+            counts.describe(),
             started.elapsed().as_secs_f64()
         );
     })
     .await
-    .expect("test finished within 60 s");
+    .expect("test finished within its bound");
+}
+
+/// The webhook never answers one alert within the 500 ms `--alert-timeout`, on any attempt:
+/// after `--alert-max-attempts` (3) attempts, each `timeout + backoff` after the one before,
+/// the alert is dead-lettered with the reason "no answer within 500 ms", while every other
+/// alert, of this rule and a later one, is delivered once to both sinks. After the fault
+/// clears a restart sends nothing again and the dead letter remains.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_timeout_on_every_attempt_is_dead_lettered_and_service_keeps_going() {
+    tokio::time::timeout(TEST_BOUND, async {
+        let started = Instant::now();
+        let policy = Policy {
+            max_attempts: 3,
+            timeout: Duration::from_millis(500),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        };
+        let db = store_with_suppliers().await;
+        let fr = rule_server(&["2019-22210", "2020-15827"]).await;
+        let faulted = "S-1/listed";
+        let hang = Duration::from_secs(3);
+        let (slack, webhook) = receivers(
+            healthy(),
+            Arc::new(move |key, _| {
+                if key == faulted {
+                    Reply::hang(hang)
+                } else {
+                    Reply::ok()
+                }
+            }),
+        )
+        .await;
+        let setup = Setup {
+            db: &db,
+            fr: &fr,
+            slack: &slack,
+            webhook: &webhook,
+            policy,
+        };
+        let all = keys(&[&FIRST_RULE, &LATER_RULE]);
+        let webhook_want: BTreeSet<String> =
+            all.iter().filter(|k| *k != faulted).cloned().collect();
+        let counts = Counts {
+            topic: 5,
+            slack: SinkCounts::new(5, 0, 0),
+            webhook: SinkCounts::new(4, 1, 2),
+        };
+        let logs = setup
+            .run_until(
+                || accepted_exactly(&slack, &all) && accepted_exactly(&webhook, &webhook_want),
+                &counts,
+            )
+            .await;
+
+        let attempts = webhook.attempts(faulted);
+        assert_eq!(attempts.len(), policy.max_attempts, "{logs}");
+        assert!(attempts.iter().all(|h| !h.accepted()), "every attempt hung");
+        // Each retry came once the attempt before had timed out and the backoff had passed,
+        // not after the receiver's late answer.
+        let waits = gaps(&attempts);
+        for (n, w) in waits.iter().enumerate() {
+            let floor = policy.timeout + policy.floor(n);
+            let ceiling = policy.timeout + policy.ceiling(n) + LATENCY;
+            assert!(
+                *w >= floor && *w < ceiling && *w < hang,
+                "attempt {} came {w:?} after the one before, not in [{floor:?}, {ceiling:?}): \
+                 {waits:?}",
+                n + 2
+            );
+        }
+        // The alerts after the faulted one went out once the last attempt had timed out (its
+        // timer started a moment before the request arrived).
+        let given_up = attempts.last().unwrap().at + policy.timeout - Duration::from_millis(100);
+        let later: Vec<_> = webhook
+            .hits()
+            .into_iter()
+            .filter(|h| h.key != faulted && h.key != FIRST_RULE[0])
+            .collect();
+        assert_eq!(later.len(), 3, "S-3/listed and the 2 revisions");
+        assert!(
+            later.iter().all(|h| h.at >= given_up),
+            "an alert overtook the one in retries"
+        );
+        assert_once_and_signed(&slack, &webhook);
+
+        let stored = read_store(&db).await;
+        assert_topic_holds(&stored, &all);
+        assert_eq!(stored.dead_letters.len(), 1, "{:?}", stored.dead_letters);
+        let d = &stored.dead_letters[0];
+        assert_eq!(alert_key(&d.alert), faulted);
+        assert_eq!(d.key, d.alert.alert_id);
+        assert!(
+            d.reason.starts_with("sink webhook:") && d.reason.contains("no answer within 500 ms"),
+            "reason: {}",
+            d.reason
+        );
+        assert!(
+            !d.reason.contains("SECRET"),
+            "secret in reason: {}",
+            d.reason
+        );
+        assert!(!stored
+            .ledger
+            .contains(&(d.alert.alert_id.clone(), "webhook".to_string())));
+        assert!(stored
+            .ledger
+            .contains(&(d.alert.alert_id.clone(), "slack".to_string())));
+        assert_eq!(
+            stored.ledger.len(),
+            5 * 3 - 1,
+            "5 alerts × 3 sinks, minus 1"
+        );
+
+        fault_clears_and_restart_sends_nothing(&setup, &stored).await;
+        eprintln!(
+            "fault: webhook silent for {} s on every attempt for {faulted} ({}); attempts {}, \
+             each after {} (timeout 0.5 s + backoff ≥ 0.1/0.2 s); dead-lettered 1 ({:?}); \
+             delivered webhook {} / slack {} (incl. 2 revised alerts of the later rule \
+             2020-15827); {}; after the fault cleared a restart re-sent 0 (its counters all 0) \
+             and the dead letter remains; {:.1} s",
+            hang.as_secs(),
+            policy.describe(),
+            attempts.len(),
+            show(&waits),
+            d.reason,
+            webhook.accepted().len(),
+            slack.accepted().len(),
+            counts.describe(),
+            started.elapsed().as_secs_f64()
+        );
+    })
+    .await
+    .expect("test finished within its bound");
 }
 
 /// The webhook receiver's verification is real: a request signed by the crate with the shared

@@ -123,7 +123,13 @@ pub async fn deliver_until(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let outcome = match tokio::time::timeout(policy.timeout, sink.send(alert)).await {
+        let attempt_limit = if sink.bounds_its_own_attempts() {
+            // The sink ends every attempt itself (the producer's message.timeout.ms).
+            Duration::MAX
+        } else {
+            policy.timeout
+        };
+        let outcome = match tokio::time::timeout(attempt_limit, sink.send(alert)).await {
             Ok(r) => r,
             Err(_) => Err(SinkError::retryable(format!(
                 "no answer within {} ms",

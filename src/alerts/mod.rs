@@ -280,6 +280,12 @@ pub trait AlertSink: Send + Sync {
     /// and dead letters.
     fn name(&self) -> &str;
     async fn send(&self, alert: &Alert) -> Result<(), SinkError>;
+    /// True when `send` always ends by itself, so delivery must not cut an attempt short: a
+    /// Kafka producer keeps an abandoned message queued and delivers it later, and a retry
+    /// beside it would put the alert on the topic twice.
+    fn bounds_its_own_attempts(&self) -> bool {
+        false
+    }
 }
 
 /// Why a string is not a usable sink URL. Never echoes the string: it may be a secret.

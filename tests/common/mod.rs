@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Connection;
 
+pub mod broker;
 pub mod exported;
 pub mod kafka;
 pub mod receiver;
