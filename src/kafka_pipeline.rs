@@ -57,6 +57,8 @@ pub struct KafkaPipelineConfig {
     pub replication: i32,
     pub group_id: String,
     pub retry: RetryPolicy,
+    /// How long a worker's delivery claim lasts unless renewed (see `Worker::with_claim_lease`).
+    pub claim_lease: Duration,
     /// Pause before handling a failed event again (store or sink down).
     pub retry_delay: Duration,
 }
@@ -90,6 +92,7 @@ impl KafkaPipelineConfig {
             replication: 1,
             group_id: WORKER_GROUP.to_string(),
             retry: RetryPolicy::default(),
+            claim_lease: crate::worker::DEFAULT_CLAIM_LEASE,
             retry_delay: Duration::from_secs(2),
         }
     }
@@ -487,7 +490,8 @@ impl KafkaPipeline {
             sinks,
             dead_letters.clone(),
             config.retry.clone(),
-        );
+        )
+        .with_claim_lease(config.claim_lease);
         (worker, dead_letters)
     }
 

@@ -132,6 +132,11 @@ struct SinkArgs {
     /// Longest wait between attempts, also for a receiver's Retry-After.
     #[arg(long, env = "ENTITYWATCH_ALERT_MAX_BACKOFF", default_value = "60s", value_parser = parse_duration)]
     alert_max_backoff: Duration,
+    /// How long a worker's claim on an alert it is delivering lasts unless renewed (it renews
+    /// every third of it). Another worker of the group handed the same event waits on the claim
+    /// instead of sending too; if the holder died, the alert is sent again once this ran out.
+    #[arg(long, env = "ENTITYWATCH_ALERT_CLAIM_LEASE", default_value = "30s", value_parser = parse_duration)]
+    alert_claim_lease: Duration,
 }
 
 impl SinkArgs {
@@ -905,7 +910,8 @@ fn embedded_worker(store: &Store, sinks: &SinkArgs) -> Result<Worker> {
         all,
         Arc::new(dead_letters),
         sinks.retry_policy(),
-    ))
+    )
+    .with_claim_lease(sinks.alert_claim_lease))
 }
 
 /// The embedded pipeline: a watcher publishing to the in-process bus and a worker consuming it.
@@ -1105,6 +1111,7 @@ async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
     let mut config = KafkaPipelineConfig::from_settings(settings)?;
     config.retry = args.sinks.retry_policy();
+    config.claim_lease = args.sinks.alert_claim_lease;
     let brokers = config.settings.brokers.clone();
     let client = FederalRegisterClient::new(ClientConfig {
         base_url: settings.federal_register_url.clone(),
@@ -1163,6 +1170,7 @@ async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
         use entitywatch::kafka_pipeline::{consume_kafka_with, KafkaPipeline, KafkaPipelineConfig};
         let mut config = KafkaPipelineConfig::from_settings(settings)?;
         config.retry = args.sinks.retry_policy();
+        config.claim_lease = args.sinks.alert_claim_lease;
         config
             .ensure_topics()
             .await
@@ -1315,6 +1323,7 @@ async fn dead_letters_redrive(args: DeadLettersRedriveArgs, settings: &Settings)
         use entitywatch::kafka_pipeline::{KafkaPipeline, KafkaPipelineConfig};
         let mut config = KafkaPipelineConfig::from_settings(settings)?;
         config.retry = args.sinks.retry_policy();
+        config.claim_lease = args.sinks.alert_claim_lease;
         let p = KafkaProducer::new(&config.settings)?;
         let (worker, _) = KafkaPipeline::worker(&config, &store, &p, external_sinks(&args.sinks)?);
         producer = Some(p);

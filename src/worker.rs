@@ -4,12 +4,15 @@
 //! For each entity change it applies the change to the snapshot (which gives the entry's new
 //! version), re-screens only the suppliers the candidate index finds for that entry, stores every
 //! decision above the review floor, and delivers each alert to each sink exactly once per
-//! (supplier, entry, version): the delivery ledger in the store is checked before a sink is
-//! called and written after it accepted. The caller commits the event's offset only after
-//! `handle` returned, so a crash re-handles the event and the ledger absorbs the repeat.
+//! (supplier, entry, version): the worker claims (alert, sink) in the store's delivery ledger
+//! before calling the sink, renews the claim while it sends and marks it delivered after the
+//! sink accepted. The caller commits the event's offset only after `handle` returned, so a crash
+//! re-handles the event and the ledger absorbs the repeat; a rebalance that hands an event to a
+//! second worker while the first still sends makes the second wait on the claim, not send.
 //! Matching is CPU work and runs on the blocking pool, never on the async threads.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{info, warn};
 
@@ -21,7 +24,7 @@ use crate::bus::{decode_event, InProcessBus, InProcessConsumer};
 use crate::events::{ChangeAction, ChangeEvent, EntityChange};
 use crate::metrics::metrics;
 use crate::screening::{self, Screener, SupplierIndex};
-use crate::store::{Decision, Delivery, ListedEntry, Store, StoreError};
+use crate::store::{Claim, Decision, Delivery, ListedEntry, Store, StoreError};
 use crate::suppliers::SupplierRecord;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +87,10 @@ pub struct Worker {
     sinks: Vec<Arc<dyn AlertSink>>,
     dead_letters: Arc<dyn DeadLetters>,
     retry: RetryPolicy,
+    /// Who this worker is in the delivery ledger's claims (host, pid and a random part).
+    owner: String,
+    /// How long a claim on a delivery lasts unless renewed; renewed every third of it.
+    claim_lease: Duration,
     /// Set once by [`Worker::request_stop`]; deliveries stop retrying and consumers stop
     /// taking messages. Sticky: a stopped worker is done.
     stop: tokio::sync::watch::Sender<bool>,
@@ -111,8 +118,17 @@ impl Worker {
             sinks,
             dead_letters,
             retry,
+            owner: claim_owner(),
+            claim_lease: DEFAULT_CLAIM_LEASE,
             stop: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Sets how long a delivery claim lasts unless renewed: how long an alert whose sender
+    /// died waits before another worker sends it (default 30 s).
+    pub fn with_claim_lease(mut self, lease: Duration) -> Self {
+        self.claim_lease = lease.max(Duration::from_millis(300));
+        self
     }
 
     /// Asks the worker to stop: the message in hand is finished unless an alert of it is
@@ -474,11 +490,16 @@ impl Worker {
     async fn send(&self, alert: &Alert, outcome: &mut EventOutcome) -> Result<(), WorkerError> {
         let payload = serde_json::to_string(alert).unwrap_or_default();
         for sink in &self.sinks {
-            if self
-                .store
-                .alert_delivered(&alert.alert_id, sink.name())
-                .await?
-            {
+            let delivery = Delivery {
+                alert_id: alert.alert_id.clone(),
+                sink: sink.name().to_string(),
+                supplier_id: alert.supplier.id.clone(),
+                entity_key: alert.entry.entity_key.to_string(),
+                entry_version: alert.entry.version,
+                kind: kind_name(alert.kind).to_string(),
+                payload: payload.clone(),
+            };
+            if !self.claim(&delivery).await? {
                 outcome.alerts_already_delivered += 1;
                 metrics()
                     .alerts
@@ -486,32 +507,37 @@ impl Worker {
                     .inc();
                 continue;
             }
-            let delivered = deliver_until(
-                sink.as_ref(),
-                alert,
-                &self.retry,
-                |notice| {
-                    metrics()
-                        .alert_delivery_retries
-                        .with_label_values(&[notice.sink])
-                        .inc();
-                },
-                self.stopped(),
-            )
-            .await;
+            let delivered = self
+                .renewing_claim(
+                    &delivery,
+                    deliver_until(
+                        sink.as_ref(),
+                        alert,
+                        &self.retry,
+                        |notice| {
+                            metrics()
+                                .alert_delivery_retries
+                                .with_label_values(&[notice.sink])
+                                .inc();
+                        },
+                        self.stopped(),
+                    ),
+                )
+                .await;
             match delivered {
                 Ok(_) => {
-                    self.store
-                        .record_delivery(&Delivery {
-                            alert_id: alert.alert_id.clone(),
-                            sink: sink.name().to_string(),
-                            supplier_id: alert.supplier.id.clone(),
-                            entity_key: alert.entry.entity_key.to_string(),
-                            entry_version: alert.entry.version,
-                            kind: kind_name(alert.kind).to_string(),
-                            payload: payload.clone(),
-                        })
+                    let first = self
+                        .store
+                        .mark_delivered(&alert.alert_id, sink.name(), &self.owner)
                         .await?;
+                    if !first {
+                        warn!(
+                            sink = sink.name(),
+                            alert_id = %alert.alert_id,
+                            "alert delivered after this worker's claim had run out and another \
+                             worker had delivered it: the sink got it twice"
+                        );
+                    }
                     outcome.alerts_delivered += 1;
                     metrics()
                         .alerts
@@ -520,6 +546,9 @@ impl Worker {
                     info!(sink = sink.name(), alert = %alert.summary(), "alert delivered");
                 }
                 Err(failure) if failure.interrupted => {
+                    self.store
+                        .release_claim(&alert.alert_id, sink.name(), &self.owner)
+                        .await?;
                     info!(sink = sink.name(), alert_id = %alert.alert_id, "delivery left for after the restart");
                     return Err(WorkerError::Interrupted {
                         alert_id: alert.alert_id.clone(),
@@ -537,6 +566,10 @@ impl Worker {
                         )
                         .await
                         .map_err(WorkerError::DeadLetter)?;
+                    // Only once the dead letter is durable: a redrive claims it afresh.
+                    self.store
+                        .release_claim(&alert.alert_id, sink.name(), &self.owner)
+                        .await?;
                     outcome.alerts_dead_lettered += 1;
                     metrics()
                         .alerts
@@ -548,6 +581,108 @@ impl Worker {
         }
         Ok(())
     }
+
+    /// Claims `delivery` for this worker. False if a sink already accepted it. While another
+    /// worker holds a live claim (a rebalance handed both the event) this waits for it to be
+    /// delivered, released or to expire; a stop ends the wait as an interrupted delivery.
+    async fn claim(&self, delivery: &Delivery) -> Result<bool, WorkerError> {
+        let mut waiting_since: Option<std::time::Instant> = None;
+        loop {
+            match self
+                .store
+                .claim_delivery(delivery, &self.owner, self.claim_lease)
+                .await?
+            {
+                Claim::Held => {
+                    if let Some(since) = waiting_since {
+                        info!(
+                            sink = %delivery.sink,
+                            alert_id = %delivery.alert_id,
+                            waited_ms = since.elapsed().as_millis() as u64,
+                            "delivery claim taken over: its holder released it or its lease ran out"
+                        );
+                    }
+                    return Ok(true);
+                }
+                Claim::Delivered => return Ok(false),
+                Claim::HeldElsewhere { by, until_ms } => {
+                    if waiting_since.is_none() {
+                        let left = until_ms - chrono::Utc::now().timestamp_millis();
+                        info!(
+                            sink = %delivery.sink,
+                            alert_id = %delivery.alert_id,
+                            holder = %by,
+                            lease_left_ms = left.max(0),
+                            "another worker is delivering this alert; waiting for it instead of sending too"
+                        );
+                        waiting_since = Some(std::time::Instant::now());
+                    }
+                    tokio::select! {
+                        _ = self.stopped() => {
+                            return Err(WorkerError::Interrupted {
+                                alert_id: delivery.alert_id.clone(),
+                                sink: delivery.sink.clone(),
+                            });
+                        }
+                        _ = tokio::time::sleep(CLAIM_POLL) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `deliver` while renewing this worker's claim on `delivery`, so that a delivery
+    /// spending minutes in retries is not taken over while it is still alive. A failed renewal
+    /// never stops the delivery: at worst the claim expires and the alert is sent twice.
+    async fn renewing_claim<T>(
+        &self,
+        delivery: &Delivery,
+        deliver: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(deliver);
+        let mut renew = tokio::time::interval(self.claim_lease / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                r = &mut deliver => return r,
+                _ = renew.tick() => {
+                    match self
+                        .store
+                        .renew_claim(&delivery.alert_id, &delivery.sink, &self.owner, self.claim_lease)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => warn!(
+                            sink = %delivery.sink,
+                            alert_id = %delivery.alert_id,
+                            "delivery claim lost (its lease ran out and another worker took it); \
+                             the alert may reach the sink twice"
+                        ),
+                        Err(e) => warn!(
+                            sink = %delivery.sink,
+                            alert_id = %delivery.alert_id,
+                            error = %e,
+                            "could not renew the delivery claim"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The default delivery-claim lease: an alert whose sender died mid-delivery is sent by
+/// another worker at most this long after the sender's last renewal.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(30);
+
+/// How often a worker waiting on another's claim looks again.
+const CLAIM_POLL: Duration = Duration::from_millis(250);
+
+fn claim_owner() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_string());
+    let random: u32 = rand::random();
+    format!("{host}/{}/{random:08x}", std::process::id())
 }
 
 impl Worker {

@@ -1,7 +1,8 @@
 //! The store's suppliers and list snapshot, black-box through the library API, with one test
 //! body run on SQLite (a file in a temporary directory) and on PostgreSQL (a fresh database on
 //! 127.0.0.1:5432): importing the 2022 Entity List and a generated 10,000-row supplier CSV with
-//! malformed rows, re-importing, exporting and applying change events.
+//! malformed rows, re-importing, exporting and applying change events; the alert-delivery
+//! ledger's claims (one sender at a time, leases that expire, release, delivered is final).
 
 mod common;
 
@@ -13,7 +14,7 @@ use entitywatch::csl::{self, SourceFilter, ENTITY_LIST_SOURCE};
 use entitywatch::events::{
     ChangeAction, CountryCode, EntityChange, EntityKey, EntityName, SourceDocument,
 };
-use entitywatch::store::{ChangeOutcome, SnapshotCounts, Store, UpsertCounts};
+use entitywatch::store::{ChangeOutcome, Claim, Delivery, SnapshotCounts, Store, UpsertCounts};
 use entitywatch::suppliers::{read_suppliers, write_suppliers, ReadLimits, SupplierRecord};
 
 /// Runs `body(Db::Sqlite)` and `body(Db::Postgres)` as two tests named `body::sqlite` and
@@ -38,6 +39,7 @@ on_both!(
     supplier_csv_import_of_10000_rows,
     supplier_crud_and_paging,
     entity_changes_raise_versions,
+    delivery_claims_let_one_sender_through,
 );
 
 const EL_2022: &str = "csl/EL_only_from_watchman_consolidated_2022-05.csv";
@@ -612,5 +614,134 @@ async fn entity_changes_raise_versions(kind: Db) {
         .find(|e| e.entry.entity_key.as_str() == "CN/example-photonics-group")
         .unwrap();
     assert_eq!(group.entry.source_list, ENTITY_LIST_SOURCE);
+    store.close().await;
+}
+
+/// The delivery ledger's claims: two workers race for one (alert, sink); one holds it, the
+/// other is told who holds it and until when; a renewed claim holds, an expired one is taken
+/// over, a released one is free at once, a delivered one is final and listed.
+async fn delivery_claims_let_one_sender_through(kind: Db) {
+    use std::time::Duration;
+    let db = fresh_db(kind).await;
+    let store = open(&db).await;
+    let delivery = |alert: &str| Delivery {
+        alert_id: alert.to_string(),
+        sink: "slack".to_string(),
+        supplier_id: "S-1".to_string(),
+        entity_key: "CN:hikvision".to_string(),
+        entry_version: 1,
+        kind: "listed".to_string(),
+        payload: "{}".to_string(),
+    };
+    let long = Duration::from_secs(60);
+    let a = delivery("alert-a");
+
+    // Both workers claim at once: exactly one holds it.
+    let (one, two) = tokio::join!(
+        store.claim_delivery(&a, "w1", long),
+        store.claim_delivery(&a, "w2", long)
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    let (holder, other) = match (&one, &two) {
+        (Claim::Held, Claim::HeldElsewhere { .. }) => ("w1", "w2"),
+        (Claim::HeldElsewhere { .. }, Claim::Held) => ("w2", "w1"),
+        _ => panic!("one claim must win: {one:?}, {two:?}"),
+    };
+    match store.claim_delivery(&a, other, long).await.unwrap() {
+        Claim::HeldElsewhere { by, until_ms } => {
+            assert_eq!(by, holder);
+            assert!(until_ms > chrono::Utc::now().timestamp_millis() + 50_000);
+        }
+        c => panic!("{c:?}"),
+    }
+    // The holder's own claim again (a redelivered event in the same worker) is still its own.
+    assert_eq!(
+        store.claim_delivery(&a, holder, long).await.unwrap(),
+        Claim::Held
+    );
+    assert!(store
+        .renew_claim("alert-a", "slack", holder, long)
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_claim("alert-a", "slack", other, long)
+        .await
+        .unwrap());
+    // Nothing is listed as delivered while it is only claimed.
+    assert!(store.deliveries().await.unwrap().is_empty());
+    assert!(store
+        .suppliers_alerted_on("CN:hikvision")
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert!(store
+        .mark_delivered("alert-a", "slack", holder)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.claim_delivery(&a, other, long).await.unwrap(),
+        Claim::Delivered
+    );
+    assert_eq!(
+        store.claim_delivery(&a, holder, long).await.unwrap(),
+        Claim::Delivered
+    );
+    // A second mark (a sender whose claim had been taken over) reports it was not the first.
+    assert!(!store
+        .mark_delivered("alert-a", "slack", other)
+        .await
+        .unwrap());
+    // Releasing a delivered alert does not undo it.
+    store
+        .release_claim("alert-a", "slack", holder)
+        .await
+        .unwrap();
+    let delivered = store.deliveries().await.unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].alert_id, "alert-a");
+    assert_eq!(
+        store.suppliers_alerted_on("CN:hikvision").await.unwrap(),
+        vec!["S-1".to_string()]
+    );
+
+    // A claim whose holder died runs out and is taken over; the dead holder cannot renew.
+    let b = delivery("alert-b");
+    assert_eq!(
+        store
+            .claim_delivery(&b, "dead", Duration::from_millis(200))
+            .await
+            .unwrap(),
+        Claim::Held
+    );
+    assert!(matches!(
+        store.claim_delivery(&b, "w2", long).await.unwrap(),
+        Claim::HeldElsewhere { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.claim_delivery(&b, "w2", long).await.unwrap(),
+        Claim::Held
+    );
+    assert!(!store
+        .renew_claim("alert-b", "slack", "dead", long)
+        .await
+        .unwrap());
+
+    // A released claim (dead-lettered, interrupted) is free at once; another's release of it
+    // does nothing.
+    store
+        .release_claim("alert-b", "slack", "dead")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.claim_delivery(&b, "w3", long).await.unwrap(),
+        Claim::HeldElsewhere { .. }
+    ));
+    store.release_claim("alert-b", "slack", "w2").await.unwrap();
+    assert_eq!(
+        store.claim_delivery(&b, "w3", long).await.unwrap(),
+        Claim::Held
+    );
     store.close().await;
 }

@@ -81,6 +81,10 @@ pub struct Watcher {
     /// Set when shutdown was requested during a poll: the poll finishes the document in hand
     /// (so its events are not published without its checkpoint) and handles no further one.
     stopping: AtomicBool,
+    /// Set while a document's events are being published and its checkpoint written: the only
+    /// stretch of a poll a shutdown waits for. Anywhere else (searching, fetching, retrying an
+    /// unreachable Federal Register) the poll is dropped at once.
+    publishing: AtomicBool,
 }
 
 /// How long a poll in progress may go on after shutdown was requested, to finish the document
@@ -100,6 +104,7 @@ impl Watcher {
             publisher,
             config,
             stopping: AtomicBool::new(false),
+            publishing: AtomicBool::new(false),
         }
     }
 
@@ -264,6 +269,7 @@ impl Watcher {
         report.document_events += 1;
         metrics().parser_warnings.inc_by(warnings as u64);
 
+        let _in_hand = InHand::new(&self.publishing);
         if let Err(e) = self.publisher.publish(&events).await {
             metrics().publish_failures.inc();
             return Err(DocumentFailure::Fatal(e.into()));
@@ -307,6 +313,7 @@ impl Watcher {
                 change_count: 0,
                 warnings: Vec::new(),
             });
+            let in_hand = InHand::new(&self.publishing);
             if let Err(e) = self.publisher.publish(std::slice::from_ref(&event)).await {
                 metrics().publish_failures.inc();
                 return Err(e.into());
@@ -315,6 +322,7 @@ impl Watcher {
             self.store
                 .mark_public_inspection_seen(&filing.document_number)
                 .await?;
+            drop(in_hand);
             report.public_inspection_events += 1;
             info!(document = %filing.document_number, title = %filing.title, "Entity List filing on public inspection (early warning)");
         }
@@ -340,6 +348,11 @@ impl Watcher {
                 r = &mut poll => r,
                 _ = &mut shutdown => {
                     self.stopping.store(true, Ordering::SeqCst);
+                    // The poll runs on this task, so it is parked while we look: the flag is exact.
+                    if !self.publishing.load(Ordering::SeqCst) {
+                        info!("shutdown requested during a poll with no document in hand; poll dropped, watcher stopped");
+                        return;
+                    }
                     info!("shutdown requested during a poll; finishing the document in hand");
                     match tokio::time::timeout(SHUTDOWN_GRACE, poll).await {
                         Ok(Ok(_)) => info!("watcher stopped"),
@@ -362,6 +375,22 @@ impl Watcher {
                 _ = tokio::time::sleep(interval) => {}
             }
         }
+    }
+}
+
+/// Marks the publish-then-checkpoint stretch of a document; cleared however it ends.
+struct InHand<'a>(&'a AtomicBool);
+
+impl<'a> InHand<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        InHand(flag)
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 

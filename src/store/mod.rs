@@ -14,7 +14,7 @@ mod worker_state;
 pub use checkpoint::ProcessedDocument;
 pub use entity_list::{AppliedChange, ChangeOutcome, ListedEntry, SnapshotCounts};
 pub use suppliers::UpsertCounts;
-pub use worker_state::{Decision, Delivery, LoggedMessage};
+pub use worker_state::{Claim, Decision, Delivery, LoggedMessage};
 
 use std::str::FromStr;
 

@@ -2,8 +2,15 @@
 //! alert-delivery ledger and review dismissals.
 //!
 //! The delivery ledger is what makes alerts exactly-once per (supplier, entry, version, sink):
-//! callers check [`Store::alert_delivered`] before calling a sink and call
-//! [`Store::record_delivery`] only after the sink accepted the alert. Nothing here sends.
+//! a caller [claims](Store::claim_delivery) (alert, sink) before calling the sink, renews the
+//! claim while it sends, and [marks it delivered](Store::mark_delivered) once the sink accepted
+//! the alert (or [releases](Store::release_claim) it when it gave up). Two workers handed the
+//! same event (a rebalance, a takeover) cannot both send: the second finds the claim and waits.
+//! A claim is a lease so that a sender that died does not hold an alert forever; after it
+//! expires the alert is sent again, which is the at-least-once half of the promise (the sink
+//! may have accepted it just before the death). Nothing here sends.
+
+use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::Row;
@@ -31,7 +38,7 @@ pub struct Decision {
     pub document_number: Option<String>,
 }
 
-/// An alert accepted by a sink.
+/// An alert for one sink: what is claimed, then recorded as delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub alert_id: String,
@@ -41,6 +48,26 @@ pub struct Delivery {
     pub entry_version: i64,
     pub kind: String,
     pub payload: String,
+}
+
+/// What [`Store::claim_delivery`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the claim until its lease ends: send, then mark it delivered.
+    Held,
+    /// A sink already accepted this alert.
+    Delivered,
+    /// Another worker is sending it; its lease ends at `until_ms` (ms since the epoch) unless
+    /// it renews it.
+    HeldElsewhere { by: String, until_ms: i64 },
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn lease_end(lease: Duration) -> i64 {
+    now_ms().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Store {
@@ -194,41 +221,142 @@ impl Store {
             .collect()
     }
 
-    pub async fn alert_delivered(&self, alert_id: &str, sink: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM alert_deliveries WHERE alert_id = $1 AND sink = $2")
-            .bind(alert_id)
-            .bind(sink)
+    /// Claims (alert, sink) for `owner` for `lease`: a fresh claim, the caller's own, or one
+    /// whose lease ran out (its sender died or hung) is taken; a delivered alert or a live claim
+    /// of another worker is reported instead.
+    pub async fn claim_delivery(
+        &self,
+        d: &Delivery,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        // Two rounds: a claim released between the upsert and the read is simply claimed again.
+        for _ in 0..2 {
+            let now = now_ms();
+            let taken = sqlx::query(
+                "INSERT INTO alert_deliveries (alert_id, sink, supplier_id, entity_key, \
+                 entry_version, kind, payload, delivered_at, state, claimed_by, lease_until_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sending', $9, $10) \
+                 ON CONFLICT (alert_id, sink) DO UPDATE SET claimed_by = excluded.claimed_by, \
+                 lease_until_ms = excluded.lease_until_ms, delivered_at = excluded.delivered_at \
+                 WHERE alert_deliveries.state = 'sending' \
+                 AND (alert_deliveries.lease_until_ms < $11 \
+                 OR alert_deliveries.claimed_by = excluded.claimed_by)",
+            )
+            .bind(&d.alert_id)
+            .bind(&d.sink)
+            .bind(&d.supplier_id)
+            .bind(&d.entity_key)
+            .bind(d.entry_version)
+            .bind(&d.kind)
+            .bind(&d.payload)
+            .bind(Utc::now().to_rfc3339())
+            .bind(owner)
+            .bind(lease_end(lease))
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+            if taken.rows_affected() == 1 {
+                return Ok(Claim::Held);
+            }
+            let row = sqlx::query(
+                "SELECT state, claimed_by, lease_until_ms FROM alert_deliveries \
+                 WHERE alert_id = $1 AND sink = $2",
+            )
+            .bind(&d.alert_id)
+            .bind(&d.sink)
             .fetch_optional(self.pool())
             .await?;
-        Ok(row.is_some())
+            let Some(row) = row else { continue };
+            let state: String = row.try_get("state")?;
+            if state == "delivered" {
+                return Ok(Claim::Delivered);
+            }
+            return Ok(Claim::HeldElsewhere {
+                by: row
+                    .try_get::<Option<String>, _>("claimed_by")?
+                    .unwrap_or_default(),
+                until_ms: row
+                    .try_get::<Option<i64>, _>("lease_until_ms")?
+                    .unwrap_or(0),
+            });
+        }
+        Ok(Claim::HeldElsewhere {
+            by: String::new(),
+            until_ms: now_ms(),
+        })
     }
 
-    /// Records that a sink accepted an alert. Returns false if it was already recorded (a
-    /// concurrent worker delivered it first).
-    pub async fn record_delivery(&self, d: &Delivery) -> Result<bool, StoreError> {
+    /// Extends `owner`'s claim by `lease` from now. False if the claim is no longer its own
+    /// (it expired and another worker took it over).
+    pub async fn renew_claim(
+        &self,
+        alert_id: &str,
+        sink: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO alert_deliveries (alert_id, sink, supplier_id, entity_key, \
-             entry_version, kind, payload, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (alert_id, sink) DO NOTHING",
+            "UPDATE alert_deliveries SET lease_until_ms = $1 WHERE alert_id = $2 AND sink = $3 \
+             AND state = 'sending' AND claimed_by = $4",
         )
-        .bind(&d.alert_id)
-        .bind(&d.sink)
-        .bind(&d.supplier_id)
-        .bind(&d.entity_key)
-        .bind(d.entry_version)
-        .bind(&d.kind)
-        .bind(&d.payload)
-        .bind(Utc::now().to_rfc3339())
+        .bind(lease_end(lease))
+        .bind(alert_id)
+        .bind(sink)
+        .bind(owner)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that a sink accepted the alert. False if it was already recorded as delivered
+    /// (another worker took the claim over after this one's lease ran out, and sent it too).
+    pub async fn mark_delivered(
+        &self,
+        alert_id: &str,
+        sink: &str,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE alert_deliveries SET state = 'delivered', claimed_by = $1, \
+             lease_until_ms = NULL, delivered_at = $2 \
+             WHERE alert_id = $3 AND sink = $4 AND state = 'sending'",
+        )
+        .bind(owner)
+        .bind(Utc::now().to_rfc3339())
+        .bind(alert_id)
+        .bind(sink)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives up `owner`'s claim (the delivery was dead-lettered or interrupted), so that a
+    /// redrive or the next start may claim it at once.
+    pub async fn release_claim(
+        &self,
+        alert_id: &str,
+        sink: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM alert_deliveries WHERE alert_id = $1 AND sink = $2 \
+             AND state = 'sending' AND claimed_by = $3",
+        )
+        .bind(alert_id)
+        .bind(sink)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// Suppliers that were alerted (listed or revised) on `entity_key` by any sink.
     pub async fn suppliers_alerted_on(&self, entity_key: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT supplier_id FROM alert_deliveries \
-             WHERE entity_key = $1 AND kind <> 'cleared' ORDER BY supplier_id",
+             WHERE entity_key = $1 AND kind <> 'cleared' AND state = 'delivered' \
+             ORDER BY supplier_id",
         )
         .bind(entity_key)
         .fetch_all(self.pool())
@@ -242,7 +370,8 @@ impl Store {
     pub async fn deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
             "SELECT alert_id, sink, supplier_id, entity_key, entry_version, kind, payload \
-             FROM alert_deliveries ORDER BY delivered_at, alert_id, sink",
+             FROM alert_deliveries WHERE state = 'delivered' \
+             ORDER BY delivered_at, alert_id, sink",
         )
         .fetch_all(self.pool())
         .await?;
