@@ -405,6 +405,43 @@ fn alert_key(a: &entitywatch::alerts::Alert) -> String {
     format!("{}/{}", a.supplier.id, a.kind)
 }
 
+/// The dead letter of the alert `key` that failed at `sink`: keyed by the alert id, its reason
+/// names the sink and holds each of `reason_has` and no secret, and the ledger has the alert
+/// at the other two sinks but not at `sink` (nothing claims what was not delivered).
+fn assert_dead_lettered<'a>(
+    stored: &'a Stored,
+    key: &str,
+    sink: &str,
+    reason_has: &[&str],
+) -> &'a DeadLetter {
+    let d = stored
+        .dead_letters
+        .iter()
+        .find(|d| alert_key(&d.alert) == key)
+        .unwrap_or_else(|| panic!("{key} not dead-lettered: {:?}", stored.dead_letters));
+    assert_eq!(d.key, d.alert.alert_id, "keyed by the alert id");
+    assert!(
+        d.reason.starts_with(&format!("sink {sink}:"))
+            && reason_has.iter().all(|part| d.reason.contains(part)),
+        "reason {:?} lacks one of {reason_has:?}",
+        d.reason
+    );
+    assert!(
+        !d.reason.contains("SECRET"),
+        "secret in reason: {}",
+        d.reason
+    );
+    for other in ["alert-topic", "slack", "webhook"] {
+        let row = (d.alert.alert_id.clone(), other.to_string());
+        assert_eq!(
+            stored.ledger.contains(&row),
+            other != sink,
+            "ledger row {row:?}"
+        );
+    }
+    d
+}
+
 /// Every alert on the alert topic, each exactly once (the topic sink is never faulted).
 fn assert_topic_holds(stored: &Stored, want: &BTreeSet<String>) {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -824,38 +861,9 @@ async fn permanent_404_is_dead_lettered_at_once_and_later_rules_still_delivered(
 
         let stored = read_store(&db).await;
         assert_topic_holds(&stored, &all);
-        let by_key: BTreeMap<String, &DeadLetter> = stored
-            .dead_letters
-            .iter()
-            .map(|d| (alert_key(&d.alert), d))
-            .collect();
         assert_eq!(stored.dead_letters.len(), 2, "{:?}", stored.dead_letters);
-        for (key, sink, other, body) in [
-            (slack_fault, "slack", "webhook", "no_service"),
-            (webhook_fault, "webhook", "slack", "unknown hook"),
-        ] {
-            let d = by_key
-                .get(key)
-                .unwrap_or_else(|| panic!("{key} not dead-lettered: {by_key:?}"));
-            assert_eq!(d.key, d.alert.alert_id, "keyed by the alert id");
-            assert!(
-                d.reason.starts_with(&format!("sink {sink}:"))
-                    && d.reason.contains("404")
-                    && d.reason.contains(body),
-                "reason: {}",
-                d.reason
-            );
-            assert!(
-                !d.reason.contains("SECRET"),
-                "secret in reason: {}",
-                d.reason
-            );
-            // The ledger says what was not delivered, so nothing claims it was.
-            let id = d.alert.alert_id.clone();
-            assert!(!stored.ledger.contains(&(id.clone(), sink.to_string())));
-            assert!(stored.ledger.contains(&(id.clone(), other.to_string())));
-            assert!(stored.ledger.contains(&(id, "alert-topic".to_string())));
-        }
+        assert_dead_lettered(&stored, slack_fault, "slack", &["404", "no_service"]);
+        assert_dead_lettered(&stored, webhook_fault, "webhook", &["404", "unknown hook"]);
         assert_eq!(
             stored.ledger.len(),
             5 * 3 - 2,
@@ -960,22 +968,12 @@ async fn webhook_503_until_retries_run_out_is_dead_lettered_and_service_keeps_go
         let stored = read_store(&db).await;
         assert_topic_holds(&stored, &all);
         assert_eq!(stored.dead_letters.len(), 1, "{:?}", stored.dead_letters);
-        let d = &stored.dead_letters[0];
-        assert_eq!(alert_key(&d.alert), faulted);
-        assert_eq!(d.key, d.alert.alert_id);
-        assert!(
-            d.reason.starts_with("sink webhook:")
-                && d.reason.contains("503")
-                && d.reason.contains("down for maintenance"),
-            "reason: {}",
-            d.reason
+        let d = assert_dead_lettered(
+            &stored,
+            faulted,
+            "webhook",
+            &["503", "down for maintenance"],
         );
-        assert!(!stored
-            .ledger
-            .contains(&(d.alert.alert_id.clone(), "webhook".to_string())));
-        assert!(stored
-            .ledger
-            .contains(&(d.alert.alert_id.clone(), "slack".to_string())));
         assert_eq!(
             stored.ledger.len(),
             5 * 3 - 1,
@@ -1074,16 +1072,7 @@ async fn slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason() {
         let stored = read_store(&db).await;
         assert_topic_holds(&stored, &all);
         assert_eq!(stored.dead_letters.len(), 1, "{:?}", stored.dead_letters);
-        let d = &stored.dead_letters[0];
-        assert_eq!(alert_key(&d.alert), faulted);
-        assert!(
-            d.reason.starts_with("sink slack:") && d.reason.contains("no answer within 1000 ms"),
-            "reason: {}",
-            d.reason
-        );
-        assert!(!stored
-            .ledger
-            .contains(&(d.alert.alert_id.clone(), "slack".to_string())));
+        let d = assert_dead_lettered(&stored, faulted, "slack", &["no answer within 1000 ms"]);
         eprintln!(
             "fault: slack 500 ×2 then silent past the 1 s timeout for {faulted} ({}); \
              attempts {}, waits {}, gave up {:.2} s after the last; dead-lettered 1 ({:?}); \
@@ -1189,25 +1178,7 @@ async fn webhook_timeout_on_every_attempt_is_dead_lettered_and_service_keeps_goi
         let stored = read_store(&db).await;
         assert_topic_holds(&stored, &all);
         assert_eq!(stored.dead_letters.len(), 1, "{:?}", stored.dead_letters);
-        let d = &stored.dead_letters[0];
-        assert_eq!(alert_key(&d.alert), faulted);
-        assert_eq!(d.key, d.alert.alert_id);
-        assert!(
-            d.reason.starts_with("sink webhook:") && d.reason.contains("no answer within 500 ms"),
-            "reason: {}",
-            d.reason
-        );
-        assert!(
-            !d.reason.contains("SECRET"),
-            "secret in reason: {}",
-            d.reason
-        );
-        assert!(!stored
-            .ledger
-            .contains(&(d.alert.alert_id.clone(), "webhook".to_string())));
-        assert!(stored
-            .ledger
-            .contains(&(d.alert.alert_id.clone(), "slack".to_string())));
+        let d = assert_dead_lettered(&stored, faulted, "webhook", &["no answer within 500 ms"]);
         assert_eq!(
             stored.ledger.len(),
             5 * 3 - 1,
