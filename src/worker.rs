@@ -599,9 +599,20 @@ impl Worker {
                             sink = %delivery.sink,
                             alert_id = %delivery.alert_id,
                             waited_ms = since.elapsed().as_millis() as u64,
-                            "delivery claim taken over: its holder released it or its lease ran out"
+                            "delivery claim free again (its holder gave it up); sending"
                         );
                     }
+                    return Ok(true);
+                }
+                Claim::TakenOver { from } => {
+                    warn!(
+                        sink = %delivery.sink,
+                        alert_id = %delivery.alert_id,
+                        holder = %from,
+                        waited_ms = waiting_since.map_or(0, |s| s.elapsed().as_millis() as u64),
+                        "delivery claim taken over: its holder's lease ran out (it died or hung \
+                         mid-delivery), so the alert is sent again; the sink may get it twice"
+                    );
                     return Ok(true);
                 }
                 Claim::Delivered => return Ok(false),

@@ -10,7 +10,10 @@
 //! 2. `sigkilled_worker_is_taken_over_exactly_once`: one of two `work` processes of the group is
 //!    SIGKILLed while its Slack post is in flight; the group (survivor plus a replacement
 //!    process) finishes the batch and no alert is lost or doubled.
-//! 3. `poison_change_events_are_dead_lettered_and_passed`: malformed change events (invalid
+//! 3. `two_workers_on_the_same_events_send_each_alert_once`: the race a rebalance can make
+//!    (the same events in two workers' hands at once), forced with two workers of the library
+//!    on one PostgreSQL store: each change applied once, each alert sent once.
+//! 4. `poison_change_events_are_dead_lettered_and_passed`: malformed change events (invalid
 //!    JSON, unknown schema version, unknown type, ...) ahead of good ones on the same
 //!    partitions are dead-lettered with their reason, the group's offsets move past them and
 //!    the good events still alert.
@@ -66,6 +69,10 @@ const DOCUMENT: &str = "2019-22210";
 const RULE_EVENTS: usize = 28;
 const ENTITY_CHANGES: u64 = 27;
 const WEBHOOK_SECRET: &str = "fault-test-webhook-secret";
+/// What a worker logs when another holds the claim on an alert it is about to send, and when
+/// it takes a claim over (released, or its lease ran out).
+const CLAIM_WAIT: &str = "waiting for it instead of sending too";
+const CLAIM_TAKEN: &str = "delivery claim taken over";
 
 /// With [`Session::Short`], a dead member leaves the group after 6 s instead of librdkafka's
 /// 45 s, so a takeover fits in the test's time budget; passed to the binary through the
@@ -822,8 +829,8 @@ fn assert_receiver_exactly_once(rx: &Receivers, sink: &str, logs: &Logs) {
         repeated.is_empty(),
         "the {sink} receiver accepted an alert more than once, sent by {repeated:?}. When two \
          workers sent the copies, both handled the same change event at the same time (its \
-         partition moved to another member while the first still had it in hand); the delivery \
-         ledger is read before the send and written after it, so it cannot stop the second.{}",
+         partition moved to another member while the first still had it in hand) and the \
+         delivery claim did not hold the second back.{}",
         logs.tails()
     );
 }
@@ -997,7 +1004,8 @@ async fn broker_restarts_lose_and_double_nothing() {
                  for {in_flight_at_crash:?} in flight, back after {:.1} s; counted {} change events on the topic \
                  ({} distinct), {applied} of {ENTITY_CHANGES} changes applied, {topic_alerts} \
                  alerts on topic ({topic_distinct} distinct), {} at Slack, {} at the webhook, \
-                 {duplicates} duplicates, group lag {lag}; broker started {} times",
+                 {duplicates} duplicates, group lag {lag}; {} waits on another worker's \
+                 delivery claim, {} claims taken over; broker started {} times",
                 if graceful { "" } else { ", then SIGKILL" },
                 outage1.as_secs_f64(),
                 outage2.as_secs_f64(),
@@ -1005,6 +1013,8 @@ async fn broker_restarts_lose_and_double_nothing() {
                 change_ids.len(),
                 slack.len(),
                 hooks.len(),
+                logs.grep(CLAIM_WAIT).lines().count(),
+                logs.grep(CLAIM_TAKEN).lines().count(),
                 broker.starts,
             );
             assert!(exited.is_empty(), "exited during the outages: {exited:?}{}", logs.tails());
@@ -1179,12 +1189,15 @@ async fn sigkilled_worker_is_taken_over_exactly_once() {
                  alerts on topic ({topic_distinct} distinct), {} at Slack, {} at the webhook \
                  (accepted after the kill, by worker: {after_kill:?}), {abandoned} abandoned by \
                  the killed worker, {duplicates} duplicates, {applied} of {ENTITY_CHANGES} \
-                 changes applied, group lag {lag}",
+                 changes applied, group lag {lag}; {} waits on the killed worker's delivery \
+                 claim, {} claims taken over after the lease ran out",
                 in_flight.supplier,
                 evicted.as_secs_f64(),
                 takeover.as_secs_f64(),
                 slack.len(),
                 hooks.len(),
+                logs.grep(CLAIM_WAIT).lines().count(),
+                logs.grep(CLAIM_TAKEN).lines().count(),
             );
             assert_alert_topic_exactly_once(&on_topic, &logs);
             assert_receiver_exactly_once(&rx, "slack", &logs);
@@ -1195,9 +1208,123 @@ async fn sigkilled_worker_is_taken_over_exactly_once() {
                 "the killed worker's Slack post should have been abandoned: {:?}",
                 rx.hits()
             );
+            // The post the killed worker left in flight was claimed: it was sent again only
+            // once that claim had run out, by the worker that took it over.
+            assert!(
+                logs.grep(CLAIM_TAKEN).contains("sink=slack"),
+                "no worker took over the killed worker's Slack claim{}",
+                logs.tails()
+            );
             assert_eq!(rx.count("webhook", HitState::Refused), 0, "bad signatures");
             assert_eq!(applied, ENTITY_CHANGES, "every entity change applied");
             assert_eq!(lag, 0, "uncommitted change events: {offsets:?}");
+            store.close().await;
+        },
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. The race a rebalance makes, forced
+// ---------------------------------------------------------------------------------------------
+
+/// Two workers handle the same 28 change events of the rule at the same moment, against one
+/// PostgreSQL store and receivers that take 0.5 s per post: what a rebalance does when it hands
+/// a partition to a second member while the first is still sending its alerts. The broker
+/// tests above reach this only when the broker's timing makes them; here it is certain. Each
+/// entity change must be applied once (one version, so one alert id), and each alert accepted
+/// once by Slack and the webhook: the worker that claims a delivery sends it, the other waits
+/// on the claim and counts it as already delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_on_the_same_events_send_each_alert_once() {
+    use entitywatch::alerts::{
+        AlertSink, RetryPolicy, SecretUrl, SlackSink, WebhookSecret, WebhookSink,
+    };
+    use entitywatch::worker::{EventOutcome, Worker};
+
+    async fn handle_all(w: &Worker, events: &[entitywatch::events::ChangeEvent]) -> EventOutcome {
+        let mut total = EventOutcome::default();
+        for event in events {
+            let o = w.handle(event).await.expect("the event is handled");
+            total.alerts_delivered += o.alerts_delivered;
+            total.alerts_already_delivered += o.alerts_already_delivered;
+        }
+        total
+    }
+    bounded(
+        "two_workers_on_the_same_events_send_each_alert_once",
+        Duration::from_secs(60),
+        async {
+            let logs = Logs::default();
+            let db = fresh_db(Db::Postgres).await;
+            let store = store_with_suppliers(&db).await;
+            let rx = Receivers::start(Duration::from_millis(500)).await;
+            let doc = rule_document();
+            let events = entitywatch::federal_register::amendment::parse_rule(
+                &doc.xml,
+                None,
+                &entitywatch::federal_register::amendment::ParseLimits::default(),
+            )
+            .expect("the fixture parses")
+            .into_events();
+            assert_eq!(events.len(), RULE_EVENTS);
+            let worker = |name: &str| {
+                let slack = SlackSink::new(SecretUrl::parse(&rx.slack_url(name)).unwrap()).unwrap();
+                let webhook = WebhookSink::new(
+                    SecretUrl::parse(&rx.webhook_url(name)).unwrap(),
+                    WebhookSecret::new(WEBHOOK_SECRET),
+                )
+                .unwrap();
+                let sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(slack), Arc::new(webhook)];
+                let dead_letters = entitywatch::bus::InProcessBus::new(
+                    store.clone(),
+                    format!("dead-letters-{name}"),
+                );
+                Worker::new(
+                    store.clone(),
+                    sinks,
+                    Arc::new(dead_letters),
+                    RetryPolicy::default(),
+                )
+            };
+            let (a, b) = (worker("worker-a"), worker("worker-b"));
+            let started = Instant::now();
+            let (done_a, done_b) = tokio::join!(handle_all(&a, &events), handle_all(&b, &events));
+            let took = started.elapsed();
+
+            let versions: BTreeMap<String, i64> = store
+                .listed_entries()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.entry.entity_key.as_str().to_string(), e.version))
+                .collect();
+            let above_one = versions.values().filter(|v| **v != 1).count();
+            let delivered = done_a.alerts_delivered + done_b.alerts_delivered;
+            let already = done_a.alerts_already_delivered + done_b.alerts_already_delivered;
+            eprintln!(
+                "fault: two workers handled the same {RULE_EVENTS} events at once (posts take \
+                 0.5 s); counted {} entries applied, {above_one} at a version other than 1, \
+                 {} at Slack, {} at the webhook, {} duplicates; sends by worker-a {} / worker-b \
+                 {}, found delivered (after waiting on the other's claim or not) {already}; \
+                 {:.1} s",
+                versions.len(),
+                rx.accepted("slack").len(),
+                rx.accepted("webhook").len(),
+                rx.duplicates("slack") + rx.duplicates("webhook"),
+                done_a.alerts_delivered,
+                done_b.alerts_delivered,
+                took.as_secs_f64()
+            );
+            assert_eq!(versions.len() as u64, ENTITY_CHANGES);
+            assert_eq!(above_one, 0, "a change applied twice: {versions:?}");
+            assert_receiver_exactly_once(&rx, "slack", &logs);
+            assert_receiver_exactly_once(&rx, "webhook", &logs);
+            assert_eq!(
+                delivered, 6,
+                "3 alerts × 2 sinks sent, by one worker or the other"
+            );
+            assert_eq!(already, 6, "and found delivered by the other");
             store.close().await;
         },
     )

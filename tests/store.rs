@@ -721,7 +721,9 @@ async fn delivery_claims_let_one_sender_through(kind: Db) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         store.claim_delivery(&b, "w2", long).await.unwrap(),
-        Claim::Held
+        Claim::TakenOver {
+            from: "dead".to_string()
+        }
     );
     assert!(!store
         .renew_claim("alert-b", "slack", "dead", long)

@@ -28,6 +28,25 @@ const SNAPSHOT: &str = "snapshot";
 const ENTRY_COLUMNS: &str = "entity_key, name, aliases, addresses, countries, \
     license_requirement, license_policy, federal_register_citation, source_list";
 
+/// What an upsert sets on an existing entry: every column, a version one higher, no removal.
+const ON_CONFLICT_UPDATE: &str = "ON CONFLICT (entity_key) DO UPDATE SET name = excluded.name, \
+    aliases = excluded.aliases, addresses = excluded.addresses, \
+    countries = excluded.countries, license_requirement = excluded.license_requirement, \
+    license_policy = excluded.license_policy, \
+    federal_register_citation = excluded.federal_register_citation, \
+    source_list = excluded.source_list, last_action = excluded.last_action, \
+    last_document = excluded.last_document, updated_at = excluded.updated_at, \
+    version = listed_entries.version + 1, removed_at = NULL";
+
+/// Skips an upsert of a change already applied from the same document. Checked by the write
+/// itself, not only by the read before it: two workers applying the same event at once (a
+/// rebalance hands it to a second one while the first is still on it) would otherwise both
+/// raise the version, and each would alert on its own version. PostgreSQL re-evaluates this
+/// on the row the other transaction committed.
+const UNLESS_ALREADY_APPLIED: &str = "WHERE listed_entries.last_document IS NULL \
+    OR listed_entries.last_action <> excluded.last_action \
+    OR listed_entries.last_document <> excluded.last_document";
+
 const SELECT_ALL: &str = "SELECT entity_key, name, aliases, addresses, countries, \
     license_requirement, license_policy, federal_register_citation, source_list, version, \
     last_action, last_document, updated_at, removed_at FROM listed_entries";
@@ -259,15 +278,17 @@ impl Store {
                         _ => {}
                     }
                 }
-                let version = upsert_batch(&mut tx, &[enc], action, Some(document), &now).await?;
-                applied(change, version, outcome)
+                match upsert_change(&mut tx, &enc, action, document, &now).await? {
+                    Some(version) => applied(change, version, outcome),
+                    None => already_applied(&mut tx, change).await?,
+                }
             }
             ChangeAction::Removed => match &current {
                 Some(s) if s.removed => applied(change, s.version, ChangeOutcome::AlreadyRemoved),
-                Some(_) => {
-                    let v = remove(&mut tx, key, action, document, &now).await?;
-                    applied(change, v, ChangeOutcome::Removed)
-                }
+                Some(_) => match remove(&mut tx, key, action, document, &now).await? {
+                    Some(v) => applied(change, v, ChangeOutcome::Removed),
+                    None => already_applied(&mut tx, change).await?,
+                },
                 None => {
                     let enc = Encoded::new(&ListEntry::from_change(change));
                     insert_tombstone(&mut tx, &enc, action, document, &now).await?;
@@ -278,6 +299,17 @@ impl Store {
         tx.commit().await?;
         Ok(result)
     }
+}
+
+/// The change was applied by a concurrent transaction between our read and our write.
+async fn already_applied(
+    tx: &mut Transaction<'_, Any>,
+    change: &EntityChange,
+) -> Result<AppliedChange, StoreError> {
+    let version = state(tx, change.entity_key.as_str())
+        .await?
+        .map_or(1, |s| s.version);
+    Ok(applied(change, version, ChangeOutcome::AlreadyApplied))
 }
 
 fn applied(change: &EntityChange, version: i64, outcome: ChangeOutcome) -> AppliedChange {
@@ -315,23 +347,28 @@ async fn state(tx: &mut Transaction<'_, Any>, key: &str) -> Result<Option<RowSta
     .transpose()
 }
 
-/// Marks a current entry removed; returns its new version.
+/// Marks a current entry removed; returns its new version, or `None` if this removal by this
+/// document is already applied.
 async fn remove(
     tx: &mut Transaction<'_, Any>,
     key: &str,
     action: &str,
     document: &str,
     now: &str,
-) -> Result<i64, StoreError> {
-    let v: i64 = sqlx::query_scalar(
+) -> Result<Option<i64>, StoreError> {
+    // Guarded like UNLESS_ALREADY_APPLIED: a concurrent worker's removal of the same entry by
+    // the same document, committed first, is not applied twice.
+    let v: Option<i64> = sqlx::query_scalar(
         "UPDATE listed_entries SET removed_at = $1, updated_at = $1, version = version + 1, \
-         last_action = $2, last_document = $3 WHERE entity_key = $4 RETURNING version",
+         last_action = $2, last_document = $3 WHERE entity_key = $4 \
+         AND (last_document IS NULL OR last_action <> $2 OR last_document <> $3) \
+         RETURNING version",
     )
     .bind(now)
     .bind(action)
     .bind(document)
     .bind(key)
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
     Ok(v)
 }
@@ -347,7 +384,7 @@ async fn insert_tombstone(
 ) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO listed_entries ({ENTRY_COLUMNS}, last_action, last_document, updated_at, \
-         version, removed_at) VALUES ({}, $12, 1, $12)",
+         version, removed_at) VALUES ({}, $12, 1, $12) ON CONFLICT (entity_key) DO NOTHING",
         placeholders(1, 11)
     );
     sqlx::query(&sql)
@@ -385,36 +422,61 @@ async fn upsert_batch(
         .collect();
     let sql = format!(
         "INSERT INTO listed_entries ({ENTRY_COLUMNS}, last_action, last_document, updated_at, \
-         version, removed_at) VALUES {} \
-         ON CONFLICT (entity_key) DO UPDATE SET name = excluded.name, \
-         aliases = excluded.aliases, addresses = excluded.addresses, \
-         countries = excluded.countries, license_requirement = excluded.license_requirement, \
-         license_policy = excluded.license_policy, \
-         federal_register_citation = excluded.federal_register_citation, \
-         source_list = excluded.source_list, last_action = excluded.last_action, \
-         last_document = excluded.last_document, updated_at = excluded.updated_at, \
-         version = listed_entries.version + 1, removed_at = NULL \
-         RETURNING version",
+         version, removed_at) VALUES {} {ON_CONFLICT_UPDATE} RETURNING version",
         rows.join(", ")
     );
     let mut q = sqlx::query_scalar::<_, i64>(&sql);
     for e in chunk {
-        q = q
-            .bind(e.key.as_str())
-            .bind(e.name.as_str())
-            .bind(e.aliases.as_str())
-            .bind(e.addresses.as_str())
-            .bind(e.countries.as_str())
-            .bind(e.license_requirement.as_deref())
-            .bind(e.license_policy.as_deref())
-            .bind(e.federal_register_citation.as_deref())
-            .bind(e.source_list.as_str())
-            .bind(action)
-            .bind(document)
-            .bind(now);
+        q = bind_entry(q, e, action, document, now);
     }
     let versions = q.fetch_all(&mut **tx).await?;
     Ok(versions.last().copied().unwrap_or(1))
+}
+
+/// Upserts one entry from a change of `document`, unless that change is already applied (then
+/// `None`): see [`UNLESS_ALREADY_APPLIED`].
+async fn upsert_change(
+    tx: &mut Transaction<'_, Any>,
+    e: &Encoded,
+    action: &str,
+    document: &str,
+    now: &str,
+) -> Result<Option<i64>, StoreError> {
+    let sql = format!(
+        "INSERT INTO listed_entries ({ENTRY_COLUMNS}, last_action, last_document, updated_at, \
+         version, removed_at) VALUES ({}, 1, NULL) {ON_CONFLICT_UPDATE} {UNLESS_ALREADY_APPLIED} \
+         RETURNING version",
+        placeholders(1, VALUES_PER_ROW)
+    );
+    let q = bind_entry(
+        sqlx::query_scalar::<_, i64>(&sql),
+        e,
+        action,
+        Some(document),
+        now,
+    );
+    Ok(q.fetch_optional(&mut **tx).await?)
+}
+
+fn bind_entry<'q>(
+    q: sqlx::query::QueryScalar<'q, Any, i64, sqlx::any::AnyArguments<'q>>,
+    e: &'q Encoded,
+    action: &'q str,
+    document: Option<&'q str>,
+    now: &'q str,
+) -> sqlx::query::QueryScalar<'q, Any, i64, sqlx::any::AnyArguments<'q>> {
+    q.bind(e.key.as_str())
+        .bind(e.name.as_str())
+        .bind(e.aliases.as_str())
+        .bind(e.addresses.as_str())
+        .bind(e.countries.as_str())
+        .bind(e.license_requirement.as_deref())
+        .bind(e.license_policy.as_deref())
+        .bind(e.federal_register_citation.as_deref())
+        .bind(e.source_list.as_str())
+        .bind(action)
+        .bind(document)
+        .bind(now)
 }
 
 /// An entry as its TEXT columns: compared to tell an update from an unchanged row, so equal

@@ -55,6 +55,9 @@ pub struct Delivery {
 pub enum Claim {
     /// The caller holds the claim until its lease ends: send, then mark it delivered.
     Held,
+    /// As `Held`, taken from `from`, whose lease had run out: it died or hung mid-delivery, so
+    /// the sink may already have the alert.
+    TakenOver { from: String },
     /// A sink already accepted this alert.
     Delivered,
     /// Another worker is sending it; its lease ends at `until_ms` (ms since the epoch) unless
@@ -223,42 +226,17 @@ impl Store {
 
     /// Claims (alert, sink) for `owner` for `lease`: a fresh claim, the caller's own, or one
     /// whose lease ran out (its sender died or hung) is taken; a delivered alert or a live claim
-    /// of another worker is reported instead.
+    /// of another worker is reported instead. Every write is conditional on what was read
+    /// (insert if absent, update only the claim that was seen), so two racing workers cannot
+    /// both come away holding it.
     pub async fn claim_delivery(
         &self,
         d: &Delivery,
         owner: &str,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        // Two rounds: a claim released between the upsert and the read is simply claimed again.
-        for _ in 0..2 {
-            let now = now_ms();
-            let taken = sqlx::query(
-                "INSERT INTO alert_deliveries (alert_id, sink, supplier_id, entity_key, \
-                 entry_version, kind, payload, delivered_at, state, claimed_by, lease_until_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sending', $9, $10) \
-                 ON CONFLICT (alert_id, sink) DO UPDATE SET claimed_by = excluded.claimed_by, \
-                 lease_until_ms = excluded.lease_until_ms, delivered_at = excluded.delivered_at \
-                 WHERE alert_deliveries.state = 'sending' \
-                 AND (alert_deliveries.lease_until_ms < $11 \
-                 OR alert_deliveries.claimed_by = excluded.claimed_by)",
-            )
-            .bind(&d.alert_id)
-            .bind(&d.sink)
-            .bind(&d.supplier_id)
-            .bind(&d.entity_key)
-            .bind(d.entry_version)
-            .bind(&d.kind)
-            .bind(&d.payload)
-            .bind(Utc::now().to_rfc3339())
-            .bind(owner)
-            .bind(lease_end(lease))
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-            if taken.rows_affected() == 1 {
-                return Ok(Claim::Held);
-            }
+        // A lost race is read again; three rounds are plenty (each loser sees the winner).
+        for _ in 0..3 {
             let row = sqlx::query(
                 "SELECT state, claimed_by, lease_until_ms FROM alert_deliveries \
                  WHERE alert_id = $1 AND sink = $2",
@@ -267,19 +245,66 @@ impl Store {
             .bind(&d.sink)
             .fetch_optional(self.pool())
             .await?;
-            let Some(row) = row else { continue };
+            let Some(row) = row else {
+                let inserted = sqlx::query(
+                    "INSERT INTO alert_deliveries (alert_id, sink, supplier_id, entity_key, \
+                     entry_version, kind, payload, delivered_at, state, claimed_by, \
+                     lease_until_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sending', $9, $10) \
+                     ON CONFLICT (alert_id, sink) DO NOTHING",
+                )
+                .bind(&d.alert_id)
+                .bind(&d.sink)
+                .bind(&d.supplier_id)
+                .bind(&d.entity_key)
+                .bind(d.entry_version)
+                .bind(&d.kind)
+                .bind(&d.payload)
+                .bind(Utc::now().to_rfc3339())
+                .bind(owner)
+                .bind(lease_end(lease))
+                .execute(self.pool())
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(Claim::Held);
+                }
+                continue;
+            };
             let state: String = row.try_get("state")?;
             if state == "delivered" {
                 return Ok(Claim::Delivered);
             }
-            return Ok(Claim::HeldElsewhere {
-                by: row
-                    .try_get::<Option<String>, _>("claimed_by")?
-                    .unwrap_or_default(),
-                until_ms: row
-                    .try_get::<Option<i64>, _>("lease_until_ms")?
-                    .unwrap_or(0),
-            });
+            let holder: String = row
+                .try_get::<Option<String>, _>("claimed_by")?
+                .unwrap_or_default();
+            let until_ms: i64 = row
+                .try_get::<Option<i64>, _>("lease_until_ms")?
+                .unwrap_or(0);
+            if holder != owner && until_ms >= now_ms() {
+                return Ok(Claim::HeldElsewhere {
+                    by: holder,
+                    until_ms,
+                });
+            }
+            let taken = sqlx::query(
+                "UPDATE alert_deliveries SET claimed_by = $1, lease_until_ms = $2 \
+                 WHERE alert_id = $3 AND sink = $4 AND state = 'sending' \
+                 AND claimed_by = $5 AND lease_until_ms = $6",
+            )
+            .bind(owner)
+            .bind(lease_end(lease))
+            .bind(&d.alert_id)
+            .bind(&d.sink)
+            .bind(&holder)
+            .bind(until_ms)
+            .execute(self.pool())
+            .await?;
+            if taken.rows_affected() == 1 {
+                return Ok(if holder == owner {
+                    Claim::Held
+                } else {
+                    Claim::TakenOver { from: holder }
+                });
+            }
         }
         Ok(Claim::HeldElsewhere {
             by: String::new(),
