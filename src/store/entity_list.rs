@@ -384,23 +384,13 @@ async fn insert_tombstone(
 ) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO listed_entries ({ENTRY_COLUMNS}, last_action, last_document, updated_at, \
-         version, removed_at) VALUES ({}, $12, 1, $12) ON CONFLICT (entity_key) DO NOTHING",
+         version, removed_at) VALUES ({}, $12, 1, $12) ON CONFLICT (entity_key) DO NOTHING \
+         RETURNING version",
         placeholders(1, 11)
     );
-    sqlx::query(&sql)
-        .bind(e.key.as_str())
-        .bind(e.name.as_str())
-        .bind(e.aliases.as_str())
-        .bind(e.addresses.as_str())
-        .bind(e.countries.as_str())
-        .bind(e.license_requirement.as_deref())
-        .bind(e.license_policy.as_deref())
-        .bind(e.federal_register_citation.as_deref())
-        .bind(e.source_list.as_str())
-        .bind(action)
-        .bind(document)
-        .bind(now)
-        .execute(&mut **tx)
+    // $12 (the time) serves as both updated_at and removed_at.
+    bind_entry(sqlx::query_scalar(&sql), e, action, Some(document), now)
+        .fetch_optional(&mut **tx)
         .await?;
     Ok(())
 }
