@@ -148,6 +148,12 @@ impl SinkArgs {
             timeout: self.alert_timeout,
         }
     }
+
+    /// The delivery settings of a Kafka worker: retries and the claim lease.
+    fn configure_delivery(&self, config: &mut entitywatch::kafka_pipeline::KafkaPipelineConfig) {
+        config.retry = self.retry_policy();
+        config.claim_lease = self.alert_claim_lease;
+    }
 }
 
 #[derive(Debug, Args)]
@@ -1110,8 +1116,7 @@ async fn run_kafka(args: RunArgs, settings: &Settings) -> Result<()> {
     use entitywatch::kafka_pipeline::{KafkaPipeline, KafkaPipelineConfig};
     let store = open_store(settings).await?;
     let mut config = KafkaPipelineConfig::from_settings(settings)?;
-    config.retry = args.sinks.retry_policy();
-    config.claim_lease = args.sinks.alert_claim_lease;
+    args.sinks.configure_delivery(&mut config);
     let brokers = config.settings.brokers.clone();
     let client = FederalRegisterClient::new(ClientConfig {
         base_url: settings.federal_register_url.clone(),
@@ -1169,8 +1174,7 @@ async fn work(args: WorkArgs, settings: &Settings) -> Result<()> {
     let handled = if settings.kafka_brokers.is_some() {
         use entitywatch::kafka_pipeline::{consume_kafka_with, KafkaPipeline, KafkaPipelineConfig};
         let mut config = KafkaPipelineConfig::from_settings(settings)?;
-        config.retry = args.sinks.retry_policy();
-        config.claim_lease = args.sinks.alert_claim_lease;
+        args.sinks.configure_delivery(&mut config);
         config
             .ensure_topics()
             .await
@@ -1322,8 +1326,7 @@ async fn dead_letters_redrive(args: DeadLettersRedriveArgs, settings: &Settings)
     let worker = if settings.kafka_brokers.is_some() {
         use entitywatch::kafka_pipeline::{KafkaPipeline, KafkaPipelineConfig};
         let mut config = KafkaPipelineConfig::from_settings(settings)?;
-        config.retry = args.sinks.retry_policy();
-        config.claim_lease = args.sinks.alert_claim_lease;
+        args.sinks.configure_delivery(&mut config);
         let p = KafkaProducer::new(&config.settings)?;
         let (worker, _) = KafkaPipeline::worker(&config, &store, &p, external_sinks(&args.sinks)?);
         producer = Some(p);
