@@ -24,6 +24,12 @@ pub enum ChangeAction {
 }
 
 impl ChangeAction {
+    pub const ALL: &'static [ChangeAction] = &[
+        ChangeAction::Added,
+        ChangeAction::Removed,
+        ChangeAction::Revised,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeAction::Added => "added",

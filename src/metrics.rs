@@ -11,6 +11,8 @@
 
 use std::sync::LazyLock;
 
+use crate::events::ChangeAction;
+use crate::outcome::{DeadLetterKind, DocumentOutcome, MatchLabel, PollOutcome, WorkerOutcome};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -82,11 +84,16 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
 }
 
 /// Pre-creates the series of a labelled counter so that they read 0 before the first event:
-/// `increase()` over a series that appears at 1 misses that first increment.
-fn touch(c: &IntCounterVec, values: &[&[&str]]) {
+/// `increase()` over a series that appears at 1 misses that first increment. The values come
+/// from the outcome enums, the same spelling the code counts with.
+fn touch(c: &IntCounterVec, values: impl IntoIterator<Item = &'static str>) {
     for v in values {
-        c.with_label_values(v);
+        c.with_label_values(&[v]);
     }
+}
+
+fn spellings<T: Copy>(all: &'static [T], as_str: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|v| as_str(*v)).collect()
 }
 
 impl Metrics {
@@ -108,7 +115,7 @@ impl Metrics {
             "Federal Register polls by the watcher, by outcome (success, failure).",
             &["outcome"],
         );
-        touch(&polls, &[&["success"], &["failure"]]);
+        touch(&polls, spellings(PollOutcome::ALL, PollOutcome::as_str));
         let documents = counter_vec(
             &r,
             "entitywatch_watcher_documents_total",
@@ -119,12 +126,7 @@ impl Metrics {
         );
         touch(
             &documents,
-            &[
-                &["parsed"],
-                &["unreadable"],
-                &["fetch_failed"],
-                &["already_processed"],
-            ],
+            spellings(DocumentOutcome::ALL, DocumentOutcome::as_str),
         );
         let federal_register_requests = counter_vec(
             &r,
@@ -133,7 +135,10 @@ impl Metrics {
              request retried three times counts once.",
             &["outcome"],
         );
-        touch(&federal_register_requests, &[&["success"], &["failure"]]);
+        touch(
+            &federal_register_requests,
+            spellings(PollOutcome::ALL, PollOutcome::as_str),
+        );
         let change_events_published = counter_vec(
             &r,
             "entitywatch_change_events_published_total",
@@ -142,7 +147,7 @@ impl Metrics {
         );
         touch(
             &change_events_published,
-            &[&["added"], &["removed"], &["revised"]],
+            spellings(ChangeAction::ALL, ChangeAction::as_str),
         );
         let worker_events = counter_vec(
             &r,
@@ -153,7 +158,7 @@ impl Metrics {
         );
         touch(
             &worker_events,
-            &[&["processed"], &["failed"], &["dead_lettered"]],
+            spellings(WorkerOutcome::ALL, WorkerOutcome::as_str),
         );
         let matches = counter_vec(
             &r,
@@ -163,10 +168,7 @@ impl Metrics {
              threshold, stored for audit), cleared (the entry was removed).",
             &["decision"],
         );
-        touch(
-            &matches,
-            &[&["alert"], &["dismissed"], &["near_miss"], &["cleared"]],
-        );
+        touch(&matches, spellings(MatchLabel::ALL, MatchLabel::as_str));
         let dead_letters = counter_vec(
             &r,
             "entitywatch_dead_letters_total",
@@ -175,7 +177,10 @@ impl Metrics {
              deliver).",
             &["kind"],
         );
-        touch(&dead_letters, &[&["event"], &["alert"]]);
+        touch(
+            &dead_letters,
+            spellings(DeadLetterKind::ALL, DeadLetterKind::as_str),
+        );
 
         Metrics {
             build_info,

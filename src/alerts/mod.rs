@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::events::EntityKey;
 
 pub mod delivery;
+pub mod sinks;
 pub mod slack;
 pub mod topic;
 pub mod webhook;
@@ -34,7 +35,9 @@ pub use delivery::{
     deliver, deliver_until, deliver_with, parse_retry_after, DeliveryFailure, DeliveryReport,
     RetryNotice, RetryPolicy,
 };
+pub use sinks::{SinkSettings, SinkSettingsError};
 pub use slack::{slack_payload, SlackSink};
+pub use topic::{AlertTopicSink, KafkaAlertSink, ALERT_TOPIC_SINK};
 pub use webhook::{sign, verify_signature, SignatureError, WebhookSecret, WebhookSink};
 
 /// What happened between a supplier and a listed entry.

@@ -293,6 +293,31 @@ pub fn from_cloud_event(bytes: &[u8]) -> Result<ChangeEvent, DecodeError> {
     Ok(event)
 }
 
+/// Decodes a message of the change topic, whichever build wrote it: a CloudEvent, or the
+/// `{schema_version, key, ...}` envelope that the embedded bus carried before it carried
+/// CloudEvents (such records may still sit, unconsumed, in an upgraded store).
+pub fn decode_change_event(bytes: &[u8]) -> Result<ChangeEvent, DecodeError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(DecodeError::InvalidJson)?;
+    let Some(version) = value
+        .get("schema_version")
+        .filter(|_| value.get("specversion").is_none())
+    else {
+        return from_cloud_event(bytes);
+    };
+    if version.as_u64() != Some(u64::from(crate::events::SCHEMA_VERSION)) {
+        return Err(DecodeError::UnknownSchemaVersion {
+            ty: "legacy envelope".to_string(),
+            dataschema: format!("schema_version {version}"),
+        });
+    }
+    let event: ChangeEvent =
+        serde_json::from_value(value).map_err(|source| DecodeError::InvalidData {
+            ty: "legacy envelope".to_string(),
+            source,
+        })?;
+    Ok(event)
+}
+
 /// `(name, version)` of a schema URI ending in `NAME.vN.json` (absolute or relative).
 fn schema_name_and_version(uri: &str) -> Option<(&str, u32)> {
     let last = uri.rsplit('/').next()?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{Envelope, PublishError, Publisher};
+use super::{to_cloud_event, PublishError, Publisher};
 use crate::events::ChangeEvent;
 use crate::store::{LoggedMessage, Store, StoreError};
 
@@ -59,7 +59,10 @@ impl Publisher for InProcessBus {
     async fn publish(&self, events: &[ChangeEvent]) -> Result<(), PublishError> {
         let mut messages = Vec::with_capacity(events.len());
         for event in events {
-            messages.push((event.key(), serde_json::to_string(&Envelope::new(event))?));
+            // The same CloudEvent as on Kafka: one codec for the worker, whichever bus it reads.
+            let body =
+                String::from_utf8(to_cloud_event(event).to_json_bytes()?).expect("JSON is UTF-8");
+            messages.push((event.key(), body));
         }
         self.append(&messages)
             .await

@@ -1,7 +1,10 @@
 //! The bus: how change events leave the watcher.
 //!
 //! The watcher only knows the [`Publisher`] trait; which transport sits behind it (JSON lines on
-//! stdout or a file today, Kafka or the in-process bus later) is chosen at start-up. A publisher
+//! stdout or a file, Kafka, or the in-process bus in the store) is chosen at start-up. Kafka and
+//! the in-process bus carry the same CloudEvents envelope ([`cloudevents`]), so the worker has one
+//! codec and one decode error whichever bus it reads; JSON lines carry the [`Envelope`] that
+//! `watch` prints for people and scripts. A publisher
 //! returns only once its events are durable where it writes them: the watcher advances its
 //! checkpoint on that promise, so a publisher must never acknowledge what it has not written.
 
@@ -10,7 +13,9 @@ mod in_process;
 mod jsonl;
 pub mod kafka;
 
-pub use cloudevents::{from_cloud_event, to_cloud_event, CloudEvent};
+pub use cloudevents::{
+    decode_change_event, from_cloud_event, to_cloud_event, CloudEvent, DecodeError,
+};
 pub use in_process::{InProcessBus, InProcessConsumer};
 pub use jsonl::JsonLinesPublisher;
 pub use kafka::{
@@ -56,30 +61,4 @@ impl<'a> Envelope<'a> {
             event,
         }
     }
-}
-
-/// Why a message on the change topic is not a change event; such messages are dead-lettered.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("message is not JSON: {0}")]
-    NotJson(String),
-    #[error("unknown schema version {0} (this build reads version {SCHEMA_VERSION})")]
-    UnknownSchemaVersion(u64),
-    #[error("message is not a change event: {0}")]
-    NotAnEvent(String),
-}
-
-/// Reads an [`Envelope`] back.
-pub fn decode_event(payload: &[u8]) -> Result<ChangeEvent, DecodeError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    match value
-        .get("schema_version")
-        .and_then(serde_json::Value::as_u64)
-    {
-        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-        Some(v) => return Err(DecodeError::UnknownSchemaVersion(v)),
-        None => return Err(DecodeError::NotAnEvent("no schema_version".into())),
-    }
-    serde_json::from_value(value).map_err(|e| DecodeError::NotAnEvent(e.to_string()))
 }

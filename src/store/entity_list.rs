@@ -16,7 +16,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::suppliers::{placeholders, rows_per_statement};
 use super::{Store, StoreError};
-use crate::csl::ListEntry;
+use crate::domain::ListEntry;
 use crate::events::{ChangeAction, CountryCode, EntityChange, EntityKey, EntityName};
 
 /// Values per entry row in the upsert.
@@ -53,7 +53,7 @@ const SELECT_ALL: &str = "SELECT entity_key, name, aliases, addresses, countries
 
 /// One stored entry with its history markers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedEntry {
+pub struct StoredEntry {
     pub entry: ListEntry,
     pub version: i64,
     /// `snapshot`, or the change action (`added`, `revised`, `removed`) that wrote this version.
@@ -199,7 +199,7 @@ impl Store {
     }
 
     /// Current entries (not removed), ordered by key.
-    pub async fn listed_entries(&self) -> Result<Vec<ListedEntry>, StoreError> {
+    pub async fn listed_entries(&self) -> Result<Vec<StoredEntry>, StoreError> {
         let sql = format!("{SELECT_ALL} WHERE removed_at IS NULL");
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
         let mut out = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
@@ -208,7 +208,7 @@ impl Store {
     }
 
     /// One entry by key, removed or not.
-    pub async fn listed_entry(&self, key: &EntityKey) -> Result<Option<ListedEntry>, StoreError> {
+    pub async fn listed_entry(&self, key: &EntityKey) -> Result<Option<StoredEntry>, StoreError> {
         let sql = format!("{SELECT_ALL} WHERE entity_key = $1");
         let row = sqlx::query(&sql)
             .bind(key.as_str())
@@ -515,7 +515,7 @@ impl Encoded {
     }
 }
 
-fn decode(r: &AnyRow) -> Result<ListedEntry, StoreError> {
+fn decode(r: &AnyRow) -> Result<StoredEntry, StoreError> {
     let enc = Encoded::from_row(r)?;
     let corrupt = |what: &str, value: &str| StoreError::Corrupt {
         name: format!("listed_entries.{what} of {:?}", enc.key),
@@ -535,7 +535,7 @@ fn decode(r: &AnyRow) -> Result<ListedEntry, StoreError> {
     };
     let updated_at: String = r.try_get("updated_at")?;
     let removed_at: Option<String> = r.try_get("removed_at")?;
-    Ok(ListedEntry {
+    Ok(StoredEntry {
         entry: ListEntry {
             entity_key: EntityKey::parse(&enc.key).map_err(|_| corrupt("entity_key", &enc.key))?,
             name: EntityName::parse(&enc.name).map_err(|_| corrupt("name", &enc.name))?,

@@ -12,7 +12,7 @@ mod suppliers;
 mod worker_state;
 
 pub use checkpoint::ProcessedDocument;
-pub use entity_list::{AppliedChange, ChangeOutcome, ListedEntry, SnapshotCounts};
+pub use entity_list::{AppliedChange, ChangeOutcome, SnapshotCounts, StoredEntry};
 pub use suppliers::UpsertCounts;
 pub use worker_state::{Claim, Decision, Delivery, LoggedMessage};
 

@@ -13,8 +13,8 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{Backend, Store, StoreError};
+use crate::domain::SupplierRecord;
 use crate::events::CountryCode;
-use crate::suppliers::SupplierRecord;
 
 /// Values per supplier row in the upsert.
 const VALUES_PER_ROW: usize = 8;

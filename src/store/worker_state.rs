@@ -10,6 +10,7 @@
 //! expires the alert is sent again, which is the at-least-once half of the promise (the sink
 //! may have accepted it just before the death). Nothing here sends.
 
+use crate::outcome::DecisionKind;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -33,7 +34,7 @@ pub struct Decision {
     pub entry_version: i64,
     pub score: f64,
     /// `match`, `near_miss` or `dismissed`.
-    pub decision: String,
+    pub decision: DecisionKind,
     pub explanation: String,
     pub document_number: Option<String>,
 }
@@ -188,7 +189,7 @@ impl Store {
         .bind(&d.entity_key)
         .bind(d.entry_version)
         .bind(d.score)
-        .bind(&d.decision)
+        .bind(d.decision.as_str())
         .bind(&d.explanation)
         .bind(&d.document_number)
         .bind(Utc::now().to_rfc3339())
@@ -216,7 +217,13 @@ impl Store {
                     entity_key: r.try_get("entity_key")?,
                     entry_version: r.try_get("entry_version")?,
                     score: r.try_get("score")?,
-                    decision: r.try_get("decision")?,
+                    decision: {
+                        let text: String = r.try_get("decision")?;
+                        DecisionKind::parse(&text).ok_or_else(|| StoreError::Corrupt {
+                            name: "decisions.decision".to_string(),
+                            value: text.clone(),
+                        })?
+                    },
                     explanation: r.try_get("explanation")?,
                     document_number: r.try_get("document_number")?,
                 })

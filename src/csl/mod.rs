@@ -18,11 +18,12 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::events::{CountryCode, EntityChange, EntityKey, EntityName};
-use crate::suppliers::recognise_country;
+use crate::domain::list_entry::dedup_strings;
+use crate::domain::{recognise_country, ListEntry};
+use crate::events::{CountryCode, EntityKey, EntityName};
 
 /// The CSL's name for the Entity List (Supplement No. 4 to part 744).
-pub const ENTITY_LIST_SOURCE: &str = "Entity List (EL) - Bureau of Industry and Security";
+pub use crate::domain::list_entry::ENTITY_LIST_SOURCE;
 
 /// One row of the CSL, for any of its lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,20 @@ pub struct CslEntry {
 }
 
 impl CslEntry {
+    pub fn to_list_entry(&self) -> ListEntry {
+        ListEntry {
+            entity_key: self.entity_key(),
+            name: self.name.clone(),
+            aliases: self.alt_names.clone(),
+            addresses: self.addresses.clone(),
+            countries: self.countries.clone(),
+            license_requirement: self.license_requirement.clone(),
+            license_policy: self.license_policy.clone(),
+            federal_register_citation: self.federal_register_notice.clone(),
+            source_list: self.source.clone(),
+        }
+    }
+
     /// The watcher's key for this entry: the first country the entry gives (the CSL has no
     /// country heading; the first address is where the Entity List lists it in practice), or
     /// `XX`.
@@ -379,16 +394,6 @@ fn split_list(raw: &str) -> Vec<String> {
         .collect()
 }
 
-fn dedup_strings(items: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for i in items {
-        if !out.contains(&i) {
-            out.push(i);
-        }
-    }
-    out
-}
-
 fn non_empty(s: &str) -> Option<String> {
     let t = s.trim();
     (!t.is_empty()).then(|| t.to_string())
@@ -641,108 +646,6 @@ fn read_compact(
     Ok(collector.out)
 }
 
-// ---------------------------------------------------------------------------------------------
-// The stored snapshot's entries
-
-/// One entry of the stored list snapshot, whatever it came from (a CSL import or a change
-/// event): what screening compares suppliers against.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListEntry {
-    pub entity_key: EntityKey,
-    pub name: EntityName,
-    pub aliases: Vec<String>,
-    pub addresses: Vec<String>,
-    pub countries: Vec<CountryCode>,
-    pub license_requirement: Option<String>,
-    pub license_policy: Option<String>,
-    pub federal_register_citation: Option<String>,
-    /// The CSL list name, e.g. [`ENTITY_LIST_SOURCE`].
-    pub source_list: String,
-}
-
-impl ListEntry {
-    pub fn from_csl(e: &CslEntry) -> Self {
-        ListEntry {
-            entity_key: e.entity_key(),
-            name: e.name.clone(),
-            aliases: e.alt_names.clone(),
-            addresses: e.addresses.clone(),
-            countries: e.countries.clone(),
-            license_requirement: e.license_requirement.clone(),
-            license_policy: e.license_policy.clone(),
-            federal_register_citation: e.federal_register_notice.clone(),
-            source_list: e.source.clone(),
-        }
-    }
-
-    /// The entry as a rule states it; the watcher follows only the Entity List.
-    pub fn from_change(c: &EntityChange) -> Self {
-        ListEntry {
-            entity_key: c.entity_key.clone(),
-            name: c.name.clone(),
-            aliases: c.aliases.clone(),
-            addresses: c.addresses.clone(),
-            countries: if c.country.is_unknown() {
-                Vec::new()
-            } else {
-                vec![c.country.clone()]
-            },
-            license_requirement: c.license_requirement.clone(),
-            license_policy: c.license_policy.clone(),
-            federal_register_citation: c.federal_register_citation.clone(),
-            source_list: ENTITY_LIST_SOURCE.to_string(),
-        }
-    }
-
-    /// Folds another row with the same key into this one. The CSL lists some entries several
-    /// times (one row per country heading or per rule); no name, alias, address or citation
-    /// may be lost in the fold, since screening needs every one of them.
-    fn absorb(&mut self, other: ListEntry) {
-        if other.name != self.name {
-            self.aliases.push(other.name.as_str().to_string());
-        }
-        self.aliases.extend(other.aliases);
-        self.aliases = dedup_strings(std::mem::take(&mut self.aliases))
-            .into_iter()
-            .filter(|a| a != self.name.as_str())
-            .collect();
-        self.addresses = dedup_strings(
-            std::mem::take(&mut self.addresses)
-                .into_iter()
-                .chain(other.addresses),
-        );
-        for c in other.countries {
-            if !self.countries.contains(&c) {
-                self.countries.push(c);
-            }
-        }
-        join_distinct(
-            &mut self.license_requirement,
-            other.license_requirement,
-            " | ",
-        );
-        join_distinct(&mut self.license_policy, other.license_policy, " | ");
-        join_distinct(
-            &mut self.federal_register_citation,
-            other.federal_register_citation,
-            "; ",
-        );
-    }
-}
-
-fn join_distinct(mine: &mut Option<String>, theirs: Option<String>, sep: &str) {
-    let Some(theirs) = theirs else { return };
-    match mine {
-        None => *mine = Some(theirs),
-        Some(m) => {
-            if !m.split(sep).any(|part| part == theirs) {
-                m.push_str(sep);
-                m.push_str(&theirs);
-            }
-        }
-    }
-}
-
 /// A list snapshot ready to store: one entry per key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -758,7 +661,7 @@ pub fn snapshot(entries: &[CslEntry]) -> Snapshot {
     let mut index: BTreeMap<EntityKey, usize> = BTreeMap::new();
     let mut merged_rows = 0;
     for e in entries {
-        let entry = ListEntry::from_csl(e);
+        let entry = e.to_list_entry();
         match index.get(&entry.entity_key) {
             Some(&i) => {
                 out[i].absorb(entry);
@@ -777,341 +680,4 @@ pub fn snapshot(entries: &[CslEntry]) -> Snapshot {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DATA: &str = "/work/shared/data/csl";
-
-    fn shared(name: &str) -> Option<std::path::PathBuf> {
-        let p = Path::new(DATA).join(name);
-        // The shared data directory exists on development machines; the fixture copy below is
-        // what CI always has.
-        p.exists().then_some(p)
-    }
-
-    fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/csl")
-            .join(name)
-    }
-
-    fn read_str(s: &str, filter: &SourceFilter) -> Result<CslImport, CslError> {
-        read_csl(s.as_bytes(), filter, CslLimits::default())
-    }
-
-    #[test]
-    fn source_filter_matches_abbreviations_and_names() {
-        let el = ENTITY_LIST_SOURCE;
-        let sdn = "Specially Designated Nationals (SDN) - Treasury Department";
-        let plc = "Palestinian Legislative Council List (PLC) - Treasury Department";
-        let ssi = "Sectoral Sanctions Identifications List (SSI) - Treasury Department";
-        let nsmbs = "Non-SDN Menu-Based Sanctions List (NS-MBS List) - Treasury Department";
-        let f = SourceFilter::default();
-        assert!(f.matches(el));
-        assert!(!f.matches(sdn) && !f.matches(plc));
-        let f = SourceFilter::parse("el");
-        assert!(f.matches(el) && !f.matches(plc) && !f.matches(ssi));
-        let f = SourceFilter::parse("EL, SDN");
-        assert!(f.matches(el) && f.matches(sdn) && !f.matches(ssi));
-        assert!(!f.matches(nsmbs), "SDN must not match Non-SDN by substring");
-        assert!(SourceFilter::parse("NS-MBS").matches(nsmbs));
-        assert!(SourceFilter::parse("treasury").matches(sdn));
-        assert_eq!(SourceFilter::parse("all"), SourceFilter::All);
-        assert!(SourceFilter::All.matches(""));
-    }
-
-    #[test]
-    fn splits_lists_and_finds_countries() {
-        assert_eq!(
-            split_list("A; B;  C; and D"),
-            ["A", "B", "C", "D"].map(String::from)
-        );
-        assert_eq!(split_list("Andover Ltd"), ["Andover Ltd"].map(String::from));
-        let c = |a: &str| address_country(a).map(|c| c.as_str().to_string());
-        assert_eq!(
-            c("54 Gagarina St., Borisov, 222511, BY").as_deref(),
-            Some("BY")
-        );
-        assert_eq!(c("Siwei Mansion, Chengdu, China").as_deref(), Some("CN"));
-        assert_eq!(c("3037 S. 69TH DRIVE, PHONEIX, AZ, 85043"), None);
-        assert_eq!(c("Hay Riad, Rabat"), None);
-    }
-
-    #[test]
-    fn reads_the_2022_layout_entity_list_fixture() {
-        let i = read_csl_path(
-            &fixture("EL_only_from_watchman_consolidated_2022-05.csv"),
-            &SourceFilter::default(),
-        )
-        .unwrap();
-        assert_eq!(i.layout, CslLayout::Csv2022);
-        assert_eq!((i.rows, i.entries.len(), i.other_sources), (2001, 2001, 0));
-        assert!(i.warnings.is_empty(), "{:?}", i.warnings);
-        let e = &i.entries[0];
-        assert_eq!(e.name.as_str(), "140 Repair Plant JSC");
-        assert_eq!(
-            e.alt_names,
-            [
-                "Open Joint Stock Company 140 Repair Plant",
-                "JSC 140 Repair Plant"
-            ]
-        );
-        assert_eq!(e.countries, [CountryCode::parse("BY").unwrap()]);
-        assert_eq!(e.federal_register_notice.as_deref(), Some("87 FR 20299"));
-        assert_eq!(e.license_policy.as_deref(), Some("Policy of denial."));
-        assert_eq!(e.start_date, NaiveDate::from_ymd_opt(2022, 4, 7));
-        assert_eq!(
-            e.id.as_deref(),
-            Some("4398d33e9e93c7477af39f1e0bfffc13ddd47bcc")
-        );
-        assert_eq!(e.entity_key().as_str(), "BY/140-repair-plant-jsc");
-        let with_country = i.entries.iter().filter(|e| !e.countries.is_empty()).count();
-        assert!(with_country > 1990, "{with_country}");
-        let hik = i
-            .entries
-            .iter()
-            .find(|e| e.name.as_str().starts_with("Hangzhou Hikvision"))
-            .expect("Hikvision is on the 2022 list");
-        assert_eq!(hik.countries[0].as_str(), "CN");
-        let s = snapshot(&i.entries);
-        assert_eq!(s.entries.len() + s.merged_rows, 2001);
-        assert!(s.merged_rows > 0);
-        let dart = s
-            .entries
-            .iter()
-            .find(|e| e.entity_key.as_str() == "FR/dart-aviation")
-            .unwrap();
-        assert!(dart.countries.iter().any(|c| c.as_str() == "IR"));
-        assert!(dart.aliases.contains(&"SARL IEAS".to_string()));
-        assert!(!dart.aliases.contains(&"Dart Aviation".to_string()));
-    }
-
-    #[test]
-    fn reads_the_2019_layout_and_filters_sources() {
-        let Some(p) = shared("watchman_test_csl_2019.csv") else {
-            return;
-        };
-        let i = read_csl_path(&p, &SourceFilter::default()).unwrap();
-        assert_eq!(i.layout, CslLayout::Csv2019);
-        assert_eq!((i.rows, i.entries.len()), (115, 22));
-        assert!(i
-            .entries
-            .iter()
-            .all(|e| e.source == ENTITY_LIST_SOURCE && e.id.is_none()));
-        let all = read_csl_path(&p, &SourceFilter::All).unwrap();
-        assert_eq!(all.entries.len(), 115);
-        let dpl = read_csl_path(&p, &SourceFilter::parse("DPL")).unwrap();
-        assert_eq!(dpl.entries.len(), 8);
-        assert_eq!(dpl.entries[0].name.as_str(), "ADRIAN MANUEL HERNANDEZ");
-        assert!(
-            dpl.entries[0].countries.is_empty(),
-            "AZ there is Arizona's postcode line"
-        );
-    }
-
-    #[test]
-    fn reads_the_2025_layout() {
-        let Some(p) = shared("watchman_cslustest_consolidated_2025.csv") else {
-            return;
-        };
-        let i = read_csl_path(&p, &SourceFilter::default()).unwrap();
-        assert_eq!(i.layout, CslLayout::Csv2022);
-        assert_eq!((i.rows, i.entries.len()), (13, 1));
-        let e = &i.entries[0];
-        assert!(e.name.as_str().contains("(CETC 13)"));
-        assert_eq!(e.alt_names.len(), 6);
-        assert_eq!(e.alt_names[5], "CETC Research Institute 13");
-        assert_eq!(e.addresses.len(), 3);
-        assert_eq!(
-            e.addresses[1],
-            "21 Changsheng Street, Shijiazhuang, Hebei, China"
-        );
-        assert_eq!(e.countries[0].as_str(), "CN");
-        let meu = read_csl_path(&p, &SourceFilter::parse("MEU,UVL")).unwrap();
-        assert_eq!(meu.entries.len(), 2);
-    }
-
-    #[test]
-    fn reads_the_gzip_full_file() {
-        let Some(p) = shared("watchman_consolidated_2022-05.csv.gz") else {
-            return;
-        };
-        let i = read_csl_path(&p, &SourceFilter::default()).unwrap();
-        assert_eq!((i.rows, i.entries.len()), (14160, 2001));
-        let sdn = read_csl_path(&p, &SourceFilter::parse("SDN")).unwrap();
-        assert_eq!(sdn.entries.len(), 10026);
-    }
-
-    #[test]
-    fn refuses_the_malformed_file_with_its_line() {
-        let Some(p) = shared("watchman_invalid_csl.csv") else {
-            return;
-        };
-        let e = read_csl_path(&p, &SourceFilter::default()).unwrap_err();
-        match &e {
-            CslError::Malformed { line, .. } => assert_eq!(*line, 2),
-            other => panic!("{other:?}"),
-        }
-        let msg = e.to_string();
-        assert!(msg.contains("line 2") && msg.contains("found 2"), "{msg}");
-    }
-
-    #[test]
-    fn malformed_and_foreign_csv_errors_are_clear() {
-        let e = read_str("a,b\n1,2\n", &SourceFilter::default()).unwrap_err();
-        assert!(e.to_string().contains("lacks source, name"), "{e}");
-        let e = read_str(
-            "source,name\nEntity List (EL) - x,Acme\n\"Entity List (EL)\",\"B\nC\",extra\n",
-            &SourceFilter::default(),
-        )
-        .unwrap_err();
-        assert!(matches!(e, CslError::Malformed { line: 3, .. }), "{e:?}");
-        assert!(
-            e.to_string()
-                .contains("expected 2 fields as in the header, found 3"),
-            "{e}"
-        );
-        assert!(matches!(
-            read_str("  \n", &SourceFilter::default()),
-            Err(CslError::Empty)
-        ));
-        let i = read_str(
-            "source,name,start_date\nEntity List (EL),,\nEntity List (EL),Acme,July\n",
-            &SourceFilter::default(),
-        )
-        .unwrap();
-        assert_eq!(i.entries.len(), 1);
-        assert_eq!(i.warnings.len(), 2);
-        assert_eq!(i.warnings[0].location, "line 2");
-        assert_eq!(i.warnings[1].location, "line 3");
-    }
-
-    #[test]
-    fn gzip_bombs_stop_at_the_limit() {
-        use std::io::Write;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&vec![b' '; 1 << 20]).unwrap();
-        let bytes = gz.finish().unwrap();
-        let r = read_csl(
-            &bytes[..],
-            &SourceFilter::All,
-            CslLimits { max_bytes: 1000 },
-        );
-        assert!(matches!(r, Err(CslError::TooLarge { limit: 1000 })));
-    }
-
-    #[test]
-    fn reads_the_api_json_shape() {
-        let j = r#"{"total": 3, "results": [
-          {"id": "a1", "source": "Entity List (EL) - Bureau of Industry and Security",
-           "name": "Hangzhou Hikvision Digital Technology Co., Ltd.",
-           "alt_names": ["Hikvision"],
-           "addresses": [{"address": "No. 555 Qianmo Road", "city": "Hangzhou", "state": null,
-                          "postal_code": "", "country": "CN"}],
-           "federal_register_notice": "84 FR 54002", "start_date": "2019-10-09",
-           "license_requirement": "For all items subject to the EAR.", "license_policy": "Presumption of denial."},
-          {"source": "Specially Designated Nationals (SDN) - Treasury Department", "name": "X"},
-          {"source": "Entity List (EL) - Bureau of Industry and Security", "name": "Beta",
-           "alt_names": "B1; and B2", "addresses": "1 Road, Minsk, BY"}
-        ]}"#;
-        let i = read_str(j, &SourceFilter::default()).unwrap();
-        assert_eq!(i.layout, CslLayout::JsonResults);
-        assert_eq!((i.rows, i.entries.len(), i.other_sources), (3, 2, 1));
-        let h = &i.entries[0];
-        assert_eq!(
-            h.entity_key().as_str(),
-            "CN/hangzhou-hikvision-digital-technology-co-ltd"
-        );
-        assert_eq!(h.addresses, ["No. 555 Qianmo Road, Hangzhou, CN"]);
-        assert_eq!(h.start_date, NaiveDate::from_ymd_opt(2019, 10, 9));
-        assert_eq!(i.entries[1].alt_names, ["B1", "B2"]);
-        assert_eq!(i.entries[1].countries[0].as_str(), "BY");
-    }
-
-    #[test]
-    fn reads_the_entries_json_with_null_list_and_string_alt_names() {
-        let j = r#"{"count": 3, "entries": [
-          {"name": "Abdul Satar Ghoura", "alt_names": null, "address_countries": ["AF", "PK"],
-           "federal_register_notice": "76 FR 71867",
-           "source_list_url": "https://www.bis.gov/regulations/ear/744#supplement-4-744"},
-          {"name": "Iqra Computer Products", "alt_names": ["Iqra IT solutions"], "address_countries": null,
-           "source_list_url": "https://www.bis.gov/regulations/ear/744#supplement-4-744"},
-          {"name": "Joined", "alt_names": "One; Two", "address_countries": ["ru"],
-           "source_list_url": "https://www.bis.gov/regulations/ear/744#supplement-4-744"}
-        ]}"#;
-        let i = read_str(j, &SourceFilter::default()).unwrap();
-        assert_eq!(i.layout, CslLayout::JsonEntries);
-        assert_eq!(i.entries.len(), 3);
-        assert_eq!(i.entries[0].source, ENTITY_LIST_SOURCE);
-        assert!(i.entries[0].alt_names.is_empty());
-        assert_eq!(i.entries[0].entity_key().as_str(), "AF/abdul-satar-ghoura");
-        assert_eq!(
-            i.entries[1].entity_key().as_str(),
-            "XX/iqra-computer-products"
-        );
-        assert_eq!(i.entries[2].alt_names, ["One", "Two"]);
-        assert_eq!(i.entries[2].countries[0].as_str(), "RU");
-    }
-
-    #[test]
-    fn reads_the_2026_entity_list_json() {
-        let Some(p) = shared("EL_only_from_screening-list_2026-07-31.json") else {
-            return;
-        };
-        let i = read_csl_path(&p, &SourceFilter::default()).unwrap();
-        assert_eq!((i.rows, i.entries.len()), (3420, 3420));
-        assert!(
-            i.warnings.is_empty(),
-            "{:?}",
-            &i.warnings[..3.min(i.warnings.len())]
-        );
-    }
-
-    #[test]
-    fn reads_the_compact_all_sources_json() {
-        let Some(p) = shared("screening-list_all-sources_2026-07-31.json") else {
-            return;
-        };
-        let el = read_csl_path(&p, &SourceFilter::default()).unwrap();
-        assert_eq!(el.layout, CslLayout::JsonCompact);
-        assert_eq!(el.rows, 25921);
-        assert!(el.entries.len() > 3000, "{}", el.entries.len());
-        assert!(el.entries.iter().all(|e| e.source == ENTITY_LIST_SOURCE));
-        assert!(el.entries.iter().any(|e| e.license_policy.is_some()));
-    }
-
-    #[test]
-    fn unknown_json_is_refused_by_name() {
-        let e = read_str(r#"{"data": []}"#, &SourceFilter::default()).unwrap_err();
-        assert!(e.to_string().contains("found keys: data"), "{e}");
-        assert!(matches!(
-            read_str("{", &SourceFilter::default()),
-            Err(CslError::Json(_))
-        ));
-    }
-
-    #[test]
-    fn list_entries_from_changes_keep_the_key() {
-        use crate::events::{ChangeAction, SourceDocument};
-        let mut c = EntityChange::new(
-            ChangeAction::Added,
-            EntityName::parse("iFlytek").unwrap(),
-            CountryCode::parse("CN").unwrap(),
-            "CHINA, PEOPLE'S REPUBLIC OF",
-            SourceDocument::from_number("2019-22210"),
-        );
-        c.aliases = vec!["IFLYTEK CO., LTD.".into()];
-        let e = ListEntry::from_change(&c);
-        assert_eq!(e.entity_key, c.entity_key);
-        assert_eq!(e.countries[0].as_str(), "CN");
-        assert_eq!(e.source_list, ENTITY_LIST_SOURCE);
-    }
-
-    #[test]
-    fn folding_keeps_every_citation_once() {
-        let mut a = Some("84 FR 1".to_string());
-        join_distinct(&mut a, Some("85 FR 2".into()), "; ");
-        join_distinct(&mut a, Some("84 FR 1".into()), "; ");
-        assert_eq!(a.as_deref(), Some("84 FR 1; 85 FR 2"));
-    }
-}
+mod tests;

@@ -16,16 +16,23 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+pub mod consume;
+
 use crate::alerts::{
     deliver_until, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, DeliveryFailure,
     RetryPolicy,
 };
-use crate::bus::{decode_event, InProcessBus, InProcessConsumer};
+use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetters};
+use crate::domain::{ListEntry, SupplierRecord};
 use crate::events::{ChangeAction, ChangeEvent, EntityChange};
 use crate::metrics::metrics;
+use crate::outcome::{DecisionKind, MatchLabel};
 use crate::screening::{self, Screener, SupplierIndex};
-use crate::store::{Claim, Decision, Delivery, ListedEntry, Store, StoreError};
-use crate::suppliers::SupplierRecord;
+use crate::store::{Claim, Decision, Delivery, Store, StoreError, StoredEntry};
+use crate::telemetry::{
+    register_sink, AlertAlreadyDelivered, AlertDeadLettered, AlertDelivered, DecisionMade,
+    DeliveryRetried, InternalEvent,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -34,35 +41,11 @@ pub enum WorkerError {
     #[error("screening task failed: {0}")]
     Screening(String),
     #[error("dead-lettering failed, event not committed: {0}")]
-    DeadLetter(String),
+    DeadLetter(#[from] DeadLetterError),
     /// Shutdown came while an alert was between delivery attempts: the event is left
     /// uncommitted, to be handled again after the restart (the ledger keeps what was sent).
     #[error("stopped before alert {alert_id} reached sink {sink}")]
     Interrupted { alert_id: String, sink: String },
-}
-
-/// Where what cannot be handled goes, with the reason: alerts that no retry could deliver and
-/// messages that are not change events. A dead letter must be durable before the offset of the
-/// event that caused it is committed.
-#[async_trait::async_trait]
-pub trait DeadLetters: Send + Sync {
-    async fn dead_letter(&self, key: &str, reason: &str, payload: &str) -> Result<(), String>;
-}
-
-/// The embedded mode's dead-letter topic.
-#[async_trait::async_trait]
-impl DeadLetters for InProcessBus {
-    async fn dead_letter(&self, key: &str, reason: &str, payload: &str) -> Result<(), String> {
-        let body = serde_json::json!({
-            "reason": reason,
-            "payload": payload,
-            "dead_lettered_at": chrono::Utc::now().to_rfc3339(),
-        });
-        self.append(&[(key.to_string(), body.to_string())])
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// What handling one event did.
@@ -103,14 +86,8 @@ impl Worker {
         dead_letters: Arc<dyn DeadLetters>,
         retry: RetryPolicy,
     ) -> Self {
-        // Every sink's series exist from the start at 0, so that `increase()` sees the first
-        // failure (a series that appears at 1 has no increase).
-        let m = metrics();
         for sink in &sinks {
-            for outcome in ["delivered", "duplicate", "dead_lettered"] {
-                m.alerts.with_label_values(&[sink.name(), outcome]);
-            }
-            m.alert_delivery_retries.with_label_values(&[sink.name()]);
+            register_sink(sink.name());
         }
         Worker {
             store,
@@ -129,6 +106,11 @@ impl Worker {
     pub fn with_claim_lease(mut self, lease: Duration) -> Self {
         self.claim_lease = lease.max(Duration::from_millis(300));
         self
+    }
+
+    /// Where this worker writes what it cannot handle.
+    pub fn dead_letters(&self) -> &dyn DeadLetters {
+        self.dead_letters.as_ref()
     }
 
     /// Asks the worker to stop: the message in hand is finished unless an alert of it is
@@ -199,6 +181,7 @@ impl Worker {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(entity = %change.entity_key, action = %change.action))]
     async fn handle_change(&self, change: &EntityChange) -> Result<EventOutcome, WorkerError> {
         let before = self.store.listed_entry(&change.entity_key).await?;
         let applied = self.store.apply_entity_change(change).await?;
@@ -226,7 +209,10 @@ impl Worker {
                     format!("{} was removed from the Entity List", change.name),
                     Vec::new(),
                 );
-                metrics().matches.with_label_values(&["cleared"]).inc();
+                DecisionMade {
+                    label: MatchLabel::Cleared,
+                }
+                .emit();
                 self.send(&alert, &mut outcome).await?;
             }
             return Ok(outcome);
@@ -301,8 +287,6 @@ impl Worker {
             self.send(&alert, &mut outcome).await?;
         }
         info!(
-            entity = %change.entity_key,
-            action = %change.action,
             version,
             candidates = outcome.candidates,
             matches = outcome.matches,
@@ -359,6 +343,7 @@ impl Worker {
 
     /// Screens suppliers (just imported, or upserted on the suppliers topic) against the whole
     /// current list, with the same decisions, dismissals and exactly-once alerts as a change.
+    #[tracing::instrument(skip_all, fields(suppliers = ids.len()))]
     pub async fn screen_suppliers(&self, ids: &[String]) -> Result<EventOutcome, WorkerError> {
         let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
         let suppliers: Vec<SupplierRecord> = self
@@ -421,7 +406,6 @@ impl Worker {
             }
         }
         info!(
-            suppliers = ids.len(),
             matches = outcome.matches,
             delivered = outcome.alerts_delivered,
             "suppliers screened against the whole list"
@@ -455,9 +439,9 @@ impl Worker {
                 .is_dismissed(supplier_id, entity_key, version)
                 .await?;
         let decision = match (matched.is_match, dismissed) {
-            (true, true) => "dismissed",
-            (true, false) => "match",
-            (false, _) => "near_miss",
+            (true, true) => DecisionKind::Dismissed,
+            (true, false) => DecisionKind::Match,
+            (false, _) => DecisionKind::NearMiss,
         };
         self.store
             .record_decision(&Decision {
@@ -465,7 +449,7 @@ impl Worker {
                 entity_key: entity_key.to_string(),
                 entry_version: version,
                 score: matched.score,
-                decision: decision.to_string(),
+                decision,
                 explanation: matched.explanation.to_string(),
                 document_number,
             })
@@ -473,12 +457,14 @@ impl Worker {
         if dismissed {
             outcome.dismissed += 1;
         }
-        let label = if decision == "match" {
-            "alert"
-        } else {
-            decision
-        };
-        metrics().matches.with_label_values(&[label]).inc();
+        DecisionMade {
+            label: match decision {
+                DecisionKind::Match => MatchLabel::Alert,
+                DecisionKind::NearMiss => MatchLabel::NearMiss,
+                DecisionKind::Dismissed => MatchLabel::Dismissed,
+            },
+        }
+        .emit();
         let alert = matched.is_match && !dismissed;
         if alert {
             outcome.matches += 1;
@@ -487,6 +473,7 @@ impl Worker {
     }
 
     /// Delivers `alert` to every sink that has not accepted it yet.
+    #[tracing::instrument(skip_all, fields(alert_id = %alert.alert_id, kind = alert.kind.as_str()))]
     async fn send(&self, alert: &Alert, outcome: &mut EventOutcome) -> Result<(), WorkerError> {
         let payload = serde_json::to_string(alert).unwrap_or_default();
         for sink in &self.sinks {
@@ -496,15 +483,16 @@ impl Worker {
                 supplier_id: alert.supplier.id.clone(),
                 entity_key: alert.entry.entity_key.to_string(),
                 entry_version: alert.entry.version,
-                kind: kind_name(alert.kind).to_string(),
+                kind: alert.kind.as_str().to_string(),
                 payload: payload.clone(),
             };
             if !self.claim(&delivery).await? {
                 outcome.alerts_already_delivered += 1;
-                metrics()
-                    .alerts
-                    .with_label_values(&[sink.name(), "duplicate"])
-                    .inc();
+                AlertAlreadyDelivered {
+                    sink: sink.name(),
+                    alert_id: &alert.alert_id,
+                }
+                .emit();
                 continue;
             }
             let delivered = self
@@ -514,12 +502,7 @@ impl Worker {
                         sink.as_ref(),
                         alert,
                         &self.retry,
-                        |notice| {
-                            metrics()
-                                .alert_delivery_retries
-                                .with_label_values(&[notice.sink])
-                                .inc();
-                        },
+                        |notice| DeliveryRetried { sink: notice.sink }.emit(),
                         self.stopped(),
                     ),
                 )
@@ -539,11 +522,11 @@ impl Worker {
                         );
                     }
                     outcome.alerts_delivered += 1;
-                    metrics()
-                        .alerts
-                        .with_label_values(&[sink.name(), "delivered"])
-                        .inc();
-                    info!(sink = sink.name(), alert = %alert.summary(), "alert delivered");
+                    AlertDelivered {
+                        sink: sink.name(),
+                        alert,
+                    }
+                    .emit();
                 }
                 Err(failure) if failure.interrupted => {
                     self.store
@@ -557,25 +540,24 @@ impl Worker {
                 }
                 Err(failure) => {
                     let DeliveryFailure { reason, .. } = &failure;
-                    warn!(sink = sink.name(), alert_id = %alert.alert_id, %reason, "alert dead-lettered");
-                    self.dead_letters
-                        .dead_letter(
-                            &alert.alert_id,
-                            &format!("sink {}: {reason}", sink.name()),
-                            &payload,
-                        )
-                        .await
-                        .map_err(WorkerError::DeadLetter)?;
+                    let letter = DeadLetter::sink_failure(
+                        sink.name(),
+                        &alert.alert_id,
+                        reason,
+                        payload.clone(),
+                    );
+                    self.dead_letters.write(&letter).await?;
                     // Only once the dead letter is durable: a redrive claims it afresh.
                     self.store
                         .release_claim(&alert.alert_id, sink.name(), &self.owner)
                         .await?;
                     outcome.alerts_dead_lettered += 1;
-                    metrics()
-                        .alerts
-                        .with_label_values(&[sink.name(), "dead_lettered"])
-                        .inc();
-                    metrics().dead_letters.with_label_values(&["alert"]).inc();
+                    AlertDeadLettered {
+                        sink: sink.name(),
+                        alert_id: &alert.alert_id,
+                        reason,
+                    }
+                    .emit();
                 }
             }
         }
@@ -696,108 +678,7 @@ fn claim_owner() -> String {
     format!("{host}/{}/{random:08x}", std::process::id())
 }
 
-impl Worker {
-    /// Consumes the in-process change topic: each message is decoded, handled and then
-    /// committed, in order. A message that is not a change event is dead-lettered and skipped.
-    /// With `until_idle` it returns once the topic is drained (the demo, tests); otherwise it
-    /// runs until `shutdown` resolves. Shutdown is looked at between messages, so the event in
-    /// hand is finished and committed first; a failure leaves the position where it was, for
-    /// the next start to redo.
-    pub async fn consume_in_process(
-        &self,
-        consumer: &InProcessConsumer,
-        until_idle: bool,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Result<usize, WorkerError> {
-        self.until_stopped(shutdown, self.consume_log(consumer, until_idle))
-            .await
-    }
-
-    async fn consume_log(
-        &self,
-        consumer: &InProcessConsumer,
-        until_idle: bool,
-    ) -> Result<usize, WorkerError> {
-        let mut handled = 0;
-        self.refresh_snapshot_metrics().await;
-        let lag = metrics()
-            .consumer_lag
-            .with_label_values(&[consumer.topic(), "0"]);
-        loop {
-            let wait = std::time::Duration::from_millis(if until_idle { 0 } else { 1000 });
-            let batch = tokio::select! {
-                biased;
-                _ = self.stopped() => return Ok(handled),
-                b = consumer.next_batch(100, wait) => b?,
-            };
-            if batch.is_empty() {
-                lag.set(0);
-                if until_idle {
-                    return Ok(handled);
-                }
-                continue;
-            }
-            let head = consumer.head().await?;
-            for message in batch {
-                if self.stop_requested() {
-                    return Ok(handled);
-                }
-                lag.set((head - message.position + 1).max(0));
-                let result = match decode_event(message.payload.as_bytes()) {
-                    Ok(event) => self.handle(&event).await.map(|_| "processed"),
-                    Err(e) => {
-                        warn!(position = message.position, error = %e, "poison change event dead-lettered");
-                        self.dead_letters
-                            .dead_letter(&message.key, &e.to_string(), &message.payload)
-                            .await
-                            .map_err(WorkerError::DeadLetter)
-                            .map(|_| {
-                                metrics().dead_letters.with_label_values(&["event"]).inc();
-                                "dead_lettered"
-                            })
-                    }
-                };
-                let outcome = match result {
-                    Ok(outcome) => outcome,
-                    Err(WorkerError::Interrupted { .. }) => return Ok(handled),
-                    Err(e) => {
-                        metrics().worker_events.with_label_values(&["failed"]).inc();
-                        if until_idle {
-                            return Err(e);
-                        }
-                        // Not committed: the next batch starts again at this message. Never
-                        // skipped, since an unhandled change could be an unsent alert.
-                        warn!(
-                            position = message.position,
-                            error = %e,
-                            "handling failed; the message is retried"
-                        );
-                        tokio::select! {
-                            biased;
-                            _ = self.stopped() => return Ok(handled),
-                            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-                        }
-                        break;
-                    }
-                };
-                consumer.commit(message.position).await?;
-                metrics().worker_events.with_label_values(&[outcome]).inc();
-                lag.set((head - message.position).max(0));
-                handled += 1;
-            }
-        }
-    }
-}
-
-fn kind_name(kind: AlertKind) -> &'static str {
-    match kind {
-        AlertKind::Listed => "listed",
-        AlertKind::Revised => "revised",
-        AlertKind::Cleared => "cleared",
-    }
-}
-
-fn to_screening_entry(l: &ListedEntry) -> screening::ListedEntry {
+fn to_screening_entry(l: &StoredEntry) -> screening::ListedEntry {
     screening::ListedEntry {
         key: l.entry.entity_key.clone(),
         name: l.entry.name.to_string(),
@@ -815,7 +696,7 @@ fn alert_supplier(s: &SupplierRecord) -> AlertSupplier {
 }
 
 fn alert_entry(
-    entry: &crate::csl::ListEntry,
+    entry: &ListEntry,
     version: i64,
     change: &EntityChange,
     matched_name: &str,
@@ -838,7 +719,7 @@ fn alert_entry(
 
 /// An alert entry for a match found by screening a supplier against the stored snapshot,
 /// where no change event is at hand.
-fn snapshot_alert_entry(l: &ListedEntry, matched_name: &str) -> AlertEntry {
+fn snapshot_alert_entry(l: &StoredEntry, matched_name: &str) -> AlertEntry {
     let e = &l.entry;
     let country = e
         .countries
@@ -879,7 +760,7 @@ fn entry_from_change(change: &EntityChange, version: i64) -> AlertEntry {
 }
 
 /// What a revision changed, one human line per field.
-fn describe_changes(before: &crate::csl::ListEntry, after: &crate::csl::ListEntry) -> Vec<String> {
+fn describe_changes(before: &ListEntry, after: &ListEntry) -> Vec<String> {
     let mut out = Vec::new();
     let mut field = |name: &str, a: String, b: String| {
         if a != b {

@@ -1,0 +1,525 @@
+//! The service, built by the library: [`App::build`] turns resolved [`Settings`] and a
+//! [`ServiceSpec`] (which parts this process runs) into a running watcher, worker, sinks and
+//! HTTP endpoint, on the embedded bus or on Kafka, from one code path. `main` and the tests
+//! both start the service through it; the tests read the bound HTTP address from the handle.
+//!
+//! Everything that is configured once lives here: the Federal Register client and watcher
+//! ([`federal_register_watcher`]), the bus and the worker that delivers on it ([`Bus`]). This
+//! module wires parts; it decides nothing about rules, suppliers or alerts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use tracing::info;
+
+use crate::alerts::{AlertSink, AlertTopicSink, KafkaAlertSink, SinkSettings, SinkSettingsError};
+use crate::bus::kafka::{
+    KafkaBusError, KafkaConfig, KafkaConsumer, KafkaProducer, KafkaPublisher, ALERTS_TOPIC,
+    DEAD_LETTER_TOPIC, ENTITY_CHANGES_TOPIC, WORKER_GROUP,
+};
+use crate::bus::{InProcessBus, JsonLinesPublisher, PublishError, Publisher};
+use crate::config::{redact_url, Settings};
+use crate::dead_letter::{DeadLetter, DeadLetters, KafkaDeadLetters};
+use crate::federal_register::amendment::ParseLimits;
+use crate::federal_register::client::{ClientConfig, ClientError, FederalRegisterClient};
+use crate::federal_register::watcher::{PollReport, WatchError, Watcher, WatcherConfig};
+use crate::http::{HttpError, HttpServer, Readiness};
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
+use crate::worker::consume::{
+    consume, ConsumeError, ConsumeOptions, KafkaSource, LogSource, MessageSource, Until,
+};
+use crate::worker::Worker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("opening store {url}: {source}")]
+    OpenStore { url: String, source: StoreError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Kafka on {brokers}: {source}")]
+    Kafka {
+        brokers: String,
+        source: KafkaBusError,
+    },
+    #[error("building the Federal Register client: {0}")]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Sinks(#[from] SinkSettingsError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("opening {path}: {source}")]
+    Output { path: PathBuf, source: PublishError },
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error("this process runs no {0}")]
+    NotRunning(&'static str),
+}
+
+/// Which parts a process runs.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceSpec {
+    pub watcher: Option<WatcherSpec>,
+    /// Run a worker consuming the change (and, on Kafka, suppliers) topic.
+    pub worker: bool,
+    pub sinks: SinkSettings,
+    /// Serve `/metrics`, `/healthz` and `/readyz` on the configured address.
+    pub http: bool,
+    /// `/readyz` fails when the last successful poll is older than this (watcher processes).
+    pub ready_max_poll_age: Duration,
+    /// Pause before a failed message is handled again.
+    pub retry_delay: Option<Duration>,
+}
+
+/// How the watcher polls and where it publishes.
+#[derive(Debug, Clone)]
+pub struct WatcherSpec {
+    pub interval: Duration,
+    /// Search from this publication date on the first poll (backfill).
+    pub since: Option<NaiveDate>,
+    pub public_inspection: bool,
+    pub output: WatcherOutput,
+}
+
+/// Where the watcher's events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatcherOutput {
+    /// The change topic of the bus (Kafka or the embedded log).
+    Bus,
+    /// JSON lines on stdout.
+    Stdout,
+    /// JSON lines appended to a file.
+    File(PathBuf),
+}
+
+/// Opens the store named by the settings, with its URL redacted in any error.
+pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
+    Store::connect(&settings.database_url)
+        .await
+        .map_err(|source| AppError::OpenStore {
+            url: redact_url(&settings.database_url),
+            source,
+        })
+}
+
+/// The Federal Register watcher as these settings configure it: the one place its client and
+/// limits are set.
+pub fn federal_register_watcher(
+    settings: &Settings,
+    store: &Store,
+    publisher: Arc<dyn Publisher>,
+    public_inspection: bool,
+) -> Result<Watcher, AppError> {
+    let client = FederalRegisterClient::new(ClientConfig {
+        base_url: settings.federal_register_url.clone(),
+        max_document_bytes: settings.max_document_bytes,
+        timeout: settings.federal_register_timeout,
+        ..ClientConfig::default()
+    })?;
+    Ok(Watcher::new(
+        client,
+        store.clone(),
+        publisher,
+        WatcherConfig {
+            parse_limits: ParseLimits {
+                max_bytes: settings.max_document_bytes,
+            },
+            public_inspection,
+            ..WatcherConfig::default()
+        },
+    ))
+}
+
+/// The bus a process uses: the embedded log in the store, or a Kafka cluster.
+#[derive(Clone)]
+pub enum Bus {
+    Embedded {
+        store: Store,
+        /// One handle shared by the watcher and the worker, so a publish wakes the consumer.
+        changes: InProcessBus,
+    },
+    Kafka {
+        config: KafkaConfig,
+        producer: KafkaProducer,
+    },
+}
+
+impl Bus {
+    /// The bus the settings name: Kafka when brokers are configured (creating the topics if
+    /// missing), the embedded log otherwise.
+    pub async fn connect(settings: &Settings, store: &Store) -> Result<Bus, AppError> {
+        match KafkaConfig::from_settings(settings) {
+            None => Ok(Bus::embedded(store)),
+            Some(config) => {
+                let kafka = |source| AppError::Kafka {
+                    brokers: config.settings.brokers.clone(),
+                    source,
+                };
+                config.ensure_topics().await.map_err(kafka)?;
+                let producer = KafkaProducer::new(&config.settings).map_err(kafka)?;
+                Ok(Bus::Kafka { config, producer })
+            }
+        }
+    }
+
+    /// The Kafka bus of the settings without creating topics (for reading and redriving),
+    /// or the embedded one.
+    pub fn connect_existing(settings: &Settings, store: &Store) -> Result<Bus, AppError> {
+        match KafkaConfig::from_settings(settings) {
+            None => Ok(Bus::embedded(store)),
+            Some(config) => {
+                let producer =
+                    KafkaProducer::new(&config.settings).map_err(|source| AppError::Kafka {
+                        brokers: config.settings.brokers.clone(),
+                        source,
+                    })?;
+                Ok(Bus::Kafka { config, producer })
+            }
+        }
+    }
+
+    pub fn embedded(store: &Store) -> Bus {
+        Bus::Embedded {
+            store: store.clone(),
+            changes: InProcessBus::new(store.clone(), ENTITY_CHANGES_TOPIC),
+        }
+    }
+
+    pub fn kafka_producer(&self) -> Option<&KafkaProducer> {
+        match self {
+            Bus::Kafka { producer, .. } => Some(producer),
+            Bus::Embedded { .. } => None,
+        }
+    }
+
+    /// Where the watcher publishes change events on this bus.
+    pub fn change_publisher(&self) -> Arc<dyn Publisher> {
+        match self {
+            Bus::Embedded { changes, .. } => Arc::new(changes.clone()),
+            Bus::Kafka { config, producer } => Arc::new(KafkaPublisher::from_producer(
+                producer.clone(),
+                config.topics.entity_changes.clone(),
+            )),
+        }
+    }
+
+    /// A worker whose alert topic and dead letters are this bus's, delivering also to the
+    /// sinks the settings configure (Slack, webhook).
+    pub fn worker(&self, store: &Store, sinks: &SinkSettings) -> Result<Worker, AppError> {
+        let (topic, dead_letters): (Arc<dyn AlertSink>, Arc<dyn DeadLetters>) = match self {
+            Bus::Embedded { store, .. } => (
+                Arc::new(AlertTopicSink::new(InProcessBus::new(
+                    store.clone(),
+                    ALERTS_TOPIC,
+                ))),
+                Arc::new(InProcessBus::new(store.clone(), DEAD_LETTER_TOPIC)),
+            ),
+            Bus::Kafka { config, producer } => (
+                Arc::new(KafkaAlertSink::new(
+                    producer.clone(),
+                    config.topics.alerts.clone(),
+                )),
+                Arc::new(KafkaDeadLetters::new(
+                    producer.clone(),
+                    config.topics.dead_letter.clone(),
+                )),
+            ),
+        };
+        let mut all = vec![topic];
+        all.extend(sinks.external_sinks()?);
+        Ok(
+            Worker::new(store.clone(), all, dead_letters, sinks.retry.clone())
+                .with_claim_lease(sinks.claim_lease),
+        )
+    }
+
+    /// The worker's source of messages on this bus: a member of the workers' group.
+    pub fn worker_source(&self) -> Result<Box<dyn MessageSource>, AppError> {
+        match self {
+            Bus::Embedded { changes, .. } => {
+                Ok(Box::new(LogSource::new(changes.consumer(WORKER_GROUP))))
+            }
+            Bus::Kafka { config, .. } => {
+                let consumer = config
+                    .subscribe_worker(&config.group_id)
+                    .map_err(|source| AppError::Kafka {
+                        brokers: config.settings.brokers.clone(),
+                        source,
+                    })?;
+                Ok(Box::new(KafkaSource::new(consumer)))
+            }
+        }
+    }
+
+    /// The suppliers topic, when this bus has one.
+    fn suppliers_topic(&self) -> Option<String> {
+        match self {
+            Bus::Kafka { config, .. } => Some(config.topics.suppliers.clone()),
+            Bus::Embedded { .. } => None,
+        }
+    }
+
+    /// Every record of the dead-letter topic, read without joining a group or committing.
+    pub async fn read_dead_letters(&self) -> Result<Vec<(String, DeadLetter)>, AppError> {
+        match self {
+            Bus::Embedded { store, .. } => Ok(store
+                .read_log(DEAD_LETTER_TOPIC, 0, i64::MAX)
+                .await?
+                .into_iter()
+                .map(|m| {
+                    (
+                        format!("position {}", m.position),
+                        DeadLetter::from_record(&m.key, m.payload.as_bytes()),
+                    )
+                })
+                .collect()),
+            Bus::Kafka { config, .. } => {
+                let topic = &config.topics.dead_letter;
+                let messages =
+                    KafkaConsumer::read_topic(&config.settings, topic, Duration::from_secs(60))
+                        .await
+                        .map_err(|source| AppError::Kafka {
+                            brokers: config.settings.brokers.clone(),
+                            source,
+                        })?;
+                Ok(messages
+                    .iter()
+                    .map(|m| {
+                        (
+                            format!("{}/{}@{}", m.topic, m.partition, m.offset),
+                            DeadLetter::from_record(
+                                m.key_str().unwrap_or_default(),
+                                m.payload.as_deref().unwrap_or_default(),
+                            ),
+                        )
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Waits until everything produced is confirmed (Kafka); nothing to do on the embedded bus.
+    pub async fn flush(&self) -> Result<(), AppError> {
+        if let Bus::Kafka { config, producer } = self {
+            producer
+                .flush(Duration::from_secs(10))
+                .await
+                .map_err(|source| AppError::Kafka {
+                    brokers: config.settings.brokers.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// A built service, ready to run.
+pub struct App {
+    store: Store,
+    bus: Bus,
+    watcher: Option<(Watcher, WatcherSpec)>,
+    worker: Option<(Worker, Box<dyn MessageSource>)>,
+    http: Option<HttpServer>,
+    retry_delay: Duration,
+    suppliers_topic: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Messages the worker handled.
+    pub handled: usize,
+}
+
+impl App {
+    /// Opens the store and the bus, builds the parts `spec` names and binds the HTTP endpoint
+    /// (port 0 picks a free port; [`App::http_addr`] says which).
+    pub async fn build(settings: &Settings, spec: ServiceSpec) -> Result<App, AppError> {
+        let store = open_store(settings).await?;
+        let bus = Bus::connect(settings, &store).await?;
+        Self::build_on(settings, spec, store, bus).await
+    }
+
+    /// As [`App::build`], with a store and bus the caller already has.
+    pub async fn build_on(
+        settings: &Settings,
+        spec: ServiceSpec,
+        store: Store,
+        bus: Bus,
+    ) -> Result<App, AppError> {
+        let watcher = match spec.watcher {
+            Some(watch) => {
+                let publisher: Arc<dyn Publisher> = match &watch.output {
+                    WatcherOutput::Bus => bus.change_publisher(),
+                    WatcherOutput::Stdout => Arc::new(JsonLinesPublisher::stdout()),
+                    WatcherOutput::File(path) => {
+                        Arc::new(JsonLinesPublisher::file(path.clone()).await.map_err(
+                            |source| AppError::Output {
+                                path: path.clone(),
+                                source,
+                            },
+                        )?)
+                    }
+                };
+                let watcher =
+                    federal_register_watcher(settings, &store, publisher, watch.public_inspection)?;
+                Some((watcher, watch))
+            }
+            None => None,
+        };
+        let worker = if spec.worker {
+            Some((bus.worker(&store, &spec.sinks)?, bus.worker_source()?))
+        } else {
+            None
+        };
+        let http = if spec.http {
+            let readiness = Readiness {
+                store: store.clone(),
+                kafka: bus.kafka_producer().cloned(),
+                max_poll_age: watcher.as_ref().map(|_| spec.ready_max_poll_age),
+                started_at: chrono::Utc::now(),
+            };
+            Some(HttpServer::bind(settings.http_addr, readiness).await?)
+        } else {
+            None
+        };
+        match &bus {
+            Bus::Embedded { .. } => tracing::debug!(
+                federal_register = %settings.federal_register_url,
+                store = %redact_url(&settings.database_url),
+                watcher = watcher.is_some(),
+                worker = worker.is_some(),
+                "entitywatch built on the embedded bus"
+            ),
+            Bus::Kafka { config, .. } => tracing::debug!(
+                federal_register = %settings.federal_register_url,
+                store = %redact_url(&settings.database_url),
+                brokers = %config.settings.brokers,
+                group = %config.group_id,
+                watcher = watcher.is_some(),
+                worker = worker.is_some(),
+                "entitywatch built on Kafka"
+            ),
+        }
+        Ok(App {
+            suppliers_topic: bus.suppliers_topic(),
+            store,
+            bus,
+            watcher,
+            worker,
+            http,
+            retry_delay: spec
+                .retry_delay
+                .unwrap_or(crate::worker::consume::DEFAULT_RETRY_DELAY),
+        })
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if they are.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// One Federal Register poll (`watch --once`, the demo).
+    pub async fn poll_once(&self, since: Option<NaiveDate>) -> Result<PollReport, AppError> {
+        let (watcher, _) = self
+            .watcher
+            .as_ref()
+            .ok_or(AppError::NotRunning("watcher"))?;
+        Ok(watcher.poll_once(since).await?)
+    }
+
+    /// Lets the worker handle every message on the bus, then returns how many it handled (the
+    /// demo, tests). A handling failure is returned, not retried.
+    pub async fn drain(&mut self) -> Result<usize, AppError> {
+        let (worker, source) = self.worker.take().ok_or(AppError::NotRunning("worker"))?;
+        let options = ConsumeOptions {
+            until: Until::Idle,
+            retry_delay: self.retry_delay,
+            suppliers_topic: self.suppliers_topic.clone(),
+        };
+        let handled = consume(&worker, source, options, std::future::pending::<()>()).await?;
+        Ok(handled)
+    }
+
+    /// Runs every part until `shutdown`: the watcher polls every interval, the worker consumes,
+    /// the endpoint serves. On shutdown each part finishes the work in hand; the endpoint stops
+    /// last, so the final scrape sees the final counts; then Kafka is flushed and the store
+    /// closed.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<RunReport, AppError> {
+        let App {
+            store,
+            bus,
+            watcher,
+            worker,
+            http,
+            retry_delay,
+            suppliers_topic,
+        } = self;
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http_task = http.map(|server| {
+            tokio::spawn(server.serve(async {
+                let _ = http_stopped.await;
+            }))
+        });
+        let watch = async {
+            if let Some((watcher, spec)) = &watcher {
+                watcher
+                    .run(spec.interval, spec.since, shutdown.requested())
+                    .await;
+            }
+        };
+        let work = async {
+            match worker {
+                Some((worker, source)) => {
+                    let options = ConsumeOptions {
+                        until: Until::Shutdown,
+                        retry_delay,
+                        suppliers_topic,
+                    };
+                    consume(&worker, source, options, shutdown.requested())
+                        .await
+                        .map(Some)
+                }
+                None => Ok(None),
+            }
+        };
+        let ((), worked) = tokio::join!(watch, work);
+        let _ = http_stop.send(());
+        if let Some(task) = http_task {
+            let _ = task.await;
+        }
+        let handled = worked?;
+        bus.flush().await?;
+        store.close().await;
+        let report = RunReport {
+            handled: handled.unwrap_or(0),
+        };
+        if handled.is_some() {
+            info!(handled = report.handled, "entitywatch stopped");
+        } else {
+            info!("watcher stopped");
+        }
+        Ok(report)
+    }
+
+    /// Closes what the app opened without running it (after [`App::poll_once`] or
+    /// [`App::drain`]).
+    pub async fn close(self) -> Result<(), AppError> {
+        self.bus.flush().await?;
+        self.store.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Flags shared by several commands: alert delivery and readiness.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::alerts::{RetryPolicy, SinkSettings};
+use crate::config::parse_duration;
+
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Slack incoming-webhook URL to post alerts to (a secret: never logged).
+    #[arg(
+        long,
+        env = "ENTITYWATCH_SLACK_WEBHOOK_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub slack_webhook_url: Option<String>,
+    /// Generic webhook URL to POST signed alert JSON to (a secret: never logged).
+    #[arg(
+        long,
+        env = "ENTITYWATCH_WEBHOOK_URL",
+        value_name = "URL",
+        requires = "webhook_secret",
+        hide_env_values = true
+    )]
+    pub webhook_url: Option<String>,
+    /// HMAC-SHA256 key for the X-Entitywatch-Signature header of generic webhooks.
+    #[arg(
+        long,
+        env = "ENTITYWATCH_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
+    /// Delivery attempts per alert and sink, the first included; then the alert is
+    /// dead-lettered with the last reason.
+    #[arg(long, env = "ENTITYWATCH_ALERT_MAX_ATTEMPTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    pub alert_max_attempts: u32,
+    /// How long one delivery attempt may take before it counts as failed and is retried.
+    #[arg(long, env = "ENTITYWATCH_ALERT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub alert_timeout: Duration,
+    /// First wait between attempts; each next one doubles (with jitter).
+    #[arg(long, env = "ENTITYWATCH_ALERT_MIN_BACKOFF", default_value = "500ms", value_parser = parse_duration)]
+    pub alert_min_backoff: Duration,
+    /// Longest wait between attempts, also for a receiver's Retry-After.
+    #[arg(long, env = "ENTITYWATCH_ALERT_MAX_BACKOFF", default_value = "60s", value_parser = parse_duration)]
+    pub alert_max_backoff: Duration,
+    /// How long a worker's claim on an alert it is delivering lasts unless renewed (it renews
+    /// every third of it). Another worker of the group handed the same event waits on the claim
+    /// instead of sending too; if the holder died, the alert is sent again once this ran out.
+    #[arg(long, env = "ENTITYWATCH_ALERT_CLAIM_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub alert_claim_lease: Duration,
+}
+
+impl SinkArgs {
+    /// The sinks and delivery knobs these flags configure.
+    pub fn settings(&self) -> SinkSettings {
+        SinkSettings {
+            slack_webhook_url: self.slack_webhook_url.clone(),
+            webhook_url: self.webhook_url.clone(),
+            webhook_secret: self.webhook_secret.clone(),
+            retry: RetryPolicy {
+                max_attempts: self.alert_max_attempts,
+                min_backoff: self.alert_min_backoff,
+                max_backoff: self.alert_max_backoff.max(self.alert_min_backoff),
+                timeout: self.alert_timeout,
+            },
+            claim_lease: self.alert_claim_lease,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReadinessArgs {
+    /// /readyz fails when the last successful Federal Register poll is older than this
+    /// (counted from start until the first poll succeeds).
+    #[arg(long, env = "ENTITYWATCH_READY_MAX_POLL_AGE", default_value = "30m", value_parser = parse_duration)]
+    pub ready_max_poll_age: Duration,
+}

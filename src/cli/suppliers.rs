@@ -1,0 +1,129 @@
+//! `entitywatch suppliers import|export`: the supplier master in and out.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use tracing::info;
+
+use super::args::SinkArgs;
+use super::progress_bar;
+use crate::app::{open_store, Bus};
+use crate::config::Settings;
+use crate::suppliers::{read_suppliers_with_progress, write_suppliers, ReadLimits};
+
+#[derive(Debug, Subcommand)]
+pub enum SuppliersCommand {
+    /// Upsert supplier records by id from a CSV file.
+    ///
+    /// Required columns: id, name. Optional: aliases (separated by ; or |), country (ISO-2 or
+    /// name), address; any other column is kept as a reference field. Every bad row is reported
+    /// with its line number and reason; every good row is stored.
+    Import(SuppliersImportArgs),
+    /// Write the stored supplier records as CSV to stdout (or --output).
+    Export(SuppliersExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuppliersImportArgs {
+    /// The CSV file.
+    pub file: PathBuf,
+    /// Longest accepted field, in bytes; longer fields reject their row.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_field_bytes: usize,
+    /// Exit non-zero if any row was rejected (for scripted imports).
+    #[arg(long)]
+    pub strict: bool,
+    /// Do not screen the imported suppliers against the stored Entity List snapshot.
+    #[arg(long)]
+    pub no_screen: bool,
+    #[command(flatten)]
+    pub sinks: SinkArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SuppliersExportArgs {
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+pub async fn run(command: SuppliersCommand, settings: &Settings) -> Result<()> {
+    match command {
+        SuppliersCommand::Import(args) => import(args, settings).await,
+        SuppliersCommand::Export(args) => export(args, settings).await,
+    }
+}
+
+async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let store = open_store(settings).await?;
+
+    let bar = progress_bar(size, "reading");
+    let limits = ReadLimits {
+        max_field_bytes: args.max_field_bytes,
+        ..ReadLimits::default()
+    };
+    let import = read_suppliers_with_progress(std::io::BufReader::new(file), limits, |p| {
+        bar.set_position(p.bytes)
+    })
+    .with_context(|| format!("cannot import {}", args.file.display()))?;
+    bar.finish_and_clear();
+
+    for error in &import.errors {
+        eprintln!("{}: {error}", args.file.display());
+    }
+    let bar = progress_bar(import.records.len() as u64, "storing");
+    let counts = store
+        .upsert_suppliers_with_progress(&import.records, |done| bar.set_position(done as u64))
+        .await?;
+    bar.finish_and_clear();
+    if !args.no_screen {
+        // Screened here, in this process, with the alert topic of the embedded bus.
+        let worker = Bus::embedded(&store).worker(&store, &args.sinks.settings())?;
+        let ids: Vec<String> = import.records.iter().map(|r| r.id().to_string()).collect();
+        let outcome = worker.screen_suppliers(&ids).await?;
+        println!(
+            "screened against the stored Entity List: {} matches, {} alerts sent, {} already sent, {} dismissed",
+            outcome.matches,
+            outcome.alerts_delivered,
+            outcome.alerts_already_delivered,
+            outcome.dismissed
+        );
+    }
+    let rejected = import.rejected();
+    println!(
+        "{}: {} rows read, {} stored ({} new, {} updated), {} rejected, {} warnings; {} suppliers in store",
+        args.file.display(),
+        import.rows,
+        import.records.len(),
+        counts.inserted,
+        counts.updated,
+        rejected,
+        import.warnings(),
+        store.supplier_count().await?
+    );
+    store.close().await;
+    if args.strict && rejected > 0 {
+        bail!("{rejected} rows were rejected");
+    }
+    Ok(())
+}
+
+async fn export(args: SuppliersExportArgs, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let records = store.suppliers().await?;
+    match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            write_suppliers(std::io::BufWriter::new(file), &records)?;
+        }
+        None => write_suppliers(std::io::stdout().lock(), &records)?,
+    }
+    info!(suppliers = records.len(), "exported");
+    store.close().await;
+    Ok(())
+}

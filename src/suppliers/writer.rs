@@ -1,0 +1,79 @@
+//! Writing supplier records back as CSV (`entitywatch suppliers export`).
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use crate::domain::supplier::{SupplierRecord, KNOWN_COLUMNS};
+
+/// Writes records as CSV that [`read_suppliers`] reads back to the same records: the columns
+/// id, name, aliases (joined with `; `), country (ISO code), address, then every reference
+/// field name used by any record, sorted.
+pub fn write_suppliers(writer: impl Write, records: &[SupplierRecord]) -> io::Result<()> {
+    let refs: BTreeSet<&str> = records
+        .iter()
+        .flat_map(|r| r.references().keys().map(String::as_str))
+        .collect();
+    let mut w = SupplierWriter::new(writer, refs)?;
+    for r in records {
+        w.write(r)?;
+    }
+    w.finish()
+}
+
+/// A streaming CSV writer for exports too large to hold, given the reference columns up front.
+pub struct SupplierWriter<W: Write> {
+    csv: csv::Writer<W>,
+    references: Vec<String>,
+}
+
+impl<W: Write> SupplierWriter<W> {
+    pub fn new<I, S>(writer: W, reference_columns: I) -> io::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut csv = csv::WriterBuilder::new().from_writer(writer);
+        let references: Vec<String> = reference_columns
+            .into_iter()
+            .map(|s| s.as_ref().to_string())
+            .collect();
+        let header = KNOWN_COLUMNS
+            .iter()
+            .copied()
+            .chain(references.iter().map(String::as_str));
+        csv.write_record(header).map_err(csv_to_io)?;
+        Ok(SupplierWriter { csv, references })
+    }
+
+    pub fn write(&mut self, r: &SupplierRecord) -> io::Result<()> {
+        let aliases = r.aliases().join("; ");
+        let fixed = [
+            r.id(),
+            r.name(),
+            aliases.as_str(),
+            r.country().map_or("", |c| c.as_str()),
+            r.address().unwrap_or(""),
+        ];
+        let refs = self
+            .references
+            .iter()
+            .map(|k| r.references().get(k).map_or("", String::as_str));
+        self.csv
+            .write_record(fixed.into_iter().chain(refs))
+            .map_err(csv_to_io)
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.csv.flush()
+    }
+}
+
+fn csv_to_io(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded CSV tokenising

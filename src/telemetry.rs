@@ -1,0 +1,190 @@
+//! Telemetry: the log subscriber, and the internal events through which the service reports
+//! what it did. Each internal event is a struct whose `emit()` writes its log line and moves its
+//! counters together (the pattern of vector's internal events), so a log line and the metric an
+//! alert rule reads can never tell two stories.
+//!
+//! Logs go to stderr; stdout carries events and results that users pipe elsewhere. Nothing
+//! emitted here may carry a secret (URLs with credentials, tokens) or an unbounded value in a
+//! metric label.
+
+use std::fmt::Display;
+
+use tracing::{debug, info, warn};
+
+use crate::alerts::Alert;
+use crate::config::{LogFormat, Settings};
+use crate::metrics::metrics;
+use crate::outcome::{DeadLetterKind, DeliveryOutcome, MatchLabel, WorkerOutcome};
+
+/// Installs the process-wide log subscriber for `settings` (filter and format).
+pub fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: in a file, a pipe or a container log
+    // they would be noise around every field.
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Something the service did that is both logged and counted.
+pub trait InternalEvent {
+    fn emit(self);
+}
+
+/// A message of the change or suppliers topic was handled (or dead-lettered) and may be
+/// committed.
+pub struct MessageHandled {
+    pub outcome: WorkerOutcome,
+}
+
+impl InternalEvent for MessageHandled {
+    fn emit(self) {
+        metrics()
+            .worker_events
+            .with_label_values(&[self.outcome.as_str()])
+            .inc();
+    }
+}
+
+/// Handling a message failed (the store or the dead-letter topic is down); it stays
+/// uncommitted and is tried again, never skipped, since it could carry an unsent alert.
+pub struct MessageFailed<'a> {
+    pub origin: &'a dyn Display,
+    pub error: &'a dyn Display,
+}
+
+impl InternalEvent for MessageFailed<'_> {
+    fn emit(self) {
+        warn!(
+            from = %self.origin,
+            error = %self.error,
+            "handling failed; the message is not committed and is retried"
+        );
+        metrics()
+            .worker_events
+            .with_label_values(&[WorkerOutcome::Failed.as_str()])
+            .inc();
+    }
+}
+
+/// A message that is not something entitywatch understands went to the dead-letter topic.
+pub struct MessageDeadLettered<'a> {
+    pub origin: &'a dyn Display,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for MessageDeadLettered<'_> {
+    fn emit(self) {
+        warn!(from = %self.origin, reason = %self.reason, "message dead-lettered");
+        metrics()
+            .dead_letters
+            .with_label_values(&[DeadLetterKind::Event.as_str()])
+            .inc();
+    }
+}
+
+/// A sink accepted an alert.
+pub struct AlertDelivered<'a> {
+    pub sink: &'a str,
+    pub alert: &'a Alert,
+}
+
+impl InternalEvent for AlertDelivered<'_> {
+    fn emit(self) {
+        info!(sink = self.sink, alert = %self.alert.summary(), "alert delivered");
+        count_delivery(self.sink, DeliveryOutcome::Delivered);
+    }
+}
+
+/// The ledger says the sink already has this alert: it is not sent again.
+pub struct AlertAlreadyDelivered<'a> {
+    pub sink: &'a str,
+    pub alert_id: &'a str,
+}
+
+impl InternalEvent for AlertAlreadyDelivered<'_> {
+    fn emit(self) {
+        debug!(
+            sink = self.sink,
+            alert_id = self.alert_id,
+            "alert already delivered"
+        );
+        count_delivery(self.sink, DeliveryOutcome::Duplicate);
+    }
+}
+
+/// Every delivery attempt failed: the alert went to the dead-letter topic.
+pub struct AlertDeadLettered<'a> {
+    pub sink: &'a str,
+    pub alert_id: &'a str,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for AlertDeadLettered<'_> {
+    fn emit(self) {
+        warn!(
+            sink = self.sink,
+            alert_id = self.alert_id,
+            reason = self.reason,
+            "alert dead-lettered"
+        );
+        count_delivery(self.sink, DeliveryOutcome::DeadLettered);
+        metrics()
+            .dead_letters
+            .with_label_values(&[DeadLetterKind::Alert.as_str()])
+            .inc();
+    }
+}
+
+/// A delivery attempt failed and will be retried.
+pub struct DeliveryRetried<'a> {
+    pub sink: &'a str,
+}
+
+impl InternalEvent for DeliveryRetried<'_> {
+    fn emit(self) {
+        debug!(sink = self.sink, "alert delivery attempt failed; retrying");
+        metrics()
+            .alert_delivery_retries
+            .with_label_values(&[self.sink])
+            .inc();
+    }
+}
+
+/// A screening decision was stored (or a `cleared` notice decided).
+pub struct DecisionMade {
+    pub label: MatchLabel,
+}
+
+impl InternalEvent for DecisionMade {
+    fn emit(self) {
+        metrics()
+            .matches
+            .with_label_values(&[self.label.as_str()])
+            .inc();
+    }
+}
+
+/// Creates every series of a sink at 0, so that `increase()` sees its first failure (a series
+/// that appears at 1 has no increase).
+pub fn register_sink(sink: &str) {
+    let m = metrics();
+    for outcome in DeliveryOutcome::ALL {
+        m.alerts.with_label_values(&[sink, outcome.as_str()]);
+    }
+    m.alert_delivery_retries.with_label_values(&[sink]);
+}
+
+fn count_delivery(sink: &str, outcome: DeliveryOutcome) {
+    metrics()
+        .alerts
+        .with_label_values(&[sink, outcome.as_str()])
+        .inc();
+}
