@@ -7,6 +7,7 @@
 //! A document that was fetched but cannot be read still goes out as a document-level event with
 //! the reason, so it is seen; the watcher never crashes on a bad document.
 
+use crate::outcome::{DocumentOutcome, PollOutcome};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -115,18 +116,25 @@ impl Watcher {
         let m = metrics();
         match &result {
             Ok(report) => {
-                m.polls.with_label_values(&["success"]).inc();
+                m.polls
+                    .with_label_values(&[PollOutcome::Success.as_str()])
+                    .inc();
                 m.last_successful_poll.set(Utc::now().timestamp());
                 for (outcome, n) in [
-                    ("parsed", report.documents_parsed),
-                    ("unreadable", report.documents_unreadable),
-                    ("fetch_failed", report.documents_failed),
-                    ("already_processed", report.already_processed),
+                    (DocumentOutcome::Parsed, report.documents_parsed),
+                    (DocumentOutcome::Unreadable, report.documents_unreadable),
+                    (DocumentOutcome::FetchFailed, report.documents_failed),
+                    (DocumentOutcome::AlreadyProcessed, report.already_processed),
                 ] {
-                    m.documents.with_label_values(&[outcome]).inc_by(n as u64);
+                    m.documents
+                        .with_label_values(&[outcome.as_str()])
+                        .inc_by(n as u64);
                 }
             }
-            Err(_) => m.polls.with_label_values(&["failure"]).inc(),
+            Err(_) => m
+                .polls
+                .with_label_values(&[PollOutcome::Failure.as_str()])
+                .inc(),
         }
         result
     }
@@ -246,7 +254,7 @@ impl Watcher {
                 report.documents_parsed += 1;
                 report.entity_events += changes;
                 info!(document = %doc.document_number, changes, warnings, "parsed Entity List rule");
-                (rule.into_events(), "parsed", warnings)
+                (rule.into_events(), DocumentOutcome::Parsed, warnings)
             }
             Err(e) => {
                 report.documents_unreadable += 1;
@@ -262,7 +270,7 @@ impl Watcher {
                     change_count: 0,
                     warnings: vec![format!("unreadable rule: {e}")],
                 });
-                (vec![event], "unreadable", 1)
+                (vec![event], DocumentOutcome::Unreadable, 1)
             }
         };
         report.parser_warnings += warnings;
@@ -279,7 +287,7 @@ impl Watcher {
             .mark_processed(&ProcessedDocument {
                 document_number: doc.document_number.clone(),
                 publication_date: Some(doc.publication_date),
-                outcome: outcome.to_string(),
+                outcome,
                 change_count: events.len().saturating_sub(1) as i64,
                 warning_count: warnings as i64,
             })

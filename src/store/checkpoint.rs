@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::outcome::DocumentOutcome;
 
 const WATERMARK: &str = "published_watermark";
 const LAST_POLL: &str = "last_successful_poll";
@@ -17,8 +18,8 @@ const LAST_POLL: &str = "last_successful_poll";
 pub struct ProcessedDocument {
     pub document_number: String,
     pub publication_date: Option<NaiveDate>,
-    /// `parsed` (changes read from the rule) or `unreadable` (only the document event went out).
-    pub outcome: String,
+    /// `Parsed` (changes read from the rule) or `Unreadable` (only the document event went out).
+    pub outcome: DocumentOutcome,
     pub change_count: i64,
     pub warning_count: i64,
 }
@@ -42,7 +43,7 @@ impl Store {
         )
         .bind(&doc.document_number)
         .bind(doc.publication_date.map(|d| d.to_string()))
-        .bind(&doc.outcome)
+        .bind(doc.outcome.as_str())
         .bind(doc.change_count)
         .bind(doc.warning_count)
         .bind(Utc::now().to_rfc3339())
@@ -64,7 +65,13 @@ impl Store {
                 Ok(ProcessedDocument {
                     document_number: r.try_get("document_number")?,
                     publication_date: date.as_deref().map(parse_date).transpose()?,
-                    outcome: r.try_get("outcome")?,
+                    outcome: {
+                        let text: String = r.try_get("outcome")?;
+                        DocumentOutcome::parse(&text).ok_or_else(|| StoreError::Corrupt {
+                            name: "processed_documents.outcome".to_string(),
+                            value: text.clone(),
+                        })?
+                    },
                     change_count: r.try_get("change_count")?,
                     warning_count: r.try_get("warning_count")?,
                 })
