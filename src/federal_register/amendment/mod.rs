@@ -1,0 +1,186 @@
+//! Rule XML → structured Entity List changes.
+//!
+//! Sits between `client` (which fetches a rule's GPO FEDREG full-text XML) and the bus: it turns
+//! the amendatory instructions (`AMDPAR`) and the five-column table of Supplement No. 4 to part
+//! 744 into [`EntityChange`]s, plus one [`DocumentEvent`] that carries whatever could not be
+//! reconciled.
+//!
+//! What it must never do:
+//! - I/O of any kind: bytes in, values out, so it can be fuzzed and replayed.
+//! - Drop an entry silently: a table row no instruction mentions, an instruction naming an entry
+//!   the table lacks, a row without a readable name all end up either as a change or as a
+//!   warning that names the entry (usually both). Missing a listing is the one failure this
+//!   product cannot afford; a noisy warning is cheap.
+//! - Panic, hang or blow the stack on hostile input: size is checked before parsing, DTDs (and so
+//!   entity-expansion bombs) are refused, nesting depth is bounded before the recursive XML
+//!   parser sees the document, and nothing here indexes or unwraps input-derived data.
+//!
+//! The parsing is heuristic by necessity: the FR prints an entry as one run of prose ("Name,
+//! a.k.a., the following two aliases: —A; and —B. Address; and Address."). The instruction text
+//! names the entries exactly, so it is used as a hint for where a name ends.
+//!
+//! # Layout
+//!
+//! The stages run in this order, one module each:
+//! `guards` (size, DTD and nesting checks before parsing) → `source` (FRDOC, SUBJECT,
+//! EFFDATE) → `scan` (which AMDPARs and tables amend Supplement No. 4; `text` extracts their
+//! prose and `instructions` reads each AMDPAR) → `reconcile` (instruction names × table rows
+//! in numbered matching passes, each row's cell read by `entity_cell`) → [`ParsedRule`].
+
+mod entity_cell;
+mod guards;
+mod instructions;
+mod reconcile;
+mod scan;
+mod source;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use roxmltree::{Document, ParsingOptions};
+
+use crate::events::{ChangeEvent, DocumentEvent, DocumentStage, EntityChange, SourceDocument};
+
+use guards::{max_nesting_depth, xml_error};
+use reconcile::reconcile;
+use scan::scan_document;
+use source::complete_source;
+
+/// Real rules are well under 1 MiB; a whole daily issue is a few MiB. 16 MiB leaves room for
+/// both without letting a hostile response pin hundreds of MiB of tree in memory.
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// FEDREG documents nest about 15 deep. roxmltree recurses once per open element, so an
+/// unbounded `<a><a><a>…` would overflow the stack (an abort, not a catchable panic).
+pub const MAX_NESTING_DEPTH: usize = 256;
+
+/// The warnings travel in one [`DocumentEvent`] on the bus; past this many the rest are
+/// counted, not listed.
+pub const MAX_WARNINGS: usize = 500;
+
+/// Bounds applied before any XML parsing happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseLimits {
+    pub max_bytes: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// Why a document could not be read at all. A readable document whose content puzzles the
+/// parser is never an error: it yields warnings on [`ParsedRule`] instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("document is {size} bytes, over the limit of {limit} bytes; refused before parsing")]
+    TooLarge { size: usize, limit: usize },
+    #[error("document is not well-formed XML: {0}")]
+    Xml(String),
+    #[error("document is not valid UTF-8")]
+    NotUtf8,
+    #[error(
+        "document has a DTD (<!DOCTYPE>); refused, as DTD entities can expand without bound \
+         and FR rule XML does not need one"
+    )]
+    DtdRefused,
+    #[error("elements are nested {depth} deep, over the limit of {limit}")]
+    TooDeep { depth: usize, limit: usize },
+}
+
+/// What one rule document says about the Entity List.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedRule {
+    /// The caller's source, with missing fields filled from the XML.
+    pub source: SourceDocument,
+    /// In document order: removals where their instruction stands, table rows where they stand.
+    pub changes: Vec<EntityChange>,
+    /// The AMDPAR texts that touch Supplement No. 4 to part 744, whitespace-collapsed.
+    pub amendatory_text: Vec<String>,
+    /// Each names the entry (or table / instruction) and the difference found.
+    pub warnings: Vec<String>,
+}
+
+impl ParsedRule {
+    pub fn document_event(&self, stage: DocumentStage) -> DocumentEvent {
+        DocumentEvent {
+            stage,
+            source: self.source.clone(),
+            amendatory_text: self.amendatory_text.clone(),
+            change_count: self.changes.len(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The entity changes, then one [`DocumentEvent`] for the published document. The document
+    /// event comes last so a consumer that sees it knows the rule's changes are all in.
+    pub fn into_events(self) -> Vec<ChangeEvent> {
+        let document = self.document_event(DocumentStage::Published);
+        let mut events: Vec<ChangeEvent> =
+            self.changes.into_iter().map(ChangeEvent::Entity).collect();
+        events.push(ChangeEvent::Document(document));
+        events
+    }
+}
+
+/// Parses one rule's FEDREG XML (as served by `full_text_xml_url`).
+///
+/// `source` is what the caller already knows about the document (from the API); `None` builds it
+/// from the XML (`FRDOC`, `SUBJECT`, `EFFDATE`), with document number `unknown` if absent.
+pub fn parse_rule(
+    xml: &[u8],
+    source: Option<SourceDocument>,
+    limits: &ParseLimits,
+) -> Result<ParsedRule, ParseError> {
+    if xml.len() > limits.max_bytes {
+        return Err(ParseError::TooLarge {
+            size: xml.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let text = std::str::from_utf8(xml).map_err(|_| ParseError::NotUtf8)?;
+    let depth = max_nesting_depth(text.as_bytes(), MAX_NESTING_DEPTH);
+    if depth > MAX_NESTING_DEPTH {
+        return Err(ParseError::TooDeep {
+            depth,
+            limit: MAX_NESTING_DEPTH,
+        });
+    }
+    let options = ParsingOptions {
+        // Kept false on purpose: see `ParseError::DtdRefused`.
+        allow_dtd: false,
+        // A node costs far more memory than the bytes that spell it; cap what a crafted
+        // `<a/><a/>…` of max_bytes can allocate.
+        nodes_limit: u32::try_from(limits.max_bytes / 4)
+            .unwrap_or(u32::MAX)
+            .max(100_000),
+    };
+    let doc = Document::parse_with_options(text, options).map_err(|e| xml_error(e, text))?;
+
+    let mut warnings = Vec::new();
+    let source = complete_source(&doc, source, &mut warnings);
+    let scan = scan_document(&doc, &mut warnings);
+    let changes = reconcile(&scan, &source, &mut warnings);
+    if scan.amendatory_text.is_empty() && scan.rows.is_empty() {
+        warnings.push(
+            "no amendment to Supplement No. 4 to part 744 (the Entity List) found in this document"
+                .to_string(),
+        );
+    }
+    if warnings.len() > MAX_WARNINGS {
+        let omitted = warnings.len() - MAX_WARNINGS;
+        warnings.truncate(MAX_WARNINGS);
+        warnings.push(format!(
+            "… and {omitted} more warnings, omitted to keep the document event small"
+        ));
+    }
+    Ok(ParsedRule {
+        source,
+        changes,
+        amendatory_text: scan.amendatory_text,
+        warnings,
+    })
+}
