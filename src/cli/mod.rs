@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod list;
 pub mod match_pairs;
 pub mod parse;
+pub mod rescreen;
 pub mod review;
 pub mod run;
 pub mod screen;
@@ -85,6 +86,12 @@ pub enum Command {
     /// Screen one name against the stored Entity List snapshot and print the best entries
     /// with scores and explanations.
     Screen(screen::ScreenArgs),
+    /// Re-decide every supplier against the whole list with this build's matcher, store the
+    /// new decisions beside the old ones, alert on new matches and report what changed.
+    ///
+    /// Decisions are a function of (supplier record, entry version, matcher version): replaying
+    /// events never changes them; upgrading the matcher changes nothing until this is run.
+    Rescreen(rescreen::RescreenArgs),
     /// Print precision, recall and F1 of the matcher on a labelled pairs CSV
     /// (name1,name2,is_match[,category]) at the default threshold.
     Evaluate(evaluate::EvaluateArgs),
@@ -105,6 +112,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Match(args) => match_pairs::run(args),
         Command::Screen(args) => screen::run(args, &settings).await,
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Rescreen(args) => rescreen::run(args, &settings).await,
     }
 }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::country::recognise_country;
 use crate::events::CountryCode;
@@ -197,6 +198,20 @@ impl SupplierRecord {
 
     pub fn references(&self) -> &BTreeMap<String, String> {
         &self.references
+    }
+
+    /// A digest of what screening reads of the record (name, aliases, country): a record whose
+    /// digest is unchanged needs no new decision.
+    pub fn screened_fields_digest(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.name.as_bytes());
+        for alias in &self.aliases {
+            h.update([0u8]);
+            h.update(alias.as_bytes());
+        }
+        h.update([1u8]);
+        h.update(self.country.as_ref().map_or("", |c| c.as_str()).as_bytes());
+        hex::encode(&h.finalize()[..8])
     }
 }
 

@@ -44,6 +44,9 @@ use score::align;
 /// near miss a reviewer may want to see (`screen` on the command line shows them).
 pub const DEFAULT_FLOOR: f64 = 0.6;
 
+/// The version of the matcher and its tables; decisions are keyed by it.
+pub const MATCHER_VERSION: &str = "1.0.0";
+
 /// One Entity List entry as the matcher needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedEntry {

@@ -32,6 +32,9 @@ pub struct Decision {
     pub supplier_id: String,
     pub entity_key: String,
     pub entry_version: i64,
+    /// The matcher version and supplier record the decision was made on (see
+    /// `worker::decision_basis`); empty for decisions stored before bases existed.
+    pub basis: String,
     pub score: f64,
     /// `match`, `near_miss` or `dismissed`.
     pub decision: DecisionKind,
@@ -178,16 +181,20 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a decision; a re-delivered event re-decides the same triple and keeps the first.
-    pub async fn record_decision(&self, d: &Decision) -> Result<(), StoreError> {
+    /// Stores a decision unless one on the same basis exists, and returns the stored one: a
+    /// re-handled event (a replay, a rebalance, a second worker racing this one) gets the first
+    /// decision back, so an alert never depends on when an event happened to be handled.
+    pub async fn record_decision(&self, d: &Decision) -> Result<Decision, StoreError> {
         sqlx::query(
-            "INSERT INTO decisions (supplier_id, entity_key, entry_version, score, decision, \
-             explanation, document_number, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (supplier_id, entity_key, entry_version) DO NOTHING",
+            "INSERT INTO decisions (supplier_id, entity_key, entry_version, basis, score, \
+             decision, explanation, document_number, decided_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (supplier_id, entity_key, entry_version, basis) DO NOTHING",
         )
         .bind(&d.supplier_id)
         .bind(&d.entity_key)
         .bind(d.entry_version)
+        .bind(&d.basis)
         .bind(d.score)
         .bind(d.decision.as_str())
         .bind(&d.explanation)
@@ -195,40 +202,39 @@ impl Store {
         .bind(Utc::now().to_rfc3339())
         .execute(self.pool())
         .await?;
-        Ok(())
+        let row = sqlx::query(&format!(
+            "{SELECT_DECISIONS} WHERE supplier_id = $1 AND entity_key = $2 \
+             AND entry_version = $3 AND basis = $4"
+        ))
+        .bind(&d.supplier_id)
+        .bind(&d.entity_key)
+        .bind(d.entry_version)
+        .bind(&d.basis)
+        .fetch_one(self.pool())
+        .await?;
+        decode_decision(&row)
     }
 
+    /// Every stored decision, oldest first (for `rescreen`'s report of what changed).
+    pub async fn decisions(&self) -> Result<Vec<Decision>, StoreError> {
+        let rows = sqlx::query(&format!("{SELECT_DECISIONS} ORDER BY decided_at"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(decode_decision).collect()
+    }
+
+    /// Every decision about `supplier_id`, by entry and version.
     pub async fn decisions_for_supplier(
         &self,
         supplier_id: &str,
     ) -> Result<Vec<Decision>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT supplier_id, entity_key, entry_version, score, decision, explanation, \
-             document_number FROM decisions WHERE supplier_id = $1 \
-             ORDER BY entity_key, entry_version",
-        )
+        let rows = sqlx::query(&format!(
+            "{SELECT_DECISIONS} WHERE supplier_id = $1 ORDER BY entity_key, entry_version, decided_at"
+        ))
         .bind(supplier_id)
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(Decision {
-                    supplier_id: r.try_get("supplier_id")?,
-                    entity_key: r.try_get("entity_key")?,
-                    entry_version: r.try_get("entry_version")?,
-                    score: r.try_get("score")?,
-                    decision: {
-                        let text: String = r.try_get("decision")?;
-                        DecisionKind::parse(&text).ok_or_else(|| StoreError::Corrupt {
-                            name: "decisions.decision".to_string(),
-                            value: text.clone(),
-                        })?
-                    },
-                    explanation: r.try_get("explanation")?,
-                    document_number: r.try_get("document_number")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_decision).collect()
     }
 
     /// Claims (alert, sink) for `owner` for `lease`: a fresh claim, the caller's own, or one
@@ -465,4 +471,24 @@ impl Store {
             None => false,
         })
     }
+}
+
+const SELECT_DECISIONS: &str = "SELECT supplier_id, entity_key, entry_version, basis, score, \
+    decision, explanation, document_number FROM decisions";
+
+fn decode_decision(r: &sqlx::any::AnyRow) -> Result<Decision, StoreError> {
+    let text: String = r.try_get("decision")?;
+    Ok(Decision {
+        supplier_id: r.try_get("supplier_id")?,
+        entity_key: r.try_get("entity_key")?,
+        entry_version: r.try_get("entry_version")?,
+        basis: r.try_get("basis")?,
+        score: r.try_get("score")?,
+        decision: DecisionKind::parse(&text).ok_or_else(|| StoreError::Corrupt {
+            name: "decisions.decision".to_string(),
+            value: text.clone(),
+        })?,
+        explanation: r.try_get("explanation")?,
+        document_number: r.try_get("document_number")?,
+    })
 }

@@ -245,10 +245,13 @@ impl Worker {
             .map(|b| describe_changes(&b.entry, &current.entry))
             .unwrap_or_default();
         for (supplier_id, matched) in hits {
+            let Some(supplier) = self.store.supplier(&supplier_id).await? else {
+                continue;
+            };
             let document = Some(change.source.document_number.clone());
-            if !self
+            let Some(decision) = self
                 .decide(
-                    &supplier_id,
+                    &supplier,
                     change.entity_key.as_str(),
                     version,
                     &matched,
@@ -256,10 +259,7 @@ impl Worker {
                     &mut outcome,
                 )
                 .await?
-            {
-                continue;
-            }
-            let Some(supplier) = self.store.supplier(&supplier_id).await? else {
+            else {
                 continue;
             };
             let kind = if change.action == ChangeAction::Revised && before.is_some() {
@@ -276,8 +276,8 @@ impl Worker {
                     change,
                     &matched.explanation.listed_name,
                 ),
-                matched.score,
-                matched.explanation.to_string(),
+                decision.score,
+                decision.explanation,
                 if kind == AlertKind::Revised {
                     changes.clone()
                 } else {
@@ -381,25 +381,18 @@ impl Worker {
                 let version = entry.version;
                 let key = entry.entry.entity_key.as_str();
                 let document = entry.last_document.clone();
-                if !self
-                    .decide(
-                        supplier.id(),
-                        key,
-                        version,
-                        &matched,
-                        document,
-                        &mut outcome,
-                    )
+                let Some(decision) = self
+                    .decide(&supplier, key, version, &matched, document, &mut outcome)
                     .await?
-                {
+                else {
                     continue;
-                }
+                };
                 let alert = Alert::new(
                     AlertKind::Listed,
                     alert_supplier(&supplier),
                     snapshot_alert_entry(entry, &matched.explanation.listed_name),
-                    matched.score,
-                    matched.explanation.to_string(),
+                    decision.score,
+                    decision.explanation,
                     Vec::new(),
                 );
                 self.send(&alert, &mut outcome).await?;
@@ -422,54 +415,71 @@ impl Worker {
         Ok(outcome)
     }
 
-    /// Stores the decision for one (supplier, entry, version) and says whether it calls for an
-    /// alert: a match that no reviewer dismissed at this version.
+    /// Decides one (supplier, entry, version) and says whether it calls for an alert: a match
+    /// that no reviewer dismissed at this version. A decision already stored on the same basis
+    /// (matcher version, supplier record) is reused rather than made again, so re-handling an
+    /// event — a replay into a fresh consumer group, a rebalance — decides exactly as the first
+    /// time did, whatever the list has become since. Returns the decision to alert on.
     async fn decide(
         &self,
-        supplier_id: &str,
+        supplier: &SupplierRecord,
         entity_key: &str,
         version: i64,
         matched: &screening::Match,
         document_number: Option<String>,
         outcome: &mut EventOutcome,
-    ) -> Result<bool, WorkerError> {
+    ) -> Result<Option<Decision>, WorkerError> {
         let dismissed = matched.is_match
             && self
                 .store
-                .is_dismissed(supplier_id, entity_key, version)
+                .is_dismissed(supplier.id(), entity_key, version)
                 .await?;
-        let decision = match (matched.is_match, dismissed) {
+        let fresh = match (matched.is_match, dismissed) {
             (true, true) => DecisionKind::Dismissed,
             (true, false) => DecisionKind::Match,
             (false, _) => DecisionKind::NearMiss,
         };
-        self.store
+        let stored = self
+            .store
             .record_decision(&Decision {
-                supplier_id: supplier_id.to_string(),
+                supplier_id: supplier.id().to_string(),
                 entity_key: entity_key.to_string(),
                 entry_version: version,
+                basis: decision_basis(supplier),
                 score: matched.score,
-                decision,
+                decision: fresh,
                 explanation: matched.explanation.to_string(),
                 document_number,
             })
             .await?;
-        if dismissed {
+        if stored.decision != fresh {
+            info!(
+                supplier = supplier.id(),
+                entity = entity_key,
+                version,
+                stored = %stored.decision,
+                stored_score = stored.score,
+                rescored = matched.score,
+                "a decision on this basis was already made; it stands (`entitywatch rescreen` re-decides deliberately)"
+            );
+        }
+        if stored.decision == DecisionKind::Dismissed {
             outcome.dismissed += 1;
         }
         DecisionMade {
-            label: match decision {
+            label: match stored.decision {
                 DecisionKind::Match => MatchLabel::Alert,
                 DecisionKind::NearMiss => MatchLabel::NearMiss,
                 DecisionKind::Dismissed => MatchLabel::Dismissed,
             },
         }
         .emit();
-        let alert = matched.is_match && !dismissed;
-        if alert {
+        if stored.decision == DecisionKind::Match {
             outcome.matches += 1;
+            Ok(Some(stored))
+        } else {
+            Ok(None)
         }
-        Ok(alert)
     }
 
     /// Delivers `alert` to every sink that has not accepted it yet.
@@ -794,4 +804,14 @@ fn describe_changes(before: &ListEntry, after: &ListEntry) -> Vec<String> {
         after.federal_register_citation.clone().unwrap_or_default(),
     );
     out
+}
+
+/// What a decision is a function of besides the entry version: the matcher version and the
+/// supplier record's screened fields. The same basis means the same decision, made once.
+pub fn decision_basis(supplier: &SupplierRecord) -> String {
+    format!(
+        "{}/{}",
+        screening::MATCHER_VERSION,
+        supplier.screened_fields_digest()
+    )
 }
