@@ -72,6 +72,46 @@ impl EntityName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Splits a trailing bracketed alias off the name: "Avin Electronics Technology Co., Ltd.
+    /// (AETC)" is the primary name "Avin Electronics Technology Co., Ltd." and the alias
+    /// "AETC". Only an alias-like group counts — at most eight words, no colon (so "(Parent
+    /// Organization: ...)" stays part of the name) — and only when a name remains before it.
+    /// Brackets inside the name ("Chemtech International (Private) Limited") are left alone.
+    pub fn split_trailing_alias(&self) -> (&str, Option<&str>) {
+        let name = self.0.as_str();
+        let Some(inner_end) = name.strip_suffix(')') else {
+            return (name, None);
+        };
+        // Find the '(' that opens the final group, allowing nested brackets inside it.
+        let mut depth = 0usize;
+        let mut open = None;
+        for (i, c) in inner_end.char_indices().rev() {
+            match c {
+                ')' => depth += 1,
+                '(' if depth == 0 => {
+                    open = Some(i);
+                    break;
+                }
+                '(' => depth -= 1,
+                _ => {}
+            }
+        }
+        let Some(open) = open else {
+            return (name, None);
+        };
+        let primary = name[..open].trim_end();
+        let alias = inner_end[open + 1..].trim();
+        let alias_like = !alias.is_empty()
+            && !alias.contains(':')
+            && alias.split_whitespace().count() <= 8
+            && alias.chars().any(char::is_alphanumeric);
+        if alias_like && primary.chars().any(char::is_alphanumeric) {
+            (primary, Some(alias))
+        } else {
+            (name, None)
+        }
+    }
 }
 
 impl TryFrom<String> for EntityName {
@@ -105,12 +145,36 @@ pub struct EntityKey(String);
 
 impl EntityKey {
     /// The key for `name` listed under the country `country` (ISO code, or `XX` when unknown).
+    ///
+    /// One identity whatever source names the entry: the key is made of the entry's primary
+    /// name, without a trailing bracketed alias ("Huawei Technologies Co., Ltd. (Huawei)" is
+    /// `CN/huawei-technologies-co-ltd`, as a rule that writes the alias in its a.k.a. list has
+    /// it). See [`EntityName::split_trailing_alias`].
     pub fn derive(country: &CountryCode, name: &EntityName) -> Self {
+        let (primary, _) = name.split_trailing_alias();
         EntityKey(format!(
             "{}/{}",
             country.as_str(),
-            fold_to_key_words(name.as_str())
+            fold_to_key_words(primary)
         ))
+    }
+
+    /// The country part of the key.
+    pub fn country(&self) -> &str {
+        self.0.split_once('/').map_or("", |(cc, _)| cc)
+    }
+
+    /// The name words of the key.
+    pub fn words(&self) -> &str {
+        self.0.split_once('/').map_or("", |(_, w)| w)
+    }
+
+    /// The key words `name` folds to (primary name, as in [`EntityKey::derive`]).
+    pub fn words_of(name: &str) -> String {
+        let primary = EntityName::parse(name)
+            .map(|n| n.split_trailing_alias().0.to_string())
+            .unwrap_or_else(|_| name.to_string());
+        fold_to_key_words(&primary)
     }
 
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
@@ -559,5 +623,42 @@ mod tests {
     #[test]
     fn en_dash_document_numbers_are_normalised() {
         assert_eq!(normalise_document_number("2019–22210"), "2019-22210");
+    }
+
+    #[test]
+    fn a_trailing_bracketed_alias_is_not_part_of_the_key() {
+        let cn = CountryCode::parse("CN").unwrap();
+        let with = EntityName::parse("Huawei Technologies Co., Ltd. (Huawei)").unwrap();
+        let without = EntityName::parse("Huawei Technologies Co., Ltd.").unwrap();
+        assert_eq!(
+            EntityKey::derive(&cn, &with),
+            EntityKey::derive(&cn, &without)
+        );
+        assert_eq!(
+            EntityKey::derive(&cn, &with).as_str(),
+            "CN/huawei-technologies-co-ltd"
+        );
+        assert_eq!(
+            with.split_trailing_alias(),
+            ("Huawei Technologies Co., Ltd.", Some("Huawei"))
+        );
+    }
+
+    #[test]
+    fn brackets_that_are_not_an_alias_stay_in_the_name() {
+        for raw in [
+            "Chemtech International (Private) Limited",
+            "Baotou Guanghua Chemical Industrial Corporation (Parent Organization: China National Nuclear Group Corporation (CNNC))",
+            "(AETC)",
+            "China Aerospace Science and Industry Corporation (CASIC) 3rd Academy",
+        ] {
+            let n = EntityName::parse(raw).unwrap();
+            assert_eq!(n.split_trailing_alias(), (raw, None), "{raw}");
+        }
+        let nested = EntityName::parse("Institute (Branch (North))").unwrap();
+        assert_eq!(
+            nested.split_trailing_alias(),
+            ("Institute", Some("Branch (North)"))
+        );
     }
 }

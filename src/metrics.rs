@@ -45,6 +45,7 @@ pub struct Metrics {
     pub dead_letters: IntCounterVec,
 
     // Snapshots.
+    pub list_unmatched_changes: IntCounterVec,
     pub suppliers: IntGauge,
     pub suppliers_last_change: IntGauge,
     pub entity_list_entries: IntGauge,
@@ -182,8 +183,19 @@ impl Metrics {
             spellings(DeadLetterKind::ALL, DeadLetterKind::as_str),
         );
 
+        let list_unmatched_changes = counter_vec(
+            &r,
+            "entitywatch_list_unmatched_changes_total",
+            "Revisions and removals that matched no stored entry by key, by name within the \
+             country or by name across countries, by action (revised, removed): a sign of a \
+             misread rule or a snapshot that is not the list.",
+            &["action"],
+        );
+        touch(&list_unmatched_changes, ["revised", "removed"]);
+
         Metrics {
             build_info,
+            list_unmatched_changes,
             polls,
             last_successful_poll: gauge(
                 &r,

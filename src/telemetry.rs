@@ -188,3 +188,25 @@ fn count_delivery(sink: &str, outcome: DeliveryOutcome) {
         .with_label_values(&[sink, outcome.as_str()])
         .inc();
 }
+
+/// A revision or removal that matched no stored entry: applied anyway (a revision stores the
+/// entry as the rule states it; a removal leaves a tombstone), but never silently.
+pub struct ChangeUnmatched<'a> {
+    pub change: &'a crate::events::EntityChange,
+}
+
+impl InternalEvent for ChangeUnmatched<'_> {
+    fn emit(self) {
+        warn!(
+            entity = %self.change.entity_key,
+            name = %self.change.name,
+            action = %self.change.action,
+            document = %self.change.source.document_number,
+            "the change matches no stored entry by key or by name; the snapshot may not be the list"
+        );
+        metrics()
+            .list_unmatched_changes
+            .with_label_values(&[self.change.action.as_str()])
+            .inc();
+    }
+}

@@ -44,11 +44,23 @@ pub struct CslEntry {
 }
 
 impl CslEntry {
+    /// The entry as the snapshot keeps it, by the one identity rule of every source: the
+    /// primary name, with a trailing bracketed alias ("... Co., Ltd. (Huawei)") moved to the
+    /// aliases, under the key [`EntityKey::derive`] gives.
     pub fn to_list_entry(&self) -> ListEntry {
+        let (name, aliases) = match self.name.split_trailing_alias() {
+            (primary, Some(alias)) => (
+                EntityName::parse(primary).unwrap_or_else(|_| self.name.clone()),
+                dedup_strings(
+                    std::iter::once(alias.to_string()).chain(self.alt_names.iter().cloned()),
+                ),
+            ),
+            (_, None) => (self.name.clone(), self.alt_names.clone()),
+        };
         ListEntry {
             entity_key: self.entity_key(),
-            name: self.name.clone(),
-            aliases: self.alt_names.clone(),
+            name,
+            aliases,
             addresses: self.addresses.clone(),
             countries: self.countries.clone(),
             license_requirement: self.license_requirement.clone(),

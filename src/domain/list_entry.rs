@@ -104,3 +104,135 @@ pub(crate) fn dedup_strings(items: impl IntoIterator<Item = String>) -> Vec<Stri
     }
     out
 }
+
+/// How a change found the stored entry it revises or removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// An entry with the change's own key.
+    Key(EntityKey),
+    /// An entry under the same country whose name or an alias is the change's name (or one of
+    /// its aliases): the same entry, keyed by another source or an older key rule.
+    NameInCountry(EntityKey),
+    /// The only entry in any country with that name: an entry moved or keyed under another
+    /// country by its source.
+    NameAcrossCountries(EntityKey),
+    /// Nothing stored is this entry.
+    Unmatched,
+}
+
+impl Resolution {
+    /// The stored key the change applies to, if any.
+    pub fn key(&self) -> Option<&EntityKey> {
+        match self {
+            Resolution::Key(k)
+            | Resolution::NameInCountry(k)
+            | Resolution::NameAcrossCountries(k) => Some(k),
+            Resolution::Unmatched => None,
+        }
+    }
+
+    /// How it was found, as the entry history records it.
+    pub fn matched_by(&self) -> &'static str {
+        match self {
+            Resolution::Key(_) => "key",
+            Resolution::NameInCountry(_) => "name_in_country",
+            Resolution::NameAcrossCountries(_) => "name_across_countries",
+            Resolution::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// A stored entry as identity resolution sees it.
+#[derive(Debug, Clone)]
+pub struct IdentityCandidate {
+    pub key: EntityKey,
+    pub name: String,
+    pub aliases: Vec<String>,
+}
+
+/// Finds the stored entry a change names: by key first, then by name or alias within the
+/// change's country, then across countries — where a name must be unambiguous (one entry), or
+/// it is no identity at all and the change stays unmatched rather than touch a guess.
+pub fn resolve_identity(
+    key: &EntityKey,
+    names: &[&str],
+    candidates: &[IdentityCandidate],
+) -> Resolution {
+    if candidates.iter().any(|c| &c.key == key) {
+        return Resolution::Key(key.clone());
+    }
+    let wanted: Vec<String> = names.iter().map(|n| EntityKey::words_of(n)).collect();
+    let same_entity = |c: &IdentityCandidate| {
+        std::iter::once(c.name.as_str())
+            .chain(c.aliases.iter().map(String::as_str))
+            .any(|n| wanted.contains(&EntityKey::words_of(n)))
+    };
+    let in_country: Vec<&IdentityCandidate> = candidates
+        .iter()
+        .filter(|c| c.key.country() == key.country() && same_entity(c))
+        .collect();
+    if let [one] = in_country.as_slice() {
+        return Resolution::NameInCountry(one.key.clone());
+    }
+    if in_country.is_empty() {
+        let anywhere: Vec<&IdentityCandidate> =
+            candidates.iter().filter(|c| same_entity(c)).collect();
+        if let [one] = anywhere.as_slice() {
+            return Resolution::NameAcrossCountries(one.key.clone());
+        }
+    }
+    Resolution::Unmatched
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(key: &str, name: &str, aliases: &[&str]) -> IdentityCandidate {
+        IdentityCandidate {
+            key: EntityKey::parse(key).unwrap(),
+            name: name.to_string(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn key_then_name_in_country_then_across_countries() {
+        let stored = vec![
+            candidate(
+                "CN/huawei-technologies-co-ltd-huawei",
+                "Huawei Technologies Co., Ltd. (Huawei)",
+                &[],
+            ),
+            candidate("HK/sky-shine-trading", "Sky Shine Trading", &["Skyshine"]),
+            candidate("RU/alpha", "Alpha", &[]),
+            candidate("BY/alpha", "Alpha", &[]),
+        ];
+        let key = |k: &str| EntityKey::parse(k).unwrap();
+        assert_eq!(
+            resolve_identity(&key("RU/alpha"), &["Alpha"], &stored),
+            Resolution::Key(key("RU/alpha"))
+        );
+        assert_eq!(
+            resolve_identity(
+                &key("CN/huawei-technologies-co-ltd"),
+                &["Huawei Technologies Co., Ltd."],
+                &stored
+            ),
+            Resolution::NameInCountry(key("CN/huawei-technologies-co-ltd-huawei"))
+        );
+        assert_eq!(
+            resolve_identity(&key("CN/skyshine"), &["Skyshine"], &stored),
+            Resolution::NameAcrossCountries(key("HK/sky-shine-trading"))
+        );
+        // Two entries named Alpha elsewhere: ambiguous, so no identity.
+        assert_eq!(
+            resolve_identity(&key("CN/alpha"), &["Alpha"], &stored),
+            Resolution::Unmatched
+        );
+        assert_eq!(
+            resolve_identity(&key("CN/nobody"), &["Nobody"], &stored),
+            Resolution::Unmatched
+        );
+    }
+}

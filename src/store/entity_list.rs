@@ -4,8 +4,9 @@
 //!
 //! Every write that changes an entry raises its `version`, so a consumer can tell which entries
 //! moved since it last looked, and removed entries stay as tombstones. This module records what
-//! it is told; it must never decide whether two differently keyed entries are the same entity,
-//! and must never count one re-delivered change event twice.
+//! it is told: which stored entry a change is about is decided beforehand, by the identity rule
+//! of `domain::list_entry` ([`crate::domain::list_entry::resolve_identity`]) on the candidates
+//! this module lists; and it must never count one re-delivered change event twice.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -16,6 +17,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::suppliers::{placeholders, rows_per_statement};
 use super::{Store, StoreError};
+use crate::domain::list_entry::IdentityCandidate;
 use crate::domain::ListEntry;
 use crate::events::{ChangeAction, CountryCode, EntityChange, EntityKey, EntityName};
 
@@ -556,4 +558,171 @@ fn decode(r: &AnyRow) -> Result<StoredEntry, StoreError> {
             .map(|v| time("removed_at", v))
             .transpose()?,
     })
+}
+
+impl Store {
+    /// The current (not removed) entries as identity resolution compares them.
+    pub async fn identity_candidates(&self) -> Result<Vec<IdentityCandidate>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT entity_key, name, aliases FROM listed_entries WHERE removed_at IS NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let key: String = r.try_get("entity_key")?;
+                let aliases: String = r.try_get("aliases")?;
+                Ok(IdentityCandidate {
+                    key: EntityKey::parse(&key).map_err(|_| StoreError::Corrupt {
+                        name: "listed_entries.entity_key".to_string(),
+                        value: key.clone(),
+                    })?,
+                    name: r.try_get("name")?,
+                    aliases: serde_json::from_str(&aliases).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Records which change made `version` of `entity_key` and how it found the entry.
+    pub async fn record_entry_change(
+        &self,
+        entity_key: &EntityKey,
+        version: i64,
+        change: &EntityChange,
+        matched_by: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO entry_changes (entity_key, version, action, document_number, change_key, \
+             matched_by, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (entity_key, version) DO NOTHING",
+        )
+        .bind(entity_key.as_str())
+        .bind(version)
+        .bind(change.action.as_str())
+        .bind(change.source.document_number.as_str())
+        .bind(change.entity_key.as_str())
+        .bind(matched_by)
+        .bind(Utc::now().to_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every recorded change of `entity_key`, oldest first.
+    pub async fn entry_history(
+        &self,
+        entity_key: &EntityKey,
+    ) -> Result<Vec<EntryChangeRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, action, document_number, change_key, matched_by, changed_at \
+             FROM entry_changes WHERE entity_key = $1 ORDER BY version",
+        )
+        .bind(entity_key.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EntryChangeRecord {
+                    version: r.try_get("version")?,
+                    action: r.try_get("action")?,
+                    document_number: r.try_get("document_number")?,
+                    change_key: r.try_get("change_key")?,
+                    matched_by: r.try_get("matched_by")?,
+                    changed_at: r.try_get("changed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Brings stored keys to the current identity rule ([`EntityKey::derive`]), once per store:
+    /// each entry keeps its country and is re-keyed from its name, in the snapshot and in every
+    /// table that refers to it, in one transaction. An entry whose new key another entry holds
+    /// already keeps its old key (and is logged): merging two entries is not this step's call.
+    pub(crate) async fn migrate_entity_keys(&self) -> Result<usize, StoreError> {
+        let marker: Option<String> =
+            sqlx::query_scalar("SELECT value FROM watch_state WHERE name = $1")
+                .bind(KEY_SCHEME_STATE)
+                .fetch_optional(self.pool())
+                .await?;
+        if marker.as_deref() == Some(KEY_SCHEME) {
+            return Ok(0);
+        }
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query("SELECT entity_key, name FROM listed_entries")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut taken: BTreeSet<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("entity_key").ok())
+            .collect();
+        let mut moved = 0;
+        for r in &rows {
+            let old: String = r.try_get("entity_key")?;
+            let name: String = r.try_get("name")?;
+            let (Ok(old_key), Ok(name)) = (EntityKey::parse(&old), EntityName::parse(&name)) else {
+                continue;
+            };
+            let country =
+                CountryCode::parse(old_key.country()).unwrap_or_else(CountryCode::unknown);
+            let new_key = EntityKey::derive(&country, &name);
+            if new_key == old_key {
+                continue;
+            }
+            if taken.contains(new_key.as_str()) {
+                tracing::warn!(old = %old_key, new = %new_key, "entry keeps its old key: the new one is another entry's");
+                continue;
+            }
+            for table in [
+                "listed_entries",
+                "decisions",
+                "alert_deliveries",
+                "reviews",
+                "entry_changes",
+            ] {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET entity_key = $1 WHERE entity_key = $2"
+                ))
+                .bind(new_key.as_str())
+                .bind(old_key.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            taken.remove(old_key.as_str());
+            taken.insert(new_key.to_string());
+            moved += 1;
+        }
+        sqlx::query(
+            "INSERT INTO watch_state (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(KEY_SCHEME_STATE)
+        .bind(KEY_SCHEME)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if moved > 0 {
+            tracing::info!(
+                entries = moved,
+                "stored entity keys moved to the current identity rule"
+            );
+        }
+        Ok(moved)
+    }
+}
+
+/// The `watch_state` row naming the identity rule stored keys follow.
+const KEY_SCHEME_STATE: &str = "entity_key_scheme";
+/// Bumped whenever [`EntityKey::derive`] changes; 2: trailing bracketed aliases are not key words.
+const KEY_SCHEME: &str = "2";
+
+/// One recorded change of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EntryChangeRecord {
+    pub version: i64,
+    pub action: String,
+    pub document_number: Option<String>,
+    pub change_key: String,
+    pub matched_by: String,
+    pub changed_at: String,
 }

@@ -12,7 +12,9 @@ mod suppliers;
 mod worker_state;
 
 pub use checkpoint::ProcessedDocument;
-pub use entity_list::{AppliedChange, ChangeOutcome, SnapshotCounts, StoredEntry};
+pub use entity_list::{
+    AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, StoredEntry,
+};
 pub use suppliers::UpsertCounts;
 pub use worker_state::{Claim, Decision, Delivery, LoggedMessage};
 
@@ -81,7 +83,9 @@ impl Store {
                 .await?;
         }
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool, backend })
+        let store = Store { pool, backend };
+        store.migrate_entity_keys().await?;
+        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {

@@ -23,6 +23,7 @@ use crate::alerts::{
     RetryPolicy,
 };
 use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetters};
+use crate::domain::list_entry::{resolve_identity, Resolution};
 use crate::domain::{ListEntry, SupplierRecord};
 use crate::events::{ChangeAction, ChangeEvent, EntityChange};
 use crate::metrics::metrics;
@@ -30,8 +31,8 @@ use crate::outcome::{DecisionKind, MatchLabel};
 use crate::screening::{self, Screener, SupplierIndex};
 use crate::store::{Claim, Decision, Delivery, Store, StoreError, StoredEntry};
 use crate::telemetry::{
-    register_sink, AlertAlreadyDelivered, AlertDeadLettered, AlertDelivered, DecisionMade,
-    DeliveryRetried, InternalEvent,
+    register_sink, AlertAlreadyDelivered, AlertDeadLettered, AlertDelivered, ChangeUnmatched,
+    DecisionMade, DeliveryRetried, InternalEvent,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -183,9 +184,19 @@ impl Worker {
 
     #[tracing::instrument(skip_all, fields(entity = %change.entity_key, action = %change.action))]
     async fn handle_change(&self, change: &EntityChange) -> Result<EventOutcome, WorkerError> {
+        let (resolved, resolution) = self.resolve(change).await?;
+        let change = &resolved;
         let before = self.store.listed_entry(&change.entity_key).await?;
         let applied = self.store.apply_entity_change(change).await?;
         let version = applied.version;
+        self.store
+            .record_entry_change(
+                &applied.entity_key,
+                version,
+                change,
+                resolution.matched_by(),
+            )
+            .await?;
         let mut outcome = EventOutcome::default();
 
         if change.action == ChangeAction::Removed {
@@ -294,6 +305,51 @@ impl Worker {
             "change screened"
         );
         Ok(outcome)
+    }
+
+    /// Finds the stored entry `change` is about (one identity whatever source keyed it) and
+    /// returns the change addressed to that entry's key. A revision or removal that matches
+    /// nothing is reported ([`ChangeUnmatched`]) and applied as the rule states it.
+    async fn resolve(
+        &self,
+        change: &EntityChange,
+    ) -> Result<(EntityChange, Resolution), WorkerError> {
+        let candidates = self.store.identity_candidates().await?;
+        // A rename names the old entry by its previous key; that key decides.
+        let key = change
+            .previous_key
+            .as_ref()
+            .filter(|p| candidates.iter().any(|c| &c.key == *p))
+            .unwrap_or(&change.entity_key);
+        let names: Vec<&str> = std::iter::once(change.name.as_str())
+            .chain(change.aliases.iter().map(String::as_str))
+            .collect();
+        let resolution = match resolve_identity(key, &names, &candidates) {
+            _ if key != &change.entity_key => Resolution::Key(change.entity_key.clone()),
+            // Two entries of one name in different countries may well be two entities: only a
+            // revision or removal, which must be about something listed, looks abroad.
+            Resolution::NameAcrossCountries(_) if change.action == ChangeAction::Added => {
+                Resolution::Unmatched
+            }
+            found => found,
+        };
+        let mut resolved = change.clone();
+        match &resolution {
+            Resolution::NameInCountry(k) | Resolution::NameAcrossCountries(k) => {
+                info!(
+                    change_key = %change.entity_key,
+                    stored_key = %k,
+                    matched_by = resolution.matched_by(),
+                    "change applied to the stored entry of the same name"
+                );
+                resolved.entity_key = k.clone();
+            }
+            Resolution::Unmatched if change.action != ChangeAction::Added => {
+                ChangeUnmatched { change }.emit();
+            }
+            _ => {}
+        }
+        Ok((resolved, resolution))
     }
 
     /// The index over all suppliers, rebuilt (off the async threads) only if they changed.
