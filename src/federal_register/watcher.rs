@@ -7,7 +7,6 @@
 //! A document that was fetched but cannot be read still goes out as a document-level event with
 //! the reason, so it is seen; the watcher never crashes on a bad document.
 
-use crate::outcome::{DocumentOutcome, PollOutcome};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,8 +18,10 @@ use tracing::{error, info, warn};
 use super::amendment::{parse_rule, ParseLimits};
 use super::client::{ClientError, DocumentSummary, FederalRegisterClient};
 use crate::bus::{PublishError, Publisher};
-use crate::events::{ChangeEvent, DocumentEvent, DocumentStage};
+use crate::domain::list_entry::{resolve_identity, Resolution};
+use crate::events::{ChangeAction, ChangeEvent, DocumentEvent, DocumentStage, EntityChange};
 use crate::metrics::metrics;
+use crate::outcome::{DocumentOutcome, PollOutcome};
 use crate::store::{ProcessedDocument, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -254,7 +255,16 @@ impl Watcher {
                 report.documents_parsed += 1;
                 report.entity_events += changes;
                 info!(document = %doc.document_number, changes, warnings, "parsed Entity List rule");
-                (rule.into_events(), DocumentOutcome::Parsed, warnings)
+                let mut events = rule.into_events();
+                let unmatched = self
+                    .unmatched_changes(&events)
+                    .await
+                    .map_err(|e| DocumentFailure::Fatal(e.into()))?;
+                let warnings = warnings + unmatched.len();
+                if let Some(ChangeEvent::Document(d)) = events.last_mut() {
+                    d.warnings.extend(unmatched);
+                }
+                (events, DocumentOutcome::Parsed, warnings)
             }
             Err(e) => {
                 report.documents_unreadable += 1;
@@ -294,6 +304,39 @@ impl Watcher {
             .await
             .map_err(|e| DocumentFailure::Fatal(e.into()))?;
         Ok(())
+    }
+
+    /// The revisions and removals of a rule that name no stored entry, as document-event
+    /// warnings, so a rule that revises what the snapshot does not hold is visible where the
+    /// rule is, not only in the worker's log.
+    async fn unmatched_changes(&self, events: &[ChangeEvent]) -> Result<Vec<String>, StoreError> {
+        let touching: Vec<&EntityChange> = events
+            .iter()
+            .filter_map(|e| match e {
+                ChangeEvent::Entity(c) if c.action != ChangeAction::Added => Some(c),
+                _ => None,
+            })
+            .collect();
+        if touching.is_empty() {
+            return Ok(Vec::new());
+        }
+        let candidates = self.store.identity_candidates().await?;
+        Ok(touching
+            .into_iter()
+            .filter(|c| {
+                let names: Vec<&str> = std::iter::once(c.name.as_str())
+                    .chain(c.aliases.iter().map(String::as_str))
+                    .collect();
+                let key = c.previous_key.as_ref().unwrap_or(&c.entity_key);
+                resolve_identity(key, &names, &candidates) == Resolution::Unmatched
+            })
+            .map(|c| {
+                format!(
+                    "unmatched {}: {} ({}) names no entry of the stored list",
+                    c.action, c.name, c.entity_key
+                )
+            })
+            .collect())
     }
 
     async fn poll_public_inspection(&self, report: &mut PollReport) -> Result<(), WatchError> {

@@ -10,13 +10,13 @@
 //! expires the alert is sent again, which is the at-least-once half of the promise (the sink
 //! may have accepted it just before the death). Nothing here sends.
 
-use crate::outcome::DecisionKind;
 use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::outcome::DecisionKind;
 
 /// One message of the embedded bus log.
 #[derive(Debug, Clone, PartialEq, Eq)]
