@@ -13,7 +13,7 @@
 //!
 //! Each test prints one `eprintln!` line saying what it injected and what it counted.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -22,13 +22,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::scenario::{expected, pairs, rule_server, SUPPLIERS};
+use crate::common::{entitywatch, fixture, fresh_db, run, Db, Run};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use common::scenario::{expected, pairs, rule_server, SUPPLIERS};
-use common::{entitywatch, fixture, fresh_db, run, Db, Run};
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -607,7 +607,7 @@ struct SqlFormat {
 /// expression, why it is safe).
 const ALLOWED: &[(&str, &str, &str)] = &[
     (
-        "tests/common/mod.rs",
+        "tests/it/common/mod.rs",
         "name",
         "CREATE DATABASE for a test: PostgreSQL cannot bind an identifier; the name is built \
          from the process id, a timestamp and a counter, digits and underscores only",

@@ -19,17 +19,15 @@
 //! stopped, each test checks that the alert counters on `/metrics` moved by exactly what the
 //! receivers saw.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::receiver::{gaps, healthy, show, Kind, Receiver, Reply, Script};
-use common::scenario::SUPPLIERS;
-use common::service::{Scrape, Service};
-use common::{entitywatch, fixture, fresh_db, run, Db, TestDb};
+use crate::common::receiver::{gaps, healthy, show, Kind, Receiver, Reply, Script};
+use crate::common::scenario::SUPPLIERS;
+use crate::common::service::{Scrape, Service};
+use crate::common::{entitywatch, fixture, fresh_db, run, Db, TestDb};
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use serde_json::Value;
 

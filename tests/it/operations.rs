@@ -3,7 +3,7 @@
 //! `/readyz` say what is wrong, and SIGTERM in the middle of delivering alerts loses and
 //! duplicates nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::scenario::{expected, pairs, rule_server, SLACK_PATH, SUPPLIERS};
+use crate::common::service::Service;
+use crate::common::{entitywatch, fresh_db, run, Db, TestDb};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use common::scenario::{expected, pairs, rule_server, SLACK_PATH, SUPPLIERS};
-use common::service::Service;
-use common::{entitywatch, fresh_db, run, Db, TestDb};
 use serde_json::Value;
 
 /// Entries 84 FR 54002 adds (all of its changes are additions).

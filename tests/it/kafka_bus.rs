@@ -7,14 +7,12 @@
 //! broker: an unreachable broker fails them with the command to start one. Every test uses
 //! fresh topics and groups and is bounded in time, so runs never see each other's messages.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use crate::common::kafka::kafka_settings;
 use chrono::NaiveDate;
-use common::kafka::kafka_settings;
 use entitywatch::bus::cloudevents::{self, CONTENT_TYPE};
 use entitywatch::bus::kafka::{
     ensure_topics, topic_config, KafkaConsumer, KafkaProducer, KafkaPublisher, OutgoingRecord,

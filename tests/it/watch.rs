@@ -6,16 +6,14 @@
 //! second search page fails once with a 500, one rule's XML is refused once with a 429 and
 //! `Retry-After: 1`, and one document's XML is malformed.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::common::{entitywatch, fixture, fresh_db, run, Db};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::{entitywatch, fixture, fresh_db, run, Db};
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use serde_json::Value;
 

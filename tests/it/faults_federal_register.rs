@@ -11,8 +11,6 @@
 //! "retries exhausted" tests wait one real backoff series; the timeout test sets
 //! `--federal-register-timeout 2s`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,12 +18,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{entitywatch, fixture, fresh_db, run, Db};
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use common::{entitywatch, fixture, fresh_db, run, Db};
 use entitywatch::federal_register::client::ClientConfig;
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use entitywatch::store::Store;

@@ -3,17 +3,17 @@
 //! alert set at Slack and on the alert topic, then that neither a restart nor a fresh worker
 //! replaying the change topic from the start sends any alert again.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::scenario::{
+use crate::common::scenario::{
     expected, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS,
 };
-use common::service::Service;
-use common::{entitywatch, fixture, fresh_db, run, Db};
+use crate::common::service::Service;
+use crate::common::{entitywatch, fixture, fresh_db, run, Db};
 use serde_json::Value;
 
 /// Runs `entitywatch run` until `done` holds (bounded by `max`), then stops it with SIGTERM.

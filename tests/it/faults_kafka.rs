@@ -32,7 +32,7 @@
 //! storage, `ENTITYWATCH_TEST_RDKAFKA_DEBUG=cgrp,fetch` adds librdkafka's debug contexts to the
 //! worker logs, `ENTITYWATCH_TEST_TANSU_LOG=info` sets the broker's log filter.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -42,15 +42,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::broker::PrivateBroker;
+use crate::common::scenario::{expected, pairs, SUPPLIERS};
+use crate::common::{fixture, fresh_db, Db, TestDb};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use common::broker::PrivateBroker;
-use common::scenario::{expected, pairs, SUPPLIERS};
-use common::{fixture, fresh_db, Db, TestDb};
 use entitywatch::alerts::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use entitywatch::bus::kafka::{
     KafkaConsumer, KafkaProducer, KafkaSettings, OutgoingRecord, ReceivedMessage, ALERTS_TOPIC,

@@ -14,9 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-mod common;
-
-use common::exported::{HISTOGRAMS, METRICS};
+use crate::common::exported::{HISTOGRAMS, METRICS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_entitywatch");
 

@@ -1,9 +1,7 @@
 //! Black-box tests of the screening commands: `list import`, `suppliers import|export`,
 //! `screen`, `match --pairs` and `parse`, run as a user would, on SQLite and PostgreSQL.
 
-mod common;
-
-use common::{entitywatch, fixture, fresh_db, run, Db, TestDb};
+use crate::common::{entitywatch, fixture, fresh_db, run, Db, TestDb};
 
 async fn import_list(db: &TestDb) {
     let mut cmd = entitywatch();

@@ -17,14 +17,14 @@
 //!
 //! Each test prints one `eprintln!` line saying what it injected and what it counted.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use common::{fresh_db, Db, TestDb};
+use crate::common::{fresh_db, Db, TestDb};
 use entitywatch::suppliers::{
     read_suppliers, recognise_country, write_suppliers, ReadLimits, SupplierImport, SupplierReader,
 };
