@@ -12,6 +12,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::common::kafka::kafka_settings;
+use crate::common::wait;
 use chrono::NaiveDate;
 use entitywatch::bus::cloudevents::{self, CONTENT_TYPE};
 use entitywatch::bus::kafka::{
@@ -31,9 +32,7 @@ fn unique(name: &str) -> String {
 }
 
 async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {STEP:?}"))
+    wait::bounded(what, STEP, f).await
 }
 
 async fn recv(consumer: &KafkaConsumer, what: &str) -> ReceivedMessage {

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::scenario::{expected, pairs, rule_server, SLACK_PATH, SUPPLIERS};
+use crate::common::scenario::{expected, import_suppliers, pairs, rule_server, SLACK_PATH};
 use crate::common::service::Service;
+use crate::common::wait::wait_for;
 use crate::common::{entitywatch, fresh_db, run, Db, TestDb};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,18 +23,6 @@ use serde_json::Value;
 
 /// Entries 84 FR 54002 adds (all of its changes are additions).
 const RULE_ENTRIES: f64 = 27.0;
-
-async fn import_suppliers(db: &TestDb) {
-    let csv = db.dir.path().join("suppliers.csv");
-    std::fs::write(&csv, SUPPLIERS).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(&db.url)
-        .args(["suppliers", "import"])
-        .arg(&csv);
-    let r = run(cmd).await;
-    assert!(r.status.success(), "{}", r.stderr);
-}
 
 /// A Slack-like receiver that takes `delay` to answer each request and records the bodies it
 /// accepted; while `failing` holds, it answers 500 and accepts nothing.
@@ -81,14 +70,6 @@ fn run_command(db: &TestDb, fr: &str, slack: SocketAddr) -> tokio::process::Comm
             format!("http://{slack}{SLACK_PATH}"),
         );
     cmd
-}
-
-async fn wait_until(what: &str, max: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < max, "{what} within {max:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Alert id prefixes at a Slack receiver: the Block Kit context line ends in "alert `<first
@@ -161,7 +142,7 @@ async fn one_rule_moves_the_counters_by_what_it_did() {
     let (status, body) = service.get("/healthz").await;
     assert_eq!(status, 200, "{body}");
 
-    wait_until("three Slack alerts", Duration::from_secs(30), || {
+    wait_for("three Slack alerts", Duration::from_secs(30), || {
         received.lock().unwrap().len() >= 3
     })
     .await;
@@ -384,7 +365,7 @@ async fn sigterm_during_delivery_loses_and_duplicates_nothing() {
 
     // A restart delivers what is left, and nothing twice.
     let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
-    wait_until("three Slack alerts", Duration::from_secs(40), || {
+    wait_for("three Slack alerts", Duration::from_secs(40), || {
         received.lock().unwrap().len() >= 3
     })
     .await;
@@ -455,7 +436,7 @@ async fn sigterm_between_retries_leaves_the_alert_for_the_restart() {
 
     failing.store(false, Ordering::SeqCst);
     let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
-    wait_until("three Slack alerts", Duration::from_secs(40), || {
+    wait_for("three Slack alerts", Duration::from_secs(40), || {
         received.lock().unwrap().len() >= 3
     })
     .await;
@@ -523,7 +504,7 @@ async fn kafka_run_sigterm_during_delivery_loses_and_duplicates_nothing() {
     assert!(after_first < 3, "the signal came too late to test anything");
 
     let service = Service::start(kafka_run()).await;
-    wait_until("three Slack alerts", Duration::from_secs(60), || {
+    wait_for("three Slack alerts", Duration::from_secs(60), || {
         received.lock().unwrap().len() >= 3
     })
     .await;

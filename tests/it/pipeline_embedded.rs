@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::scenario::{
-    expected, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS,
+    expected, import_suppliers, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH,
+    SUPPLIERS,
 };
 use crate::common::service::Service;
 use crate::common::{entitywatch, fixture, fresh_db, run, Db};
@@ -56,15 +57,7 @@ async fn embedded_run_alerts_exactly_once() {
     let server = rule_server().await;
     let (slack, received) = slack_receiver().await;
 
-    let csv = db.dir.path().join("suppliers.csv");
-    std::fs::write(&csv, SUPPLIERS).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(&db.url)
-        .args(["suppliers", "import"])
-        .arg(&csv);
-    let r = run(cmd).await;
-    assert!(r.status.success(), "{}", r.stderr);
+    import_suppliers(&db).await;
 
     let r = received.clone();
     let first = run_until(

@@ -1,19 +1,22 @@
 //! Spawn helpers for black-box tests: a fresh database per test (a SQLite file in a temporary
 //! directory, or a new PostgreSQL database on 127.0.0.1:5432), the binary under test with a
-//! clean environment, and the fixture directories.
-#![allow(dead_code)]
+//! clean environment, and the fixture directories. The submodules hold the rest of what more
+//! than one test module needs; a helper only one module uses lives in that module.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde_json::Value;
 use sqlx::Connection;
 
 pub mod broker;
 pub mod exported;
 pub mod kafka;
+pub mod mutation;
 pub mod receiver;
 pub mod scenario;
 pub mod service;
+pub mod wait;
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -66,14 +69,22 @@ pub async fn fresh_db(kind: Db) -> TestDb {
     TestDb { url, dir }
 }
 
-/// The `entitywatch` binary with no `ENTITYWATCH_*` variable inherited from the caller.
-pub fn entitywatch() -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_entitywatch"));
+/// The `entitywatch` binary with no `ENTITYWATCH_*` variable inherited from the caller, as a
+/// blocking command (for a test that samples the child while it runs); set the log level.
+pub fn entitywatch_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_entitywatch"));
     for (k, _) in std::env::vars() {
         if k.starts_with("ENTITYWATCH_") {
             cmd.env_remove(k);
         }
     }
+    cmd
+}
+
+/// The `entitywatch` binary with no `ENTITYWATCH_*` variable inherited from the caller, debug
+/// logs, a free port for its HTTP endpoint, and killed when dropped.
+pub fn entitywatch() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::from(entitywatch_std());
     cmd.env("ENTITYWATCH_LOG", "info,entitywatch=debug");
     // Tests run side by side: each long-running process takes a free port for its metrics
     // endpoint instead of the default 8080.
@@ -99,4 +110,37 @@ pub async fn run(mut cmd: tokio::process::Command) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// `watch --once` appending its events to `out`, on `db_url`, against the Federal Register at
+/// `base`, plus `extra`.
+pub fn watch_once(out: &Path, db_url: &str, base: &str, extra: &[&str]) -> tokio::process::Command {
+    let mut cmd = entitywatch();
+    cmd.args(["watch", "--once"])
+        .args(extra)
+        .arg("--output")
+        .arg(out)
+        .arg("--database-url")
+        .arg(db_url)
+        .arg("--federal-register-url")
+        .arg(base);
+    cmd
+}
+
+/// The events a watcher wrote to its `--output` file, one JSON object a line (none when there
+/// is no file yet).
+pub fn read_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is a JSON event"))
+        .collect()
+}
+
+/// The binary did not panic, whatever else it did.
+pub fn no_panic(stderr: &str) {
+    assert!(
+        !stderr.contains("panicked"),
+        "the binary panicked:\n{stderr}"
+    );
 }

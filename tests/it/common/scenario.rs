@@ -11,6 +11,8 @@ use axum::Router;
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use serde_json::Value;
 
+use super::{entitywatch, fixture, run, TestDb};
+
 pub const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
 
 pub type Received = Arc<Mutex<Vec<Value>>>;
@@ -89,14 +91,32 @@ pub fn slack_suppliers(received: &Received) -> Vec<String> {
     ids
 }
 
+/// Imports [`SUPPLIERS`] into `db` with `entitywatch suppliers import`.
+pub async fn import_suppliers(db: &TestDb) {
+    let csv = db.dir.path().join("suppliers.csv");
+    std::fs::write(&csv, SUPPLIERS).unwrap();
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url")
+        .arg(&db.url)
+        .args(["suppliers", "import"])
+        .arg(&csv);
+    let r = run(cmd).await;
+    assert!(r.status.success(), "suppliers import failed: {}", r.stderr);
+}
+
 /// A local Federal Register serving only 84 FR 54002 (FR Doc. 2019-22210).
 pub async fn rule_server() -> ReplayServer {
-    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&super::fixture("federal_register"))
+    rules_server(&["2019-22210"]).await
+}
+
+/// A local Federal Register serving the fixture rules with these document numbers.
+pub async fn rules_server(numbers: &[&str]) -> ReplayServer {
+    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
         .expect("fixtures load")
         .into_iter()
-        .filter(|d| d.metadata["document_number"] == "2019-22210")
+        .filter(|d| numbers.iter().any(|n| d.metadata["document_number"] == *n))
         .collect();
-    assert_eq!(docs.len(), 1, "the 2019-22210 fixture is present");
+    assert_eq!(docs.len(), numbers.len(), "fixtures {numbers:?} present");
     ReplayServer::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         ReplayConfig {
