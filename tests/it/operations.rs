@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::common::scenario::{expected, import_suppliers, pairs, rule_server, SLACK_PATH};
 use crate::common::service::Service;
 use crate::common::wait::wait_for;
-use crate::common::{entitywatch, fresh_db, run, Db, TestDb};
+use crate::common::{alert_topic, entitywatch, fresh_db, run, Db, TestDb};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -88,19 +88,6 @@ fn slack_alert_ids(received: &Mutex<Vec<Value>>) -> Vec<String> {
                 .collect()
         })
         .collect()
-}
-
-async fn alert_topic(db: &TestDb) -> Vec<Value> {
-    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
-    let topic = store
-        .read_log("entitywatch.alerts.v1", 0, 1000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| serde_json::from_str(&m.payload).unwrap())
-        .collect();
-    store.close().await;
-    topic
 }
 
 /// Runs promtool on a scrape; CI installs it (Debian package `prometheus`).

@@ -14,7 +14,7 @@ use crate::common::scenario::{
     SUPPLIERS,
 };
 use crate::common::service::Service;
-use crate::common::{entitywatch, fixture, fresh_db, run, Db};
+use crate::common::{alert_topic, entitywatch, fixture, fresh_db, run, Db};
 use serde_json::Value;
 
 /// Runs `entitywatch run` until `done` holds (bounded by `max`), then stops it with SIGTERM.
@@ -79,14 +79,8 @@ async fn embedded_run_alerts_exactly_once() {
     assert!(!first.stderr.contains("XSECRETXSECRET"), "{}", first.stderr);
 
     // The alert topic holds the same three alerts.
+    let topic = alert_topic(&db).await;
     let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
-    let topic: Vec<Value> = store
-        .read_log("entitywatch.alerts.v1", 0, 1000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| serde_json::from_str(&m.payload).unwrap())
-        .collect();
     assert_eq!(pairs(&topic), expected());
     for a in &topic {
         assert_eq!(a["kind"], "listed");

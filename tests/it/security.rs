@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::scenario::{expected, pairs, rule_server, SUPPLIERS};
-use crate::common::{entitywatch, fixture, fresh_db, run, Db, Run};
+use crate::common::{entitywatch, fixture, fresh_db, run, suppliers_import, Db, Run};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -99,12 +99,7 @@ fn secret(label: &str) -> String {
 async fn import_suppliers(db_url: &str, dir: &Path) {
     let csv = dir.join("suppliers.csv");
     std::fs::write(&csv, SUPPLIERS).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(db_url)
-        .args(["suppliers", "import", "--no-screen"])
-        .arg(&csv);
-    let r = run(cmd).await;
+    let r = run(suppliers_import(db_url, &csv, &["--no-screen"])).await;
     assert!(r.status.success(), "{}", r.stderr);
 }
 

@@ -144,3 +144,28 @@ pub fn no_panic(stderr: &str) {
         "the binary panicked:\n{stderr}"
     );
 }
+
+/// `suppliers import FILE` on `db_url`, with `extra` flags.
+pub fn suppliers_import(db_url: &str, file: &Path, extra: &[&str]) -> tokio::process::Command {
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url")
+        .arg(db_url)
+        .args(["suppliers", "import"])
+        .args(extra)
+        .arg(file);
+    cmd
+}
+
+/// The alerts on the embedded store's alert topic, in order.
+pub async fn alert_topic(db: &TestDb) -> Vec<Value> {
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let topic = store
+        .read_log("entitywatch.alerts.v1", 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str(&m.payload).unwrap())
+        .collect();
+    store.close().await;
+    topic
+}

@@ -11,7 +11,7 @@ use axum::Router;
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use serde_json::Value;
 
-use super::{entitywatch, fixture, run, TestDb};
+use super::{fixture, run, suppliers_import, TestDb};
 
 pub const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
 
@@ -95,12 +95,7 @@ pub fn slack_suppliers(received: &Received) -> Vec<String> {
 pub async fn import_suppliers(db: &TestDb) {
     let csv = db.dir.path().join("suppliers.csv");
     std::fs::write(&csv, SUPPLIERS).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(&db.url)
-        .args(["suppliers", "import"])
-        .arg(&csv);
-    let r = run(cmd).await;
+    let r = run(suppliers_import(&db.url, &csv, &[])).await;
     assert!(r.status.success(), "suppliers import failed: {}", r.stderr);
 }
 
