@@ -18,6 +18,10 @@
 //! runs as `common::service::Service` (JSON logs, `/metrics` on a free port): before it is
 //! stopped, each test checks that the alert counters on `/metrics` moved by exactly what the
 //! receivers saw.
+//!
+//! The seven fault tests are the rows of one table (the `Case` constants, one test each): the
+//! setup, the run and the checks every row shares are written once, in `Case::exercise`; a row
+//! adds its policy, its faults, the counters it expects and its own checks of the attempts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,12 +31,11 @@ use entitywatch::federal_register::replay::ReplayServer;
 use serde_json::Value;
 
 use crate::common::receiver::{gaps, healthy, show, Hit, Kind, Receiver, Reply, Script};
-use crate::common::scenario::{import_suppliers, rules_server};
+use crate::common::scenario::{import_suppliers, rules_server, SLACK_PATH};
 use crate::common::service::{Scrape, Service};
 use crate::common::wait::{bounded, wait_until};
-use crate::common::{entitywatch, fresh_db, Db, TestDb};
+use crate::common::{fresh_db, run_embedded, Db, TestDb};
 
-const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
 const WEBHOOK_PATH: &str = "/hooks/entitywatch/WHPATHSECRET";
 const WEBHOOK_SECRET: &str = "whsec_faults_0123456789abcdef";
 const DEAD_LETTER_TOPIC: &str = "entitywatch.dead-letter.v1";
@@ -132,13 +135,8 @@ impl Setup<'_> {
     /// `entitywatch run` on the embedded bus with both sinks and the test's retry policy, up
     /// and serving `/metrics`.
     async fn start(&self) -> Service {
-        let mut cmd = entitywatch();
-        cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-            .arg("--database-url")
-            .arg(&self.db.url)
-            .arg("--federal-register-url")
-            .arg(self.fr.base_url())
-            .args(self.policy.args())
+        let mut cmd = run_embedded(&self.db.url, &self.fr.base_url());
+        cmd.args(self.policy.args())
             .env("ENTITYWATCH_SLACK_WEBHOOK_URL", self.slack.url())
             .env("ENTITYWATCH_WEBHOOK_URL", self.webhook.url())
             .env("ENTITYWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET);

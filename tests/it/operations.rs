@@ -7,68 +7,27 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::common::scenario::{expected, import_suppliers, pairs, rule_server, SLACK_PATH};
+use crate::common::scenario::{
+    expected, import_suppliers, pairs, rule_server, slow_slack_receiver, SLACK_PATH,
+};
 use crate::common::service::Service;
 use crate::common::wait::wait_for;
-use crate::common::{alert_topic, entitywatch, fresh_db, run, Db, TestDb};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
+use crate::common::{alert_topic, entitywatch, fresh_db, run, run_embedded, Db, TestDb};
 use serde_json::Value;
 
 /// Entries 84 FR 54002 adds (all of its changes are additions).
 const RULE_ENTRIES: f64 = 27.0;
 
-/// A Slack-like receiver that takes `delay` to answer each request and records the bodies it
-/// accepted; while `failing` holds, it answers 500 and accepts nothing.
-async fn slow_slack(delay: Duration) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
-    let (addr, received, _) = slack_with_switch(delay).await;
-    (addr, received)
-}
-
-type Accepted = Arc<Mutex<Vec<Value>>>;
-
-async fn slack_with_switch(delay: Duration) -> (SocketAddr, Accepted, Arc<AtomicBool>) {
-    let received: Accepted = Arc::default();
-    let failing = Arc::new(AtomicBool::new(false));
-    let app = Router::new()
-        .route(
-            SLACK_PATH,
-            post(
-                move |State((r, failing)): State<(Accepted, Arc<AtomicBool>)>,
-                      body: String| async move {
-                    tokio::time::sleep(delay).await;
-                    if failing.load(Ordering::SeqCst) {
-                        return (StatusCode::INTERNAL_SERVER_ERROR, "down");
-                    }
-                    r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
-                    (StatusCode::OK, "ok")
-                },
-            ),
-        )
-        .with_state((received.clone(), failing.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, received, failing)
-}
-
 fn run_command(db: &TestDb, fr: &str, slack: SocketAddr) -> tokio::process::Command {
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(fr)
-        .env(
-            "ENTITYWATCH_SLACK_WEBHOOK_URL",
-            format!("http://{slack}{SLACK_PATH}"),
-        );
+    let mut cmd = run_embedded(&db.url, fr);
+    cmd.env(
+        "ENTITYWATCH_SLACK_WEBHOOK_URL",
+        format!("http://{slack}{SLACK_PATH}"),
+    );
     cmd
 }
 
@@ -123,7 +82,7 @@ async fn one_rule_moves_the_counters_by_what_it_did() {
     let db = fresh_db(Db::Sqlite).await;
     import_suppliers(&db).await;
     let server = rule_server().await;
-    let (slack, received) = slow_slack(Duration::ZERO).await;
+    let (slack, received, _) = slow_slack_receiver(Duration::ZERO).await;
 
     let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
     let (status, body) = service.get("/healthz").await;
@@ -335,7 +294,7 @@ async fn sigterm_during_delivery_loses_and_duplicates_nothing() {
     import_suppliers(&db).await;
     let server = rule_server().await;
     // Each Slack post takes 1.5 s, so the alerts are in flight when the signal comes.
-    let (slack, received) = slow_slack(Duration::from_millis(1500)).await;
+    let (slack, received, _) = slow_slack_receiver(Duration::from_millis(1500)).await;
 
     let mut service = Service::start(run_command(&db, &server.base_url(), slack)).await;
     service
@@ -398,7 +357,7 @@ async fn sigterm_between_retries_leaves_the_alert_for_the_restart() {
     let db = fresh_db(Db::Sqlite).await;
     import_suppliers(&db).await;
     let server = rule_server().await;
-    let (slack, received, failing) = slack_with_switch(Duration::ZERO).await;
+    let (slack, received, failing) = slow_slack_receiver(Duration::ZERO).await;
     failing.store(true, Ordering::SeqCst);
 
     let mut cmd = run_command(&db, &server.base_url(), slack);
@@ -462,7 +421,7 @@ async fn kafka_run_sigterm_during_delivery_loses_and_duplicates_nothing() {
     let db = fresh_db(Db::Postgres).await;
     import_suppliers(&db).await;
     let server = rule_server().await;
-    let (slack, received) = slow_slack(Duration::from_millis(1500)).await;
+    let (slack, received, _) = slow_slack_receiver(Duration::from_millis(1500)).await;
     let prefix = format!("ops-{}", uuid::Uuid::new_v4().simple());
     let kafka_run = || {
         let mut cmd = run_command(&db, &server.base_url(), slack);
@@ -571,7 +530,7 @@ async fn dead_lettered_alerts_are_listed_and_redriven_once() {
     let db = fresh_db(Db::Sqlite).await;
     import_suppliers(&db).await;
     let server = rule_server().await;
-    let (slack, received, failing) = slack_with_switch(Duration::ZERO).await;
+    let (slack, received, failing) = slow_slack_receiver(Duration::ZERO).await;
     failing.store(true, Ordering::SeqCst);
     let slack_url = format!("http://{slack}{SLACK_PATH}");
 

@@ -14,7 +14,7 @@ use crate::common::scenario::{
     SUPPLIERS,
 };
 use crate::common::service::Service;
-use crate::common::{alert_topic, entitywatch, fixture, fresh_db, run, Db};
+use crate::common::{alert_topic, entitywatch, fixture, fresh_db, run, run_embedded, Db};
 use serde_json::Value;
 
 /// Runs `entitywatch run` until `done` holds (bounded by `max`), then stops it with SIGTERM.
@@ -26,16 +26,11 @@ async fn run_until(
     done: impl Fn() -> bool,
     max: Duration,
 ) -> common::Run {
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .arg("--database-url")
-        .arg(db_url)
-        .arg("--federal-register-url")
-        .arg(fr)
-        .env(
-            "ENTITYWATCH_SLACK_WEBHOOK_URL",
-            format!("http://{slack}{SLACK_PATH}"),
-        );
+    let mut cmd = run_embedded(db_url, fr);
+    cmd.env(
+        "ENTITYWATCH_SLACK_WEBHOOK_URL",
+        format!("http://{slack}{SLACK_PATH}"),
+    );
     let service = Service::start(cmd).await;
     let start = std::time::Instant::now();
     while !done() && start.elapsed() < max {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::scenario::{expected, pairs, rule_server, SUPPLIERS};
-use crate::common::{entitywatch, fixture, fresh_db, run, suppliers_import, Db, Run};
+use crate::common::{entitywatch, fixture, fresh_db, run, run_embedded, suppliers_import, Db, Run};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -383,13 +383,8 @@ async fn secrets_never_reach_the_logs() {
         "/hooks/{hook_path_secret}?token={hook_query_secret}"
     ));
 
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(fr.base_url())
+    let mut cmd = run_embedded(&db.url, &fr.base_url());
+    cmd.args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
         .env("ENTITYWATCH_LOG", "debug")
         .env("ENTITYWATCH_LOG_FORMAT", "json")
         .env("ENTITYWATCH_SLACK_WEBHOOK_URL", &slack_url)
@@ -1033,13 +1028,8 @@ async fn webhook_deliveries_are_signed_and_verifiable() {
         }
     }))
     .await;
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(fr.base_url())
+    let mut cmd = run_embedded(&db.url, &fr.base_url());
+    cmd.args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
         .arg("--webhook-url")
         .arg(hook.url("/hooks/entitywatch"))
         .arg("--webhook-secret")

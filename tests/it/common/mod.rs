@@ -169,3 +169,15 @@ pub async fn alert_topic(db: &TestDb) -> Vec<Value> {
     store.close().await;
     topic
 }
+
+/// `entitywatch run` on `db_url` (the embedded bus), polling the Federal Register at `fr` every
+/// second for rules since 2019; the caller adds its sinks.
+pub fn run_embedded(db_url: &str, fr: &str) -> tokio::process::Command {
+    let mut cmd = entitywatch();
+    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
+        .arg("--database-url")
+        .arg(db_url)
+        .arg("--federal-register-url")
+        .arg(fr);
+    cmd
+}

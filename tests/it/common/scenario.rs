@@ -3,9 +3,12 @@
 //! Slack receiver that records what it was sent.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
@@ -17,21 +20,38 @@ pub const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
 
 pub type Received = Arc<Mutex<Vec<Value>>>;
 
+/// A Slack receiver that records the messages it is sent.
 pub async fn slack_receiver() -> (SocketAddr, Received) {
+    let (addr, received, _) = slow_slack_receiver(Duration::ZERO).await;
+    (addr, received)
+}
+
+/// A Slack receiver that takes `delay` to answer each request and records the messages it
+/// accepted (not one whose sender left during the delay); while the switch it returns is on,
+/// it answers 500 and accepts nothing.
+pub async fn slow_slack_receiver(delay: Duration) -> (SocketAddr, Received, Arc<AtomicBool>) {
     let received: Received = Arc::default();
+    let failing = Arc::new(AtomicBool::new(false));
     let app = Router::new()
         .route(
             SLACK_PATH,
-            post(|State(r): State<Received>, body: String| async move {
-                r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
-                "ok"
-            }),
+            post(
+                move |State((r, failing)): State<(Received, Arc<AtomicBool>)>,
+                      body: String| async move {
+                    tokio::time::sleep(delay).await;
+                    if failing.load(Ordering::SeqCst) {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, "down");
+                    }
+                    r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
+                    (StatusCode::OK, "ok")
+                },
+            ),
         )
-        .with_state(received.clone());
+        .with_state((received.clone(), failing.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, received)
+    (addr, received, failing)
 }
 
 pub const SUPPLIERS: &str = "\
