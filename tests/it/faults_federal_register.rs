@@ -1,6 +1,6 @@
 //! Federal Register faults, injected into the local replay server and survived by the real
-//! binary (`entitywatch watch`), on top of what tests/watch.rs already covers (one 500 on a
-//! search page, one 429 `Retry-After: 1`, one malformed document, one 404).
+//! binary (`entitywatch watch`), on top of what tests/it/watch.rs already covers (one 500 on
+//! a search page, one 429 `Retry-After: 1`, one malformed document, one 404).
 //!
 //! Every test states what it injected and what it counted in one `eprintln!` line, and proves
 //! the watcher's promise for its fault: a rule that could not be processed is retried or

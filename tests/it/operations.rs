@@ -188,7 +188,10 @@ async fn one_rule_moves_the_counters_by_what_it_did() {
         .map(|s| s.to_string())
         .collect();
     listed.sort();
-    assert_eq!(exported, listed, "tests/common/exported.rs is out of date");
+    assert_eq!(
+        exported, listed,
+        "tests/it/common/exported.rs is out of date"
+    );
     for h in common::exported::HISTOGRAMS {
         assert!(m.text.contains(&format!("# TYPE {h} histogram")), "{h}");
     }
