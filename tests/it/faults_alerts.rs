@@ -500,13 +500,15 @@ impl Sink {
     }
 }
 
+/// A receiver's answer to attempt `n` (1-based) at a faulted alert.
+type Answer = fn(usize) -> Reply;
+
 /// One alert faulted at one receiver; every other alert it is sent is answered 200.
 struct Fault {
     sink: Sink,
     /// The alert, `SUPPLIER/KIND`.
     key: &'static str,
-    /// The receiver's answer to attempt `n` (1-based) at the alert.
-    answer: fn(usize) -> Reply,
+    answer: Answer,
     /// `None` when the alert is delivered in the end; otherwise it is dead-lettered at `sink`
     /// with a reason holding each of these.
     dead_letter: Option<&'static [&'static str]>,
@@ -558,7 +560,7 @@ impl Ran<'_> {
 
 impl Case {
     fn script(&self, sink: Sink) -> Script {
-        let faults: Vec<(&'static str, fn(usize) -> Reply)> = self
+        let faults: Vec<(&'static str, Answer)> = self
             .faults
             .iter()
             .filter(|f| f.sink == sink)
