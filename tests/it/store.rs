@@ -4,12 +4,12 @@
 //! malformed rows, re-importing, exporting and applying change events; the alert-delivery
 //! ledger's claims (one sender at a time, leases that expire, release, delivered is final).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::{fixture, fresh_db, Db};
+use crate::common::{fixture, fresh_db, Db};
 use entitywatch::csl::{self, SourceFilter, ENTITY_LIST_SOURCE};
 use entitywatch::events::{
     ChangeAction, CountryCode, EntityChange, EntityKey, EntityName, SourceDocument,

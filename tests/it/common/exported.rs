@@ -1,10 +1,10 @@
-//! The metric names entitywatch exports, as the deployment files (tests/deploy.rs) may use
-//! them and a live scrape (tests/operations.rs) must show them.
+//! The metric names entitywatch exports, as the deployment files (tests/it/deploy.rs) may use
+//! them and a live scrape (tests/it/operations.rs) must show them.
 
 /// Every `entitywatch_*` metric the service exports (the standard `process_*` metrics come
-/// beside them). The rules, the dashboard and README may use only these; tests/operations.rs checks
-/// this list against a live `/metrics` scrape, so a renamed metric cannot leave an
-/// alert or a panel silently empty.
+/// beside them). The rules, the dashboard and README may use only these; tests/it/operations.rs
+/// checks this list against a live `/metrics` scrape, so a renamed metric cannot leave an alert
+/// or a panel silently empty.
 pub const METRICS: &[&str] = &[
     "entitywatch_build_info",
     "entitywatch_watcher_polls_total",

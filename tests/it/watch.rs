@@ -6,16 +6,14 @@
 //! second search page fails once with a 500, one rule's XML is refused once with a 429 and
 //! `Retry-After: 1`, and one document's XML is malformed.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::common::{entitywatch, fixture, fresh_db, read_events, run, watch_once, Db};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::{entitywatch, fixture, fresh_db, run, Db};
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use serde_json::Value;
 
@@ -117,32 +115,6 @@ fn comparable(event: &Value) -> Value {
         "license_policy": event["license_policy"],
         "federal_register_citation": event["federal_register_citation"],
     })
-}
-
-fn read_events(path: &std::path::Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("every line is a JSON event"))
-        .collect()
-}
-
-/// `watch --once` appending to `out`, on `db_url`, against the replay at `base`, plus `extra`.
-fn watch_once(
-    out: &std::path::Path,
-    db_url: &str,
-    base: &str,
-    extra: &[&str],
-) -> tokio::process::Command {
-    let mut cmd = entitywatch();
-    cmd.args(["watch", "--once"])
-        .args(extra)
-        .arg("--output")
-        .arg(out)
-        .arg("--database-url")
-        .arg(db_url)
-        .arg("--federal-register-url")
-        .arg(base);
-    cmd
 }
 
 async fn watch_once_publishes_each_rule_once(db: Db) {

@@ -18,22 +18,24 @@
 //! runs as `common::service::Service` (JSON logs, `/metrics` on a free port): before it is
 //! stopped, each test checks that the alert counters on `/metrics` moved by exactly what the
 //! receivers saw.
-
-mod common;
+//!
+//! The seven fault tests are the rows of one table (the `Case` constants, one test each): the
+//! setup, the run and the checks every row shares are written once, in `Case::exercise`; a row
+//! adds its policy, its faults, the counters it expects and its own checks of the attempts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::receiver::{gaps, healthy, show, Kind, Receiver, Reply, Script};
-use common::scenario::SUPPLIERS;
-use common::service::{Scrape, Service};
-use common::{entitywatch, fixture, fresh_db, run, Db, TestDb};
-use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
+use entitywatch::federal_register::replay::ReplayServer;
 use serde_json::Value;
 
-const SLACK_PATH: &str = "/services/T000/B000/XSECRETXSECRETXSECRET";
+use crate::common::receiver::{gaps, healthy, show, Hit, Kind, Receiver, Reply, Script};
+use crate::common::scenario::{import_suppliers, rules_server, SLACK_PATH};
+use crate::common::service::{Scrape, Service};
+use crate::common::wait::{bounded, wait_until};
+use crate::common::{fresh_db, run_embedded, Db, TestDb};
+
 const WEBHOOK_PATH: &str = "/hooks/entitywatch/WHPATHSECRET";
 const WEBHOOK_SECRET: &str = "whsec_faults_0123456789abcdef";
 const DEAD_LETTER_TOPIC: &str = "entitywatch.dead-letter.v1";
@@ -105,40 +107,6 @@ fn keys(list: &[&[&str]]) -> BTreeSet<String> {
         .collect()
 }
 
-/// A local Federal Register serving these documents.
-async fn rule_server(numbers: &[&str]) -> ReplayServer {
-    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
-        .expect("fixtures load")
-        .into_iter()
-        .filter(|d| numbers.iter().any(|n| d.metadata["document_number"] == *n))
-        .collect();
-    assert_eq!(docs.len(), numbers.len(), "fixtures {numbers:?} present");
-    ReplayServer::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        ReplayConfig {
-            documents: docs,
-            ..ReplayConfig::default()
-        },
-    )
-    .await
-    .expect("replay server starts")
-}
-
-/// A fresh SQLite store with the scenario's suppliers imported through the CLI.
-async fn store_with_suppliers() -> TestDb {
-    let db = fresh_db(Db::Sqlite).await;
-    let csv = db.dir.path().join("suppliers.csv");
-    std::fs::write(&csv, SUPPLIERS).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(&db.url)
-        .args(["suppliers", "import"])
-        .arg(&csv);
-    let r = run(cmd).await;
-    assert!(r.status.success(), "suppliers import failed: {}", r.stderr);
-    db
-}
-
 /// The two receivers every test runs with.
 async fn receivers(slack: Script, webhook: Script) -> (Receiver, Receiver) {
     (
@@ -167,13 +135,8 @@ impl Setup<'_> {
     /// `entitywatch run` on the embedded bus with both sinks and the test's retry policy, up
     /// and serving `/metrics`.
     async fn start(&self) -> Service {
-        let mut cmd = entitywatch();
-        cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-            .arg("--database-url")
-            .arg(&self.db.url)
-            .arg("--federal-register-url")
-            .arg(self.fr.base_url())
-            .args(self.policy.args())
+        let mut cmd = run_embedded(&self.db.url, &self.fr.base_url());
+        cmd.args(self.policy.args())
             .env("ENTITYWATCH_SLACK_WEBHOOK_URL", self.slack.url())
             .env("ENTITYWATCH_WEBHOOK_URL", self.webhook.url())
             .env("ENTITYWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET);
@@ -185,7 +148,7 @@ impl Setup<'_> {
     /// returns its logs. Panics, with the logs, if either does not happen in time.
     async fn run_until(&self, delivered: impl Fn() -> bool, want: &Counts) -> String {
         let service = self.start().await;
-        let done = wait_until(&delivered, DELIVERY_BOUND).await;
+        let done = wait_until(DELIVERY_BOUND, &delivered).await;
         if !done {
             let logs = stop_service(service).await;
             panic!(
@@ -215,17 +178,6 @@ async fn stop_service(service: Service) -> String {
     logs
 }
 
-async fn wait_until(done: impl Fn() -> bool, max: Duration) -> bool {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > max {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    true
-}
-
 /// True once `receiver` accepted exactly `want` (and nothing else).
 fn accepted_exactly(receiver: &Receiver, want: &BTreeSet<String>) -> bool {
     receiver.accepted().keys().cloned().collect::<BTreeSet<_>>() == *want
@@ -249,7 +201,7 @@ struct SinkCounts {
 }
 
 impl SinkCounts {
-    fn new(delivered: u32, dead_lettered: u32, retries: u32) -> SinkCounts {
+    const fn new(delivered: u32, dead_lettered: u32, retries: u32) -> SinkCounts {
         SinkCounts {
             delivered,
             dead_lettered,
@@ -528,154 +480,320 @@ async fn fault_clears_and_restart_sends_nothing(setup: &Setup<'_>, before: &Stor
     assert_eq!(ids(&after), ids(before), "dead letters changed on restart");
 }
 
+// ---------------------------------------------------------------------------------------------
+// The fault table: one setup (`Case::exercise`), one row a test
+
+/// Which receiver a fault is injected at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Slack,
+    Webhook,
+}
+
+impl Sink {
+    /// The sink's name in dead-letter reasons, the ledger and metric labels.
+    fn name(self) -> &'static str {
+        match self {
+            Sink::Slack => "slack",
+            Sink::Webhook => "webhook",
+        }
+    }
+}
+
+/// A receiver's answer to attempt `n` (1-based) at a faulted alert.
+type Answer = fn(usize) -> Reply;
+
+/// One alert faulted at one receiver; every other alert it is sent is answered 200.
+struct Fault {
+    sink: Sink,
+    /// The alert, `SUPPLIER/KIND`.
+    key: &'static str,
+    answer: Answer,
+    /// `None` when the alert is delivered in the end; otherwise it is dead-lettered at `sink`
+    /// with a reason holding each of these.
+    dead_letter: Option<&'static [&'static str]>,
+}
+
+/// One row of the table: the retry policy, the rules served, the faults, what the alert
+/// counters must read, and the row's own checks of what the receivers saw.
+///
+/// Every row, through [`Case::exercise`]: the service runs until each receiver accepted
+/// exactly the alerts that are not dead-lettered there and its counters read `counts`; nothing
+/// is accepted twice and every webhook request verifies; the alert topic holds every alert
+/// once; the store holds exactly the rows' dead letters, each keyed by its alert id with its
+/// reason, and a ledger row per delivered (alert, sink).
+struct Case {
+    policy: Policy,
+    /// Serve 85 FR 44159 after 84 FR 54002, for alerts after the faulted one.
+    later_rule: bool,
+    faults: &'static [Fault],
+    counts: Counts,
+    /// Then clear the faults and restart: see [`fault_clears_and_restart_sends_nothing`].
+    restart: bool,
+    /// The row's assertions on the attempts; returns what the summary line says of them.
+    check: fn(&Ran) -> String,
+}
+
+/// What a row's check reads after the run.
+struct Ran<'a> {
+    policy: Policy,
+    faults: &'a [Fault],
+    slack: &'a Receiver,
+    webhook: &'a Receiver,
+    logs: String,
+}
+
+impl Ran<'_> {
+    /// The attempts at the first fault's alert, at its receiver.
+    fn faulted(&self) -> (&'static str, Vec<Hit>) {
+        let fault = &self.faults[0];
+        (fault.key, self.receiver(fault.sink).attempts(fault.key))
+    }
+
+    fn receiver(&self, sink: Sink) -> &Receiver {
+        match sink {
+            Sink::Slack => self.slack,
+            Sink::Webhook => self.webhook,
+        }
+    }
+}
+
+impl Case {
+    fn script(&self, sink: Sink) -> Script {
+        let faults: Vec<(&'static str, Answer)> = self
+            .faults
+            .iter()
+            .filter(|f| f.sink == sink)
+            .map(|f| (f.key, f.answer))
+            .collect();
+        Arc::new(move |key, attempt| {
+            faults
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or_else(Reply::ok, |(_, answer)| answer(attempt))
+        })
+    }
+
+    async fn exercise(&self, test: &str) {
+        bounded(test, TEST_BOUND, async {
+            let started = Instant::now();
+            let db = fresh_db(Db::Sqlite).await;
+            import_suppliers(&db).await;
+            let (fr, all) = if self.later_rule {
+                (
+                    rules_server(&["2019-22210", "2020-15827"]).await,
+                    keys(&[&FIRST_RULE, &LATER_RULE]),
+                )
+            } else {
+                (rules_server(&["2019-22210"]).await, keys(&[&FIRST_RULE]))
+            };
+            let (slack, webhook) =
+                receivers(self.script(Sink::Slack), self.script(Sink::Webhook)).await;
+            let setup = Setup {
+                db: &db,
+                fr: &fr,
+                slack: &slack,
+                webhook: &webhook,
+                policy: self.policy,
+            };
+            let dead: Vec<&Fault> = self
+                .faults
+                .iter()
+                .filter(|f| f.dead_letter.is_some())
+                .collect();
+            let delivered_at = |sink: Sink| -> BTreeSet<String> {
+                all.iter()
+                    .filter(|k| !dead.iter().any(|f| f.sink == sink && f.key == *k))
+                    .cloned()
+                    .collect()
+            };
+            let (slack_want, webhook_want) =
+                (delivered_at(Sink::Slack), delivered_at(Sink::Webhook));
+            let logs = setup
+                .run_until(
+                    || {
+                        accepted_exactly(&slack, &slack_want)
+                            && accepted_exactly(&webhook, &webhook_want)
+                    },
+                    &self.counts,
+                )
+                .await;
+
+            let ran = Ran {
+                policy: self.policy,
+                faults: self.faults,
+                slack: &slack,
+                webhook: &webhook,
+                logs,
+            };
+            let what = (self.check)(&ran);
+            assert_once_and_signed(&slack, &webhook);
+
+            let stored = read_store(&db).await;
+            assert_topic_holds(&stored, &all);
+            assert_eq!(
+                stored.dead_letters.len(),
+                dead.len(),
+                "{:?}",
+                stored.dead_letters
+            );
+            for f in &dead {
+                assert_dead_lettered(&stored, f.key, f.sink.name(), f.dead_letter.unwrap());
+            }
+            assert_eq!(
+                stored.ledger.len(),
+                all.len() * 3 - dead.len(),
+                "{} alerts × (topic, slack, webhook), minus the {} dead-lettered",
+                all.len(),
+                dead.len()
+            );
+            if self.restart {
+                fault_clears_and_restart_sends_nothing(&setup, &stored).await;
+            }
+            eprintln!(
+                "fault: {what} ({}); dead-lettered {} (reasons {:?}); delivered slack {} webhook \
+                 {}{}; {}{}; {:.1} s",
+                self.policy.describe(),
+                stored.dead_letters.len(),
+                stored
+                    .dead_letters
+                    .iter()
+                    .map(|d| d.reason.as_str())
+                    .collect::<Vec<_>>(),
+                slack.accepted().len(),
+                webhook.accepted().len(),
+                if self.later_rule {
+                    " (incl. 2 revised alerts of the later rule 2020-15827)"
+                } else {
+                    ""
+                },
+                self.counts.describe(),
+                if self.restart {
+                    "; after the fault cleared a restart re-sent 0 (its counters all 0) and the \
+                     dead letters remain (no automatic redrive)"
+                } else {
+                    ""
+                },
+                started.elapsed().as_secs_f64()
+            );
+        })
+        .await
+    }
+}
+
+/// Each wait between `attempts` is the policy's backoff: in `[floor, ceiling + latency)`.
+fn assert_backoff(policy: &Policy, waits: &[Duration]) {
+    for (n, w) in waits.iter().enumerate() {
+        let (floor, ceiling) = (policy.floor(n), policy.ceiling(n));
+        assert!(
+            *w >= floor && *w < ceiling + LATENCY,
+            "backoff {n} out of [{floor:?}, {ceiling:?}]: {waits:?}"
+        );
+    }
+}
+
+/// What `slack_429_retry_after_is_honoured_then_delivered` asks for.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long Slack stays silent on a hung attempt.
+const SLACK_HANG: Duration = Duration::from_secs(4);
+/// How long the webhook stays silent on a hung attempt.
+const WEBHOOK_HANG: Duration = Duration::from_secs(3);
+
 /// 429 with `Retry-After: 1` twice, then 200, at Slack for one alert, with a backoff of
 /// 100 ms (so at most 200 ms, then 400 ms, with jitter) and a 3 s cap. The waits between the
 /// attempts are at least the 1 s asked for, which the backoff alone could not reach, and about
 /// no more; the alert is then delivered once, and nothing is dead-lettered.
-#[tokio::test(flavor = "multi_thread")]
-async fn slack_429_retry_after_is_honoured_then_delivered() {
-    tokio::time::timeout(TEST_BOUND, async {
-        let started = Instant::now();
-        let policy = Policy {
-            max_attempts: 4,
-            timeout: Duration::from_secs(2),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(3),
-        };
-        let retry_after = Duration::from_secs(1);
-        assert!(policy.ceiling(1) < retry_after && retry_after < policy.max_backoff);
-        let db = store_with_suppliers().await;
-        let fr = rule_server(&["2019-22210"]).await;
-        let faulted = "S-2/listed";
-        let (slack, webhook) = receivers(
-            Arc::new(move |key, attempt| {
-                if key == faulted && attempt <= 2 {
-                    Reply::status(429)
-                        .header("retry-after", retry_after.as_secs().to_string())
-                        .body("rate_limited")
-                } else {
-                    Reply::ok()
-                }
-            }),
-            healthy(),
-        )
-        .await;
-        let setup = Setup {
-            db: &db,
-            fr: &fr,
-            slack: &slack,
-            webhook: &webhook,
-            policy,
-        };
-        let want = keys(&[&FIRST_RULE]);
-        let counts = Counts {
-            topic: 3,
-            slack: SinkCounts::new(3, 0, 2),
-            webhook: SinkCounts::new(3, 0, 0),
-        };
-        let logs = setup
-            .run_until(
-                || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
-                &counts,
-            )
-            .await;
-
-        let attempts = slack.attempts(faulted);
+const SLACK_429_RETRY_AFTER: Case = Case {
+    policy: Policy {
+        max_attempts: 4,
+        timeout: Duration::from_secs(2),
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(3),
+    },
+    later_rule: false,
+    faults: &[Fault {
+        sink: Sink::Slack,
+        key: "S-2/listed",
+        answer: |attempt| {
+            if attempt <= 2 {
+                Reply::status(429)
+                    .header("retry-after", RETRY_AFTER.as_secs().to_string())
+                    .body("rate_limited")
+            } else {
+                Reply::ok()
+            }
+        },
+        dead_letter: None,
+    }],
+    counts: Counts {
+        topic: 3,
+        slack: SinkCounts::new(3, 0, 2),
+        webhook: SinkCounts::new(3, 0, 0),
+    },
+    restart: false,
+    check: |ran| {
+        let policy = ran.policy;
+        assert!(policy.ceiling(1) < RETRY_AFTER && RETRY_AFTER < policy.max_backoff);
+        let (faulted, attempts) = ran.faulted();
         let statuses: Vec<u16> = attempts.iter().map(|h| h.status).collect();
-        assert_eq!(statuses, [429, 429, 200], "{logs}");
+        assert_eq!(statuses, [429, 429, 200], "{}", ran.logs);
         let waits = gaps(&attempts);
         for w in &waits {
             assert!(
-                *w >= retry_after,
-                "Retry-After {retry_after:?} not honoured: {waits:?}"
+                *w >= RETRY_AFTER,
+                "Retry-After {RETRY_AFTER:?} not honoured: {waits:?}"
             );
             assert!(
-                *w < retry_after + LATENCY,
+                *w < RETRY_AFTER + LATENCY,
                 "waited longer than Retry-After asked: {waits:?}"
             );
         }
-        assert_once_and_signed(&slack, &webhook);
-        let stored = read_store(&db).await;
-        assert!(stored.dead_letters.is_empty(), "{:?}", stored.dead_letters);
-        assert_topic_holds(&stored, &want);
-        assert_eq!(stored.ledger.len(), 9, "3 alerts × (topic, slack, webhook)");
-        eprintln!(
-            "fault: slack 429 Retry-After 1 ×2 then 200 for {faulted} ({}); attempts {}, \
-             waits {} (≥ 1.0 s each; the backoff alone ≤ 0.2/0.4 s), waited {:.2} s in all; \
-             delivered slack {} webhook {}, dead-lettered 0; {}; {:.1} s",
-            policy.describe(),
+        format!(
+            "slack 429 Retry-After 1 ×2 then 200 for {faulted}; attempts {}, waits {} (≥ 1.0 s \
+             each; the backoff alone ≤ 0.2/0.4 s), waited {:.2} s in all",
             attempts.len(),
             show(&waits),
-            waits.iter().sum::<Duration>().as_secs_f64(),
-            slack.accepted().len(),
-            webhook.accepted().len(),
-            counts.describe(),
-            started.elapsed().as_secs_f64()
-        );
-    })
-    .await
-    .expect("test finished within its bound");
-}
+            waits.iter().sum::<Duration>().as_secs_f64()
+        )
+    },
+};
 
 /// 500 three times, then 200, at the generic webhook, with a 250 ms minimum backoff. The waits
 /// grow exponentially from it (at least 0.25, 0.5 and 1 s, at most double that with jitter),
 /// every attempt is signed afresh and verifies, all carry the same delivery id, and the alert
 /// is delivered once.
-#[tokio::test(flavor = "multi_thread")]
-async fn webhook_500s_are_retried_with_backoff_then_delivered() {
-    tokio::time::timeout(TEST_BOUND, async {
-        let started = Instant::now();
-        let policy = Policy {
-            max_attempts: 5,
-            timeout: Duration::from_secs(2),
-            min_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(5),
-        };
-        let db = store_with_suppliers().await;
-        let fr = rule_server(&["2019-22210"]).await;
-        let faulted = "S-1/listed";
-        let (slack, webhook) = receivers(
-            healthy(),
-            Arc::new(move |key, attempt| {
-                if key == faulted && attempt <= 3 {
-                    Reply::status(500).body("internal error")
-                } else {
-                    Reply::ok()
-                }
-            }),
-        )
-        .await;
-        let setup = Setup {
-            db: &db,
-            fr: &fr,
-            slack: &slack,
-            webhook: &webhook,
-            policy,
-        };
-        let want = keys(&[&FIRST_RULE]);
-        let counts = Counts {
-            topic: 3,
-            slack: SinkCounts::new(3, 0, 0),
-            webhook: SinkCounts::new(3, 0, 3),
-        };
-        let logs = setup
-            .run_until(
-                || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
-                &counts,
-            )
-            .await;
-
-        let attempts = webhook.attempts(faulted);
+const WEBHOOK_500S: Case = Case {
+    policy: Policy {
+        max_attempts: 5,
+        timeout: Duration::from_secs(2),
+        min_backoff: Duration::from_millis(250),
+        max_backoff: Duration::from_secs(5),
+    },
+    later_rule: false,
+    faults: &[Fault {
+        sink: Sink::Webhook,
+        key: "S-1/listed",
+        answer: |attempt| {
+            if attempt <= 3 {
+                Reply::status(500).body("internal error")
+            } else {
+                Reply::ok()
+            }
+        },
+        dead_letter: None,
+    }],
+    counts: Counts {
+        topic: 3,
+        slack: SinkCounts::new(3, 0, 0),
+        webhook: SinkCounts::new(3, 0, 3),
+    },
+    restart: false,
+    check: |ran| {
+        let (faulted, attempts) = ran.faulted();
         let statuses: Vec<u16> = attempts.iter().map(|h| h.status).collect();
-        assert_eq!(statuses, [500, 500, 500, 200], "{logs}");
+        assert_eq!(statuses, [500, 500, 500, 200], "{}", ran.logs);
         let waits = gaps(&attempts);
-        for (n, w) in waits.iter().enumerate() {
-            let (floor, ceiling) = (policy.floor(n), policy.ceiling(n));
-            assert!(
-                *w >= floor && *w < ceiling + LATENCY,
-                "backoff {n} out of [{floor:?}, {ceiling:?}]: {waits:?}"
-            );
-        }
+        assert_backoff(&ran.policy, &waits);
         let ids: BTreeSet<_> = attempts.iter().map(|h| h.delivery_id.clone()).collect();
         assert_eq!(ids.len(), 1, "one delivery id across retries: {ids:?}");
         // Unix seconds, and the attempts span at least 1.75 s.
@@ -684,79 +802,49 @@ async fn webhook_500s_are_retried_with_backoff_then_delivered() {
             stamps.windows(2).all(|w| w[0] <= w[1]) && stamps[3] - stamps[0] >= 1,
             "each attempt is signed when sent: {stamps:?}"
         );
-        assert_once_and_signed(&slack, &webhook);
-        let stored = read_store(&db).await;
-        assert!(stored.dead_letters.is_empty(), "{:?}", stored.dead_letters);
-        assert_topic_holds(&stored, &want);
-        assert_eq!(stored.ledger.len(), 9, "3 alerts × (topic, slack, webhook)");
-        eprintln!(
-            "fault: webhook 500 ×3 then 200 for {faulted} ({}); attempts {}, backoff waits {} \
-             (≥ 0.25/0.5/1 s, < 2× + latency), all {} signed requests verified, one delivery \
-             id; delivered slack {} webhook {}, dead-lettered 0; {}; {:.1} s",
-            policy.describe(),
+        format!(
+            "webhook 500 ×3 then 200 for {faulted}; attempts {}, backoff waits {} (≥ \
+             0.25/0.5/1 s, < 2× + latency), all {} signed requests verified, one delivery id",
             attempts.len(),
             show(&waits),
-            webhook.hits().len(),
-            slack.accepted().len(),
-            webhook.accepted().len(),
-            counts.describe(),
-            started.elapsed().as_secs_f64()
-        );
-    })
-    .await
-    .expect("test finished within its bound");
-}
+            ran.webhook.hits().len()
+        )
+    },
+};
 
 /// Slack does not answer the first attempt for 4 s, longer than the 1 s `--alert-timeout`: the
 /// sender gives up at 1 s, backs off (100–200 ms) and retries, without waiting for the slow
 /// answer, and the alert is delivered once.
-#[tokio::test(flavor = "multi_thread")]
-async fn slack_timeout_is_retried_then_delivered() {
-    tokio::time::timeout(TEST_BOUND, async {
-        let started = Instant::now();
-        let policy = Policy {
-            max_attempts: 3,
-            timeout: Duration::from_secs(1),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-        };
-        let db = store_with_suppliers().await;
-        let fr = rule_server(&["2019-22210"]).await;
-        let faulted = "S-3/listed";
-        let hang = Duration::from_secs(4);
-        let (slack, webhook) = receivers(
-            Arc::new(move |key, attempt| {
-                if key == faulted && attempt == 1 {
-                    Reply::hang(hang)
-                } else {
-                    Reply::ok()
-                }
-            }),
-            healthy(),
-        )
-        .await;
-        let setup = Setup {
-            db: &db,
-            fr: &fr,
-            slack: &slack,
-            webhook: &webhook,
-            policy,
-        };
-        let want = keys(&[&FIRST_RULE]);
-        let counts = Counts {
-            topic: 3,
-            slack: SinkCounts::new(3, 0, 1),
-            webhook: SinkCounts::new(3, 0, 0),
-        };
-        let logs = setup
-            .run_until(
-                || accepted_exactly(&slack, &want) && accepted_exactly(&webhook, &want),
-                &counts,
-            )
-            .await;
-
-        let attempts = slack.attempts(faulted);
-        assert_eq!(attempts.len(), 2, "{logs}");
+const SLACK_TIMEOUT: Case = Case {
+    policy: Policy {
+        max_attempts: 3,
+        timeout: Duration::from_secs(1),
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    },
+    later_rule: false,
+    faults: &[Fault {
+        sink: Sink::Slack,
+        key: "S-3/listed",
+        answer: |attempt| {
+            if attempt == 1 {
+                Reply::hang(SLACK_HANG)
+            } else {
+                Reply::ok()
+            }
+        },
+        dead_letter: None,
+    }],
+    counts: Counts {
+        topic: 3,
+        slack: SinkCounts::new(3, 0, 1),
+        webhook: SinkCounts::new(3, 0, 0),
+    },
+    restart: false,
+    check: |ran| {
+        let policy = ran.policy;
+        let (faulted, attempts) = ran.faulted();
+        assert_eq!(attempts.len(), 2, "{}", ran.logs);
         assert!(!attempts[0].accepted() && attempts[1].accepted());
         let wait = attempts[1].at - attempts[0].at;
         let (floor, ceiling) = (
@@ -764,300 +852,163 @@ async fn slack_timeout_is_retried_then_delivered() {
             policy.timeout + policy.ceiling(0) + LATENCY,
         );
         assert!(
-            wait >= floor && wait < ceiling && wait < hang,
+            wait >= floor && wait < ceiling && wait < SLACK_HANG,
             "timed out at the sink timeout, then backed off: {wait:?} not in [{floor:?}, \
              {ceiling:?})"
         );
-        assert!(logs.contains("no answer within 1000 ms"), "{logs}");
-        assert_once_and_signed(&slack, &webhook);
-        let stored = read_store(&db).await;
-        assert!(stored.dead_letters.is_empty(), "{:?}", stored.dead_letters);
-        assert_topic_holds(&stored, &want);
-        assert_eq!(stored.ledger.len(), 9, "3 alerts × (topic, slack, webhook)");
-        eprintln!(
-            "fault: slack silent for {} s on attempt 1 of {faulted}, then 200 ({}); attempts \
-             {}, retried after {:.2} s (timeout 1 s + backoff 0.1–0.2 s); delivered slack {} \
-             webhook {}, dead-lettered 0; {}; {:.1} s",
-            hang.as_secs(),
-            policy.describe(),
-            attempts.len(),
-            wait.as_secs_f64(),
-            slack.accepted().len(),
-            webhook.accepted().len(),
-            counts.describe(),
-            started.elapsed().as_secs_f64()
+        assert!(
+            ran.logs.contains("no answer within 1000 ms"),
+            "{}",
+            ran.logs
         );
-    })
-    .await
-    .expect("test finished within its bound");
-}
+        format!(
+            "slack silent for {} s on attempt 1 of {faulted}, then 200; attempts {}, retried \
+             after {:.2} s (timeout 1 s + backoff 0.1–0.2 s)",
+            SLACK_HANG.as_secs(),
+            attempts.len(),
+            wait.as_secs_f64()
+        )
+    },
+};
 
 /// A permanent 404 at Slack for one alert and at the webhook for another: each is tried once,
 /// not retried (though 4 attempts are allowed), and dead-lettered with the receiver's reason;
 /// every other alert of the rule and of a later rule is delivered once to both. After the
 /// fault clears a restart sends nothing again, and the two dead letters are still there, whole.
-#[tokio::test(flavor = "multi_thread")]
-async fn permanent_404_is_dead_lettered_at_once_and_later_rules_still_delivered() {
-    tokio::time::timeout(TEST_BOUND, async {
-        let started = Instant::now();
-        let policy = Policy {
-            max_attempts: 4,
-            timeout: Duration::from_secs(2),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-        };
-        let db = store_with_suppliers().await;
-        let fr = rule_server(&["2019-22210", "2020-15827"]).await;
-        let (slack_fault, webhook_fault) = ("S-2/listed", "S-3/listed");
-        let (slack, webhook) = receivers(
-            Arc::new(move |key, _| {
-                if key == slack_fault {
-                    Reply::status(404).body("no_service")
-                } else {
-                    Reply::ok()
-                }
-            }),
-            Arc::new(move |key, _| {
-                if key == webhook_fault {
-                    Reply::status(404).body("unknown hook")
-                } else {
-                    Reply::ok()
-                }
-            }),
+const PERMANENT_404: Case = Case {
+    policy: Policy {
+        max_attempts: 4,
+        timeout: Duration::from_secs(2),
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+    },
+    later_rule: true,
+    faults: &[
+        Fault {
+            sink: Sink::Slack,
+            key: "S-2/listed",
+            answer: |_| Reply::status(404).body("no_service"),
+            dead_letter: Some(&["404", "no_service"]),
+        },
+        Fault {
+            sink: Sink::Webhook,
+            key: "S-3/listed",
+            answer: |_| Reply::status(404).body("unknown hook"),
+            dead_letter: Some(&["404", "unknown hook"]),
+        },
+    ],
+    counts: Counts {
+        topic: 5,
+        slack: SinkCounts::new(4, 1, 0),
+        webhook: SinkCounts::new(4, 1, 0),
+    },
+    restart: true,
+    check: |ran| {
+        for f in ran.faults {
+            assert_eq!(
+                ran.receiver(f.sink).attempts(f.key).len(),
+                1,
+                "a 404 is not retried"
+            );
+        }
+        format!(
+            "slack 404 no_service for {}, webhook 404 for {}; attempts 1 + 1",
+            ran.faults[0].key, ran.faults[1].key
         )
-        .await;
-        let setup = Setup {
-            db: &db,
-            fr: &fr,
-            slack: &slack,
-            webhook: &webhook,
-            policy,
-        };
-        let all = keys(&[&FIRST_RULE, &LATER_RULE]);
-        let without = |k: &str| all.iter().filter(|x| *x != k).cloned().collect();
-        let (slack_want, webhook_want) = (without(slack_fault), without(webhook_fault));
-        let counts = Counts {
-            topic: 5,
-            slack: SinkCounts::new(4, 1, 0),
-            webhook: SinkCounts::new(4, 1, 0),
-        };
-        setup
-            .run_until(
-                || {
-                    accepted_exactly(&slack, &slack_want)
-                        && accepted_exactly(&webhook, &webhook_want)
-                },
-                &counts,
-            )
-            .await;
-
-        assert_eq!(slack.attempts(slack_fault).len(), 1, "a 404 is not retried");
-        assert_eq!(
-            webhook.attempts(webhook_fault).len(),
-            1,
-            "a 404 is not retried"
-        );
-        assert_once_and_signed(&slack, &webhook);
-
-        let stored = read_store(&db).await;
-        assert_topic_holds(&stored, &all);
-        assert_eq!(stored.dead_letters.len(), 2, "{:?}", stored.dead_letters);
-        assert_dead_lettered(&stored, slack_fault, "slack", &["404", "no_service"]);
-        assert_dead_lettered(&stored, webhook_fault, "webhook", &["404", "unknown hook"]);
-        assert_eq!(
-            stored.ledger.len(),
-            5 * 3 - 2,
-            "5 alerts × 3 sinks, minus the 2"
-        );
-
-        fault_clears_and_restart_sends_nothing(&setup, &stored).await;
-        eprintln!(
-            "fault: slack 404 no_service for {slack_fault}, webhook 404 for {webhook_fault} \
-             ({}); attempts 1 + 1, dead-lettered 2 (reasons {:?}); delivered slack {} webhook \
-             {} (incl. 2 revised alerts of the later rule 2020-15827); {}; after the fault \
-             cleared a restart re-sent 0 (its counters all 0) and the 2 dead letters remain \
-             (no automatic redrive); {:.1} s",
-            policy.describe(),
-            stored
-                .dead_letters
-                .iter()
-                .map(|d| d.reason.as_str())
-                .collect::<Vec<_>>(),
-            slack.accepted().len(),
-            webhook.accepted().len(),
-            counts.describe(),
-            started.elapsed().as_secs_f64()
-        );
-    })
-    .await
-    .expect("test finished within its bound");
-}
+    },
+};
 
 /// 503 on every attempt at the webhook for the first alert of the rule, with
 /// `--alert-max-attempts 4`: 4 attempts (not the default 6) with exponential backoff (≥ 0.2,
 /// 0.4, 0.8 s), then dead-lettered with the last reason, while the alerts after it — the same
 /// rule's and a later rule's — are delivered once to both sinks. After the fault clears a
 /// restart sends nothing again and the dead letter remains.
-#[tokio::test(flavor = "multi_thread")]
-async fn webhook_503_until_retries_run_out_is_dead_lettered_and_service_keeps_going() {
-    tokio::time::timeout(TEST_BOUND, async {
-        let started = Instant::now();
-        let policy = Policy {
-            max_attempts: 4,
-            timeout: Duration::from_secs(2),
-            min_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-        };
-        let db = store_with_suppliers().await;
-        let fr = rule_server(&["2019-22210", "2020-15827"]).await;
-        let faulted = FIRST_RULE[0];
-        let (slack, webhook) = receivers(
-            healthy(),
-            Arc::new(move |key, _| {
-                if key == faulted {
-                    Reply::status(503).body("down for maintenance")
-                } else {
-                    Reply::ok()
-                }
-            }),
-        )
-        .await;
-        let setup = Setup {
-            db: &db,
-            fr: &fr,
-            slack: &slack,
-            webhook: &webhook,
-            policy,
-        };
-        let all = keys(&[&FIRST_RULE, &LATER_RULE]);
-        let webhook_want: BTreeSet<String> =
-            all.iter().filter(|k| *k != faulted).cloned().collect();
-        let counts = Counts {
-            topic: 5,
-            slack: SinkCounts::new(5, 0, 0),
-            webhook: SinkCounts::new(4, 1, 3),
-        };
-        let logs = setup
-            .run_until(
-                || accepted_exactly(&slack, &all) && accepted_exactly(&webhook, &webhook_want),
-                &counts,
-            )
-            .await;
-
-        let attempts = webhook.attempts(faulted);
-        assert_eq!(attempts.len(), policy.max_attempts, "{logs}");
+const WEBHOOK_503_UNTIL_RETRIES_RUN_OUT: Case = Case {
+    policy: Policy {
+        max_attempts: 4,
+        timeout: Duration::from_secs(2),
+        min_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(5),
+    },
+    later_rule: true,
+    faults: &[Fault {
+        sink: Sink::Webhook,
+        key: FIRST_RULE[0],
+        answer: |_| Reply::status(503).body("down for maintenance"),
+        dead_letter: Some(&["503", "down for maintenance"]),
+    }],
+    counts: Counts {
+        topic: 5,
+        slack: SinkCounts::new(5, 0, 0),
+        webhook: SinkCounts::new(4, 1, 3),
+    },
+    restart: true,
+    check: |ran| {
+        let (faulted, attempts) = ran.faulted();
+        assert_eq!(attempts.len(), ran.policy.max_attempts, "{}", ran.logs);
         assert!(attempts.iter().all(|h| h.status == 503));
         let waits = gaps(&attempts);
-        for (n, w) in waits.iter().enumerate() {
-            let (floor, ceiling) = (policy.floor(n), policy.ceiling(n));
-            assert!(
-                *w >= floor && *w < ceiling + LATENCY,
-                "backoff {n} out of [{floor:?}, {ceiling:?}]: {waits:?}"
-            );
-        }
+        assert_backoff(&ran.policy, &waits);
         // The alerts after the faulted one were sent after it was given up on.
         let given_up = attempts.last().unwrap().at;
-        let later: Vec<_> = webhook
+        let later: Vec<_> = ran
+            .webhook
             .hits()
             .into_iter()
             .filter(|h| h.key != faulted)
             .collect();
         assert!(later.iter().all(|h| h.at > given_up));
-        assert_once_and_signed(&slack, &webhook);
-
-        let stored = read_store(&db).await;
-        assert_topic_holds(&stored, &all);
-        assert_eq!(stored.dead_letters.len(), 1, "{:?}", stored.dead_letters);
-        let d = assert_dead_lettered(
-            &stored,
-            faulted,
-            "webhook",
-            &["503", "down for maintenance"],
-        );
-        assert_eq!(
-            stored.ledger.len(),
-            5 * 3 - 1,
-            "5 alerts × 3 sinks, minus 1"
-        );
-
-        fault_clears_and_restart_sends_nothing(&setup, &stored).await;
-        eprintln!(
-            "fault: webhook 503 on every attempt for {faulted} ({}); attempts {}, backoff \
-             waits {} ({:.2} s in all; ≥ 0.2/0.4/0.8 s); dead-lettered 1 ({:?}); then \
-             delivered webhook {} / slack {} (incl. 2 revised alerts of the later rule \
-             2020-15827); {}; after the fault cleared a restart re-sent 0 (its counters all 0) \
-             and the dead letter remains; {:.1} s",
-            policy.describe(),
+        format!(
+            "webhook 503 on every attempt for {faulted}; attempts {}, backoff waits {} ({:.2} s \
+             in all; ≥ 0.2/0.4/0.8 s)",
             attempts.len(),
             show(&waits),
-            waits.iter().sum::<Duration>().as_secs_f64(),
-            d.reason,
-            webhook.accepted().len(),
-            slack.accepted().len(),
-            counts.describe(),
-            started.elapsed().as_secs_f64()
-        );
-    })
-    .await
-    .expect("test finished within its bound");
-}
+            waits.iter().sum::<Duration>().as_secs_f64()
+        )
+    },
+};
+
+/// The policy of [`SLACK_TIMEOUT_ON_THE_LAST_ATTEMPT`], whose fault depends on its last attempt.
+const THREE_ATTEMPTS_1S: Policy = Policy {
+    max_attempts: 3,
+    timeout: Duration::from_secs(1),
+    min_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(2),
+};
 
 /// 500 twice, then no answer within the 1 s `--alert-timeout` on the third and last attempt,
 /// at Slack: the alert is dead-lettered with the timeout (the last attempt's reason, not the
 /// 500) and the next alert goes out once the last attempt has timed out.
-#[tokio::test(flavor = "multi_thread")]
-async fn slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason() {
-    tokio::time::timeout(TEST_BOUND, async {
-        let started = Instant::now();
-        let policy = Policy {
-            max_attempts: 3,
-            timeout: Duration::from_secs(1),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-        };
-        let db = store_with_suppliers().await;
-        let fr = rule_server(&["2019-22210"]).await;
-        let faulted = "S-1/listed";
-        let (slack, webhook) = receivers(
-            Arc::new(move |key, attempt| {
-                if key != faulted {
-                    Reply::ok()
-                } else if attempt < policy.max_attempts {
-                    Reply::status(500).body("internal_error")
-                } else {
-                    Reply::hang(Duration::from_secs(4))
-                }
-            }),
-            healthy(),
-        )
-        .await;
-        let setup = Setup {
-            db: &db,
-            fr: &fr,
-            slack: &slack,
-            webhook: &webhook,
-            policy,
-        };
-        let all = keys(&[&FIRST_RULE]);
-        let slack_want: BTreeSet<String> = all.iter().filter(|k| *k != faulted).cloned().collect();
-        let counts = Counts {
-            topic: 3,
-            slack: SinkCounts::new(2, 1, 2),
-            webhook: SinkCounts::new(3, 0, 0),
-        };
-        let logs = setup
-            .run_until(
-                || accepted_exactly(&slack, &slack_want) && accepted_exactly(&webhook, &all),
-                &counts,
-            )
-            .await;
-
-        let attempts = slack.attempts(faulted);
-        assert_eq!(attempts.len(), policy.max_attempts, "{logs}");
+const SLACK_TIMEOUT_ON_THE_LAST_ATTEMPT: Case = Case {
+    policy: THREE_ATTEMPTS_1S,
+    later_rule: false,
+    faults: &[Fault {
+        sink: Sink::Slack,
+        key: "S-1/listed",
+        answer: |attempt| {
+            if attempt < THREE_ATTEMPTS_1S.max_attempts {
+                Reply::status(500).body("internal_error")
+            } else {
+                Reply::hang(SLACK_HANG)
+            }
+        },
+        dead_letter: Some(&["no answer within 1000 ms"]),
+    }],
+    counts: Counts {
+        topic: 3,
+        slack: SinkCounts::new(2, 1, 2),
+        webhook: SinkCounts::new(3, 0, 0),
+    },
+    restart: false,
+    check: |ran| {
+        let policy = ran.policy;
+        let (faulted, attempts) = ran.faulted();
+        assert_eq!(attempts.len(), policy.max_attempts, "{}", ran.logs);
         let statuses: Vec<u16> = attempts.iter().map(|h| h.status).collect();
         assert_eq!(statuses, [500, 500, 504], "the last one hung");
         // The next alert reached Slack once the last attempt had timed out.
-        let next = slack
+        let next = ran
+            .slack
             .hits()
             .into_iter()
             .find(|h| h.key == "S-3/listed")
@@ -1067,85 +1018,45 @@ async fn slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason() {
             timed_out_after >= policy.timeout && timed_out_after < policy.timeout + LATENCY * 3,
             "{timed_out_after:?}"
         );
-        assert_once_and_signed(&slack, &webhook);
-
-        let stored = read_store(&db).await;
-        assert_topic_holds(&stored, &all);
-        assert_eq!(stored.dead_letters.len(), 1, "{:?}", stored.dead_letters);
-        let d = assert_dead_lettered(&stored, faulted, "slack", &["no answer within 1000 ms"]);
-        eprintln!(
-            "fault: slack 500 ×2 then silent past the 1 s timeout for {faulted} ({}); \
-             attempts {}, waits {}, gave up {:.2} s after the last; dead-lettered 1 ({:?}); \
-             delivered slack {} webhook {}; {}; {:.1} s",
-            policy.describe(),
+        format!(
+            "slack 500 ×2 then silent past the 1 s timeout for {faulted}; attempts {}, waits {}, \
+             gave up {:.2} s after the last",
             attempts.len(),
             show(&gaps(&attempts)),
-            timed_out_after.as_secs_f64(),
-            d.reason,
-            slack.accepted().len(),
-            webhook.accepted().len(),
-            counts.describe(),
-            started.elapsed().as_secs_f64()
-        );
-    })
-    .await
-    .expect("test finished within its bound");
-}
+            timed_out_after.as_secs_f64()
+        )
+    },
+};
 
 /// The webhook never answers one alert within the 500 ms `--alert-timeout`, on any attempt:
 /// after `--alert-max-attempts` (3) attempts, each `timeout + backoff` after the one before,
 /// the alert is dead-lettered with the reason "no answer within 500 ms", while every other
 /// alert, of this rule and a later one, is delivered once to both sinks. After the fault
 /// clears a restart sends nothing again and the dead letter remains.
-#[tokio::test(flavor = "multi_thread")]
-async fn webhook_timeout_on_every_attempt_is_dead_lettered_and_service_keeps_going() {
-    tokio::time::timeout(TEST_BOUND, async {
-        let started = Instant::now();
-        let policy = Policy {
-            max_attempts: 3,
-            timeout: Duration::from_millis(500),
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-        };
-        let db = store_with_suppliers().await;
-        let fr = rule_server(&["2019-22210", "2020-15827"]).await;
-        let faulted = "S-1/listed";
-        let hang = Duration::from_secs(3);
-        let (slack, webhook) = receivers(
-            healthy(),
-            Arc::new(move |key, _| {
-                if key == faulted {
-                    Reply::hang(hang)
-                } else {
-                    Reply::ok()
-                }
-            }),
-        )
-        .await;
-        let setup = Setup {
-            db: &db,
-            fr: &fr,
-            slack: &slack,
-            webhook: &webhook,
-            policy,
-        };
-        let all = keys(&[&FIRST_RULE, &LATER_RULE]);
-        let webhook_want: BTreeSet<String> =
-            all.iter().filter(|k| *k != faulted).cloned().collect();
-        let counts = Counts {
-            topic: 5,
-            slack: SinkCounts::new(5, 0, 0),
-            webhook: SinkCounts::new(4, 1, 2),
-        };
-        let logs = setup
-            .run_until(
-                || accepted_exactly(&slack, &all) && accepted_exactly(&webhook, &webhook_want),
-                &counts,
-            )
-            .await;
-
-        let attempts = webhook.attempts(faulted);
-        assert_eq!(attempts.len(), policy.max_attempts, "{logs}");
+const WEBHOOK_TIMEOUT_ON_EVERY_ATTEMPT: Case = Case {
+    policy: Policy {
+        max_attempts: 3,
+        timeout: Duration::from_millis(500),
+        min_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    },
+    later_rule: true,
+    faults: &[Fault {
+        sink: Sink::Webhook,
+        key: "S-1/listed",
+        answer: |_| Reply::hang(WEBHOOK_HANG),
+        dead_letter: Some(&["no answer within 500 ms"]),
+    }],
+    counts: Counts {
+        topic: 5,
+        slack: SinkCounts::new(5, 0, 0),
+        webhook: SinkCounts::new(4, 1, 2),
+    },
+    restart: true,
+    check: |ran| {
+        let policy = ran.policy;
+        let (faulted, attempts) = ran.faulted();
+        assert_eq!(attempts.len(), policy.max_attempts, "{}", ran.logs);
         assert!(attempts.iter().all(|h| !h.accepted()), "every attempt hung");
         // Each retry came once the attempt before had timed out and the backoff had passed,
         // not after the receiver's late answer.
@@ -1154,7 +1065,7 @@ async fn webhook_timeout_on_every_attempt_is_dead_lettered_and_service_keeps_goi
             let floor = policy.timeout + policy.floor(n);
             let ceiling = policy.timeout + policy.ceiling(n) + LATENCY;
             assert!(
-                *w >= floor && *w < ceiling && *w < hang,
+                *w >= floor && *w < ceiling && *w < WEBHOOK_HANG,
                 "attempt {} came {w:?} after the one before, not in [{floor:?}, {ceiling:?}): \
                  {waits:?}",
                 n + 2
@@ -1163,7 +1074,8 @@ async fn webhook_timeout_on_every_attempt_is_dead_lettered_and_service_keeps_goi
         // The alerts after the faulted one went out once the last attempt had timed out (its
         // timer started a moment before the request arrived).
         let given_up = attempts.last().unwrap().at + policy.timeout - Duration::from_millis(100);
-        let later: Vec<_> = webhook
+        let later: Vec<_> = ran
+            .webhook
             .hits()
             .into_iter()
             .filter(|h| h.key != faulted && h.key != FIRST_RULE[0])
@@ -1173,38 +1085,37 @@ async fn webhook_timeout_on_every_attempt_is_dead_lettered_and_service_keeps_goi
             later.iter().all(|h| h.at >= given_up),
             "an alert overtook the one in retries"
         );
-        assert_once_and_signed(&slack, &webhook);
-
-        let stored = read_store(&db).await;
-        assert_topic_holds(&stored, &all);
-        assert_eq!(stored.dead_letters.len(), 1, "{:?}", stored.dead_letters);
-        let d = assert_dead_lettered(&stored, faulted, "webhook", &["no answer within 500 ms"]);
-        assert_eq!(
-            stored.ledger.len(),
-            5 * 3 - 1,
-            "5 alerts × 3 sinks, minus 1"
-        );
-
-        fault_clears_and_restart_sends_nothing(&setup, &stored).await;
-        eprintln!(
-            "fault: webhook silent for {} s on every attempt for {faulted} ({}); attempts {}, \
-             each after {} (timeout 0.5 s + backoff ≥ 0.1/0.2 s); dead-lettered 1 ({:?}); \
-             delivered webhook {} / slack {} (incl. 2 revised alerts of the later rule \
-             2020-15827); {}; after the fault cleared a restart re-sent 0 (its counters all 0) \
-             and the dead letter remains; {:.1} s",
-            hang.as_secs(),
-            policy.describe(),
+        format!(
+            "webhook silent for {} s on every attempt for {faulted}; attempts {}, each after {} \
+             (timeout 0.5 s + backoff ≥ 0.1/0.2 s)",
+            WEBHOOK_HANG.as_secs(),
             attempts.len(),
-            show(&waits),
-            d.reason,
-            webhook.accepted().len(),
-            slack.accepted().len(),
-            counts.describe(),
-            started.elapsed().as_secs_f64()
-        );
-    })
-    .await
-    .expect("test finished within its bound");
+            show(&waits)
+        )
+    },
+};
+
+/// One test per row of the table, named as the tests were before the table.
+macro_rules! fault_tests {
+    ($($test:ident: $case:ident,)*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $test() {
+            $case.exercise(stringify!($test)).await
+        }
+    )*};
+}
+
+fault_tests! {
+    slack_429_retry_after_is_honoured_then_delivered: SLACK_429_RETRY_AFTER,
+    webhook_500s_are_retried_with_backoff_then_delivered: WEBHOOK_500S,
+    slack_timeout_is_retried_then_delivered: SLACK_TIMEOUT,
+    permanent_404_is_dead_lettered_at_once_and_later_rules_still_delivered: PERMANENT_404,
+    webhook_503_until_retries_run_out_is_dead_lettered_and_service_keeps_going:
+        WEBHOOK_503_UNTIL_RETRIES_RUN_OUT,
+    slack_timeout_on_the_last_attempt_is_dead_lettered_with_the_reason:
+        SLACK_TIMEOUT_ON_THE_LAST_ATTEMPT,
+    webhook_timeout_on_every_attempt_is_dead_lettered_and_service_keeps_going:
+        WEBHOOK_TIMEOUT_ON_EVERY_ATTEMPT,
 }
 
 /// The webhook receiver's verification is real: a request signed by the crate with the shared

@@ -3,17 +3,18 @@
 //! alert set at Slack and on the alert topic, then that neither a restart nor a fresh worker
 //! replaying the change topic from the start sends any alert again.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::scenario::{
-    expected, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS,
+use crate::common::scenario::{
+    expected, import_suppliers, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH,
+    SUPPLIERS,
 };
-use common::service::Service;
-use common::{entitywatch, fixture, fresh_db, run, Db};
+use crate::common::service::Service;
+use crate::common::{alert_topic, entitywatch, fixture, fresh_db, run, run_embedded, Db};
 use serde_json::Value;
 
 /// Runs `entitywatch run` until `done` holds (bounded by `max`), then stops it with SIGTERM.
@@ -25,16 +26,11 @@ async fn run_until(
     done: impl Fn() -> bool,
     max: Duration,
 ) -> common::Run {
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .arg("--database-url")
-        .arg(db_url)
-        .arg("--federal-register-url")
-        .arg(fr)
-        .env(
-            "ENTITYWATCH_SLACK_WEBHOOK_URL",
-            format!("http://{slack}{SLACK_PATH}"),
-        );
+    let mut cmd = run_embedded(db_url, fr);
+    cmd.env(
+        "ENTITYWATCH_SLACK_WEBHOOK_URL",
+        format!("http://{slack}{SLACK_PATH}"),
+    );
     let service = Service::start(cmd).await;
     let start = std::time::Instant::now();
     while !done() && start.elapsed() < max {
@@ -56,15 +52,7 @@ async fn embedded_run_alerts_exactly_once() {
     let server = rule_server().await;
     let (slack, received) = slack_receiver().await;
 
-    let csv = db.dir.path().join("suppliers.csv");
-    std::fs::write(&csv, SUPPLIERS).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(&db.url)
-        .args(["suppliers", "import"])
-        .arg(&csv);
-    let r = run(cmd).await;
-    assert!(r.status.success(), "{}", r.stderr);
+    import_suppliers(&db).await;
 
     let r = received.clone();
     let first = run_until(
@@ -86,14 +74,8 @@ async fn embedded_run_alerts_exactly_once() {
     assert!(!first.stderr.contains("XSECRETXSECRET"), "{}", first.stderr);
 
     // The alert topic holds the same three alerts.
+    let topic = alert_topic(&db).await;
     let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
-    let topic: Vec<Value> = store
-        .read_log("entitywatch.alerts.v1", 0, 1000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| serde_json::from_str(&m.payload).unwrap())
-        .collect();
     assert_eq!(pairs(&topic), expected());
     for a in &topic {
         assert_eq!(a["kind"], "listed");

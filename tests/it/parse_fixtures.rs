@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use entitywatch::events::{ChangeAction, EntityChange};
 use entitywatch::federal_register::amendment::{parse_rule, ParseError, ParseLimits, ParsedRule};
 use proptest::prelude::*;
+
+use crate::common::mutation::{apply, mutation};
 use serde_json::Value;
 
 fn fixture_dir() -> PathBuf {
@@ -377,16 +379,9 @@ fn corpus() -> Vec<Vec<u8>> {
     out
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Truncate(usize),
-    Flip(usize, u8),
-    Insert(usize, &'static str),
-    Delete(usize, usize),
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    let tags = prop::sample::select(vec![
+/// XML tags, entities and punctuation of a rule, to insert.
+fn tokens() -> Vec<&'static [u8]> {
+    [
         "<ROW>",
         "</ROW>",
         "<ENT>",
@@ -409,41 +404,17 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         "<![CDATA[<ROW>]]>",
         "\u{2014}",
         "\u{0}",
-    ]);
-    prop_oneof![
-        any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
-        (any::<usize>(), tags).prop_map(|(i, t)| Mutation::Insert(i, t)),
-        (any::<usize>(), 0usize..64).prop_map(|(i, n)| Mutation::Delete(i, n)),
     ]
-}
-
-fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
-    let n = bytes.len().max(1);
-    match m {
-        Mutation::Truncate(i) => bytes.truncate(i % n),
-        Mutation::Flip(i, b) => {
-            if let Some(x) = bytes.get_mut(i % n) {
-                *x ^= b | 1;
-            }
-        }
-        Mutation::Insert(i, t) => {
-            let at = (i % n).min(bytes.len());
-            bytes.splice(at..at, t.bytes());
-        }
-        Mutation::Delete(i, len) => {
-            let at = (i % n).min(bytes.len());
-            let end = (at + len).min(bytes.len());
-            bytes.drain(at..end);
-        }
-    }
+    .iter()
+    .map(|t| t.as_bytes())
+    .collect()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn mutated_fixtures_never_panic(pick in any::<usize>(), mutations in prop::collection::vec(mutation(), 1..6)) {
+    fn mutated_fixtures_never_panic(pick in any::<usize>(), mutations in prop::collection::vec(mutation(tokens(), 64, false), 1..6)) {
         let corpus = corpus();
         let mut bytes = corpus[pick % corpus.len()].clone();
         for m in &mutations {

@@ -1,6 +1,6 @@
 //! Federal Register faults, injected into the local replay server and survived by the real
-//! binary (`entitywatch watch`), on top of what tests/watch.rs already covers (one 500 on a
-//! search page, one 429 `Retry-After: 1`, one malformed document, one 404).
+//! binary (`entitywatch watch`), on top of what tests/it/watch.rs already covers (one 500 on
+//! a search page, one 429 `Retry-After: 1`, one malformed document, one 404).
 //!
 //! Every test states what it injected and what it counted in one `eprintln!` line, and proves
 //! the watcher's promise for its fault: a rule that could not be processed is retried or
@@ -11,8 +11,6 @@
 //! "retries exhausted" tests wait one real backoff series; the timeout test sets
 //! `--federal-register-timeout 2s`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,12 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::wait::wait_until;
+use crate::common::{entitywatch, fixture, fresh_db, no_panic, read_events, run, watch_once, Db};
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use common::{entitywatch, fixture, fresh_db, run, Db};
 use entitywatch::federal_register::client::ClientConfig;
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use entitywatch::store::Store;
@@ -367,14 +366,6 @@ fn expected_changes() -> BTreeMap<String, usize> {
         .collect()
 }
 
-fn read_events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every line is a JSON event"))
-        .collect()
-}
-
 /// Per document number: (entity events, document events).
 fn published(events: &[Value]) -> BTreeMap<String, (usize, usize)> {
     let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -414,16 +405,15 @@ fn assert_not_published(events: &[Value], numbers: &[String], context: &str) {
     }
 }
 
-fn watch_once(out: &Path, db_url: &str, base: &str, extra: &[&str]) -> tokio::process::Command {
-    let mut cmd = entitywatch();
-    cmd.args(["watch", "--once", "--no-public-inspection"])
-        .args(extra)
-        .arg("--output")
-        .arg(out)
-        .arg("--database-url")
-        .arg(db_url)
-        .arg("--federal-register-url")
-        .arg(base);
+/// `watch --once` on the published rules only (no public-inspection requests to fault).
+fn watch_published_once(
+    out: &Path,
+    db_url: &str,
+    base: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = watch_once(out, db_url, base, extra);
+    cmd.arg("--no-public-inspection");
     cmd
 }
 
@@ -448,13 +438,6 @@ fn numbers(docs: &[ReplayDocument]) -> Vec<String> {
 
 fn except(all: &[String], gone: &[&String]) -> Vec<String> {
     all.iter().filter(|n| !gone.contains(n)).cloned().collect()
-}
-
-fn no_panic(stderr: &str) {
-    assert!(
-        !stderr.contains("panicked"),
-        "the binary panicked:\n{stderr}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -482,7 +465,7 @@ async fn xml_slower_than_the_client_timeout_is_retried() {
     let server = start_server(docs, 20, injector.clone()).await;
     let out = db.dir.path().join("events.jsonl");
 
-    let first = run(watch_once(
+    let first = run(watch_published_once(
         &out,
         &db.url,
         &server.base_url(),
@@ -506,7 +489,7 @@ async fn xml_slower_than_the_client_timeout_is_retried() {
     let (watermark, processed) = checkpoint(&db.url).await;
     assert_eq!(processed.len(), all.len());
 
-    let second = run(watch_once(&out, &db.url, &server.base_url(), &[])).await;
+    let second = run(watch_published_once(&out, &db.url, &server.base_url(), &[])).await;
     assert!(second.status.success(), "{}", second.stderr);
     assert_eq!(
         read_events(&out).len(),
@@ -546,7 +529,7 @@ async fn persistent_500s_hold_the_checkpoint_until_they_clear() {
     let server = start_server(docs, 20, injector.clone()).await;
     let out = db.dir.path().join("events.jsonl");
 
-    let first = run(watch_once(
+    let first = run(watch_published_once(
         &out,
         &db.url,
         &server.base_url(),
@@ -580,7 +563,7 @@ async fn persistent_500s_hold_the_checkpoint_until_they_clear() {
     assert!(!processed.contains_key(&failing));
 
     injector.clear();
-    let second = run(watch_once(&out, &db.url, &server.base_url(), &[])).await;
+    let second = run(watch_published_once(&out, &db.url, &server.base_url(), &[])).await;
     no_panic(&second.stderr);
     assert!(second.status.success(), "{}", second.stderr);
     let after = read_events(&out);
@@ -626,7 +609,7 @@ async fn throttling_is_waited_out_or_left_for_the_next_poll() {
     let server = start_server(docs, 20, injector.clone()).await;
     let out = db.dir.path().join("events.jsonl");
 
-    let first = run(watch_once(
+    let first = run(watch_published_once(
         &out,
         &db.url,
         &server.base_url(),
@@ -658,7 +641,7 @@ async fn throttling_is_waited_out_or_left_for_the_next_poll() {
     assert_eq!(watermark, Some(publication_date(&rules()[1])));
 
     injector.clear();
-    let second = run(watch_once(&out, &db.url, &server.base_url(), &[])).await;
+    let second = run(watch_published_once(&out, &db.url, &server.base_url(), &[])).await;
     assert!(second.status.success(), "{}", second.stderr);
     let after = read_events(&out);
     assert_published_once(&after, &all, "the throttling stopped");
@@ -714,7 +697,7 @@ async fn truncated_search_json_is_retried_and_never_half_applied() {
     let server = start_server(docs, 2, injector.clone()).await;
     let out = db.dir.path().join("events.jsonl");
 
-    let first = run(watch_once(
+    let first = run(watch_published_once(
         &out,
         &db.url,
         &server.base_url(),
@@ -746,7 +729,7 @@ async fn truncated_search_json_is_retried_and_never_half_applied() {
         times(1, Target::SearchPage(2), Fault::body(truncated.clone())),
         times(1, Target::SearchPage(3), Fault::body(truncated)),
     ]);
-    let second = run(watch_once(
+    let second = run(watch_published_once(
         &out,
         &db.url,
         &server.base_url(),
@@ -815,7 +798,7 @@ async fn oversized_documents_are_refused_and_retried_next_poll() {
     let out = db.dir.path().join("events.jsonl");
     let huge = [announced.clone(), chunked.clone(), bomb.clone()];
 
-    let first = run(watch_once(
+    let first = run(watch_published_once(
         &out,
         &db.url,
         &server.base_url(),
@@ -847,7 +830,7 @@ async fn oversized_documents_are_refused_and_retried_next_poll() {
     assert!(huge.iter().all(|n| !processed.contains_key(n)));
 
     injector.clear();
-    let second = run(watch_once(
+    let second = run(watch_published_once(
         &out,
         &db.url,
         &server.base_url(),
@@ -936,7 +919,7 @@ async fn unreadable_documents_are_reported_once_and_skipped() {
     let server = start_server(docs, 20, injector.clone()).await;
     let out = db.dir.path().join("events.jsonl");
 
-    let first = run(watch_once(
+    let first = run(watch_published_once(
         &out,
         &db.url,
         &server.base_url(),
@@ -987,7 +970,7 @@ async fn unreadable_documents_are_reported_once_and_skipped() {
         assert_eq!(processed.get(n).map(String::as_str), Some("unreadable"));
     }
 
-    let second = run(watch_once(&out, &db.url, &server.base_url(), &[])).await;
+    let second = run(watch_published_once(&out, &db.url, &server.base_url(), &[])).await;
     no_panic(&second.stderr);
     assert!(second.status.success(), "{}", second.stderr);
     assert_eq!(
@@ -1025,28 +1008,30 @@ fn count_lines(path: &Path, needle: &str) -> usize {
 }
 
 /// Waits until `done()` holds, failing if the process exits or `max` passes first.
-async fn wait_until(
+async fn wait_while_running(
     child: &mut tokio::process::Child,
     stderr: &Path,
     what: &str,
     max: Duration,
     done: impl Fn() -> bool,
 ) {
-    let start = Instant::now();
-    while !done() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "the watcher exited ({status}) while waiting for {what}:\n{}",
-                read_to_string(stderr)
-            );
+    let held = wait_until(max, || {
+        done() || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the watcher exited ({status}) while waiting for {what}:\n{}",
+                    read_to_string(stderr)
+                );
+            }
+            false
         }
-        assert!(
-            start.elapsed() < max,
-            "timed out after {max:?} waiting for {what}:\n{}",
-            read_to_string(stderr)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert!(
+        held,
+        "timed out after {max:?} waiting for {what}:\n{}",
+        read_to_string(stderr)
+    );
 }
 
 /// `watch --interval 1s` on PostgreSQL survives polls whose search fails (503 and 429 with
@@ -1093,7 +1078,7 @@ async fn long_running_watch_survives_faulty_polls() {
 
     // Phase 1: the search fails on every attempt; polls fail and the loop goes on.
     let failed_polls = "poll failed; retrying at the next interval";
-    wait_until(
+    wait_while_running(
         &mut child,
         &err_path,
         "two failed polls",
@@ -1118,7 +1103,7 @@ async fn long_running_watch_survives_faulty_polls() {
         ),
     ]);
     let huge_hits = injector.count(&Target::Xml(huge.clone()));
-    wait_until(
+    wait_while_running(
         &mut child,
         &err_path,
         "two polls that met the faulty rules",
@@ -1140,7 +1125,7 @@ async fn long_running_watch_survives_faulty_polls() {
 
     // Phase 3: the faults clear; both rules are published, once, and later polls add nothing.
     injector.clear();
-    wait_until(
+    wait_while_running(
         &mut child,
         &err_path,
         "the faulty rules to be published",
@@ -1152,7 +1137,7 @@ async fn long_running_watch_survives_faulty_polls() {
     )
     .await;
     let searches = injector.count(&Target::Search);
-    wait_until(
+    wait_while_running(
         &mut child,
         &err_path,
         "two more polls",
@@ -1164,13 +1149,8 @@ async fn long_running_watch_survives_faulty_polls() {
     // What an operator sees: the failed polls, the retries and the documents left for the
     // next poll are on /metrics.
     let log = read_to_string(&err_path);
-    let addr = log
-        .lines()
-        .find(|l| l.contains("serving /metrics"))
-        .and_then(|l| l.split("addr=").nth(1))
-        .and_then(|a| a.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no metrics address logged:\n{log}"))
-        .to_string();
+    let addr = crate::common::service::http_addr(&log)
+        .unwrap_or_else(|| panic!("no metrics address logged:\n{log}"));
     let scrape = reqwest::get(format!("http://{addr}/metrics"))
         .await
         .unwrap()

@@ -1,9 +1,7 @@
 //! Black-box tests of the screening commands: `list import`, `suppliers import|export`,
 //! `screen`, `match --pairs` and `parse`, run as a user would, on SQLite and PostgreSQL.
 
-mod common;
-
-use common::{entitywatch, fixture, fresh_db, run, Db, TestDb};
+use crate::common::{entitywatch, fixture, fresh_db, run, suppliers_import, Db, TestDb};
 
 async fn import_list(db: &TestDb) {
     let mut cmd = entitywatch();
@@ -39,12 +37,7 @@ async fn suppliers_round_trip(kind: Db) {
     let db = fresh_db(kind).await;
     let path = db.dir.path().join("suppliers.csv");
     std::fs::write(&path, supplier_csv()).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(&db.url)
-        .args(["suppliers", "import"])
-        .arg(&path);
-    let r = run(cmd).await;
+    let r = run(suppliers_import(&db.url, &path, &[])).await;
     assert!(r.status.success(), "{}", r.stderr);
     // Every bad row is named with its line and reason; every good row is kept.
     for (line, reason) in [
@@ -109,12 +102,7 @@ async fn suppliers_import_refuses_a_file_without_the_required_columns() {
     let db = fresh_db(Db::Sqlite).await;
     let path = db.dir.path().join("bad.csv");
     std::fs::write(&path, "supplier,company\n1,Acme\n").unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(&db.url)
-        .args(["suppliers", "import"])
-        .arg(&path);
-    let r = run(cmd).await;
+    let r = run(suppliers_import(&db.url, &path, &[])).await;
     assert!(!r.status.success());
     assert!(
         r.stderr.contains("id") && r.stderr.contains("name"),
@@ -222,14 +210,7 @@ async fn imported_suppliers_are_screened_once_and_can_be_dismissed() {
         "id,name,country\nS-1,HANGZHOU HIKVISION DIGITAL TECH CO LTD,CN\nS-2,Siemens AG,DE\n",
     )
     .unwrap();
-    let import = || {
-        let mut cmd = entitywatch();
-        cmd.arg("--database-url")
-            .arg(&db.url)
-            .args(["suppliers", "import"])
-            .arg(&path);
-        cmd
-    };
+    let import = || suppliers_import(&db.url, &path, &[]);
     let r = run(import()).await;
     assert!(r.status.success(), "{}", r.stderr);
     assert!(

@@ -13,7 +13,7 @@
 //!
 //! Each test prints one `eprintln!` line saying what it injected and what it counted.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -22,13 +22,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::scenario::{expected, pairs, rule_server, SUPPLIERS};
+use crate::common::{entitywatch, fixture, fresh_db, run, run_embedded, suppliers_import, Db, Run};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use common::scenario::{expected, pairs, rule_server, SUPPLIERS};
-use common::{entitywatch, fixture, fresh_db, run, Db, Run};
 use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -99,12 +99,7 @@ fn secret(label: &str) -> String {
 async fn import_suppliers(db_url: &str, dir: &Path) {
     let csv = dir.join("suppliers.csv");
     std::fs::write(&csv, SUPPLIERS).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(db_url)
-        .args(["suppliers", "import", "--no-screen"])
-        .arg(&csv);
-    let r = run(cmd).await;
+    let r = run(suppliers_import(db_url, &csv, &["--no-screen"])).await;
     assert!(r.status.success(), "{}", r.stderr);
 }
 
@@ -388,13 +383,8 @@ async fn secrets_never_reach_the_logs() {
         "/hooks/{hook_path_secret}?token={hook_query_secret}"
     ));
 
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(fr.base_url())
+    let mut cmd = run_embedded(&db.url, &fr.base_url());
+    cmd.args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
         .env("ENTITYWATCH_LOG", "debug")
         .env("ENTITYWATCH_LOG_FORMAT", "json")
         .env("ENTITYWATCH_SLACK_WEBHOOK_URL", &slack_url)
@@ -607,7 +597,7 @@ struct SqlFormat {
 /// expression, why it is safe).
 const ALLOWED: &[(&str, &str, &str)] = &[
     (
-        "tests/common/mod.rs",
+        "tests/it/common/mod.rs",
         "name",
         "CREATE DATABASE for a test: PostgreSQL cannot bind an identifier; the name is built \
          from the process id, a timestamp and a counter, digits and underscores only",
@@ -1038,13 +1028,8 @@ async fn webhook_deliveries_are_signed_and_verifiable() {
         }
     }))
     .await;
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(fr.base_url())
+    let mut cmd = run_embedded(&db.url, &fr.base_url());
+    cmd.args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
         .arg("--webhook-url")
         .arg(hook.url("/hooks/entitywatch"))
         .arg("--webhook-secret")

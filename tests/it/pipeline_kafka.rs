@@ -8,18 +8,18 @@
 //! Drives the library rather than the binary so that every test has its own topics; every wait
 //! is bounded, and an unreachable broker fails the test with the command to start one.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
-use common::kafka::kafka_settings;
-use common::scenario::{
+use crate::common::kafka::kafka_settings;
+use crate::common::scenario::{
     expected, pairs, rule_server, slack_receiver, slack_suppliers, SLACK_PATH, SUPPLIERS,
 };
-use common::{fixture, fresh_db, Db};
+use crate::common::{fixture, fresh_db, Db};
+use chrono::NaiveDate;
 use entitywatch::alerts::{AlertSink, RetryPolicy, SecretUrl, SlackSink};
 use entitywatch::bus::kafka::{
     KafkaConsumer, KafkaSettings, OutgoingRecord, ReceivedMessage, Topics,

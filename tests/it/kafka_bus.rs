@@ -7,14 +7,13 @@
 //! broker: an unreachable broker fails them with the command to start one. Every test uses
 //! fresh topics and groups and is bounded in time, so runs never see each other's messages.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use crate::common::kafka::kafka_settings;
+use crate::common::wait;
 use chrono::NaiveDate;
-use common::kafka::kafka_settings;
 use entitywatch::bus::cloudevents::{self, CONTENT_TYPE};
 use entitywatch::bus::kafka::{
     ensure_topics, topic_config, KafkaConsumer, KafkaProducer, KafkaPublisher, OutgoingRecord,
@@ -33,9 +32,7 @@ fn unique(name: &str) -> String {
 }
 
 async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not finish within {STEP:?}"))
+    wait::bounded(what, STEP, f).await
 }
 
 async fn recv(consumer: &KafkaConsumer, what: &str) -> ReceivedMessage {

@@ -92,8 +92,6 @@ pub enum Kind {
 pub struct Hit {
     /// `SUPPLIER/KIND`, or `unknown` when the body did not say.
     pub key: String,
-    /// 1-based attempt number of this key.
-    pub attempt: usize,
     pub at: Instant,
     /// The status the receiver answered (after `delay`).
     pub status: u16,
@@ -104,7 +102,6 @@ pub struct Hit {
     pub delivery_id: Option<String>,
     /// Generic webhooks: `X-Entitywatch-Timestamp`.
     pub timestamp: Option<i64>,
-    pub body: Value,
 }
 
 impl Hit {
@@ -263,14 +260,12 @@ async fn handle(
         };
         g.hits.push(Hit {
             key,
-            attempt,
             at,
             status: reply.status,
             delay: reply.delay,
             verified,
             delivery_id,
             timestamp,
-            body: json,
         });
         reply
     };

@@ -17,33 +17,30 @@
 //!
 //! Each test prints one `eprintln!` line saying what it injected and what it counted.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use common::{fresh_db, Db, TestDb};
+use crate::common::{fresh_db, no_panic, Db, TestDb};
 use entitywatch::suppliers::{
     read_suppliers, recognise_country, write_suppliers, ReadLimits, SupplierImport, SupplierReader,
 };
 use proptest::prelude::*;
+
+use crate::common::mutation::{apply, mutation};
 
 const TEN_MB: usize = 10 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary, with its peak memory
 
-/// The binary with no `ENTITYWATCH_*` variable inherited, as a blocking command (so that its
-/// peak memory can be read when it is reaped).
-fn entitywatch_std(db: &TestDb) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_entitywatch"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ENTITYWATCH_") {
-            cmd.env_remove(k);
-        }
-    }
+/// The binary on `db` as a blocking command (so that its peak memory can be read when it is
+/// reaped).
+fn entitywatch_on(db: &TestDb) -> std::process::Command {
+    let mut cmd = common::entitywatch_std();
     cmd.env("ENTITYWATCH_LOG", "info")
         .arg("--database-url")
         .arg(&db.url);
@@ -112,14 +109,14 @@ async fn measure(mut cmd: std::process::Command) -> Measured {
 }
 
 async fn import(db: &TestDb, file: &Path, extra: &[&str]) -> Measured {
-    let mut cmd = entitywatch_std(db);
+    let mut cmd = entitywatch_on(db);
     cmd.args(["suppliers", "import"]).args(extra).arg(file);
     measure(cmd).await
 }
 
 /// `suppliers export` parsed: id → the row's other columns by header name.
 async fn export(db: &TestDb) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut cmd = entitywatch_std(db);
+    let mut cmd = entitywatch_on(db);
     cmd.args(["suppliers", "export"]);
     let r = measure(cmd).await;
     assert!(r.status.success(), "{}", r.stderr);
@@ -153,13 +150,6 @@ fn row_errors(stderr: &str, file: &Path) -> BTreeMap<u64, String> {
         }
     }
     out
-}
-
-fn no_panic(stderr: &str) {
-    assert!(
-        !stderr.contains("panicked"),
-        "the binary panicked:\n{stderr}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -737,73 +727,29 @@ fn corpus() -> Vec<Vec<u8>> {
     out
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Truncate(usize),
-    Flip(usize, u8),
-    Insert(usize, &'static [u8]),
-    Delete(usize, usize),
-    DuplicateLine(usize),
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    let tokens: Vec<&'static [u8]> = vec![
-        b"\"",
-        b"\"\"",
-        b",",
-        b",,",
-        b"\n",
-        b"\r\n",
-        b"\r",
-        b"\xff",
-        b"\xc3",
-        b"\xef\xbb\xbf",
-        b";",
-        b"|",
-        b"  ",
-        b"\0",
-        b"id",
-        b"name",
-        b"CN",
-        b"Atlantis",
-        "Ω Завод".as_bytes(),
-        b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    ];
-    prop_oneof![
-        any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
-        (any::<usize>(), prop::sample::select(tokens)).prop_map(|(i, t)| Mutation::Insert(i, t)),
-        (any::<usize>(), 0usize..40).prop_map(|(i, n)| Mutation::Delete(i, n)),
-        any::<usize>().prop_map(Mutation::DuplicateLine),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
-    let n = bytes.len().max(1);
-    match m {
-        Mutation::Truncate(i) => bytes.truncate(i % n),
-        Mutation::Flip(i, b) => {
-            if let Some(x) = bytes.get_mut(i % n) {
-                *x ^= b | 1;
-            }
-        }
-        Mutation::Insert(i, t) => {
-            let at = (i % n).min(bytes.len());
-            bytes.splice(at..at, t.iter().copied());
-        }
-        Mutation::Delete(i, len) => {
-            let at = (i % n).min(bytes.len());
-            let end = (at + len).min(bytes.len());
-            bytes.drain(at..end);
-        }
-        Mutation::DuplicateLine(i) => {
-            let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-            let pick = lines[i % lines.len()].to_vec();
-            bytes.push(b'\n');
-            bytes.extend_from_slice(&pick);
-        }
-    }
-}
+/// Bytes of a CSV file and of its broken encodings, to insert.
+const TOKENS: &[&[u8]] = &[
+    b"\"",
+    b"\"\"",
+    b",",
+    b",,",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b"\xff",
+    b"\xc3",
+    b"\xef\xbb\xbf",
+    b";",
+    b"|",
+    b"  ",
+    b"\0",
+    b"id",
+    b"name",
+    b"CN",
+    b"Atlantis",
+    "Ω Завод".as_bytes(),
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+];
 
 fn limits() -> impl Strategy<Value = ReadLimits> {
     prop_oneof![Just(ReadLimits::default()), Just(SMALL)]
@@ -901,7 +847,7 @@ fn mutated_supplier_files_keep_their_promises() {
     let corpus = corpus();
     let strategy = (
         any::<usize>(),
-        prop::collection::vec(mutation(), 1..6),
+        prop::collection::vec(mutation(TOKENS.to_vec(), 40, true), 1..6),
         prop::collection::vec(1usize..70_000, 1..4),
         limits(),
     );

@@ -14,9 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-mod common;
-
-use common::exported::{HISTOGRAMS, METRICS};
+use crate::common::exported::{HISTOGRAMS, METRICS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_entitywatch");
 
@@ -1185,7 +1183,8 @@ fn rules_dashboard_and_readme_use_only_exported_metrics() {
         for name in metric_names_in(&read(&root().join(file))) {
             assert!(
                 is_exported(&name),
-                "{file} uses {name}, which entitywatch does not export (tests/deploy.rs METRICS)"
+                "{file} uses {name}, which entitywatch does not export \
+                 (tests/it/common/exported.rs METRICS)"
             );
         }
     }

@@ -1,6 +1,6 @@
 //! A long-running `entitywatch` process under test: its logs (JSON lines) collected as they
-//! come, the address of its metrics endpoint read from its start-up log line, scrapes, probes
-//! and a SIGTERM that must end it with status 0 within a bound.
+//! come, the address of its metrics endpoint read from its start-up log line ([`http_addr`]),
+//! scrapes, probes and a SIGTERM that must end it with status 0 within a bound.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -8,6 +8,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// What the service logs once its HTTP endpoint listens, with the bound address.
+const SERVING: &str = "serving /metrics";
+
+/// The bound address of a service's HTTP endpoint (`/metrics`, `/healthz`, `/readyz`), read from
+/// its `serving /metrics` line in `logs` — a JSON line (`fields.addr`) or a text one (`addr=`);
+/// `None` until that line is there. The one place the tests learn a service's port: the service
+/// binds port 0, as tests run side by side. When the library can start the service in-process
+/// and hand back its bound address, that address replaces this function.
+pub fn http_addr(logs: &str) -> Option<SocketAddr> {
+    let line = logs.lines().find(|l| l.contains(SERVING))?;
+    let addr = match serde_json::from_str::<Value>(line) {
+        Ok(v) => v["fields"]["addr"].as_str().map(str::to_string),
+        Err(_) => line
+            .split("addr=")
+            .nth(1)
+            .and_then(|a| a.split_whitespace().next())
+            .map(str::to_string),
+    };
+    addr?.parse().ok()
+}
 
 pub struct Service {
     child: tokio::process::Child,
@@ -41,14 +62,8 @@ impl Service {
             logs,
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        let line = service
-            .wait_for_log("serving /metrics", Duration::from_secs(30))
-            .await;
-        let v: Value = serde_json::from_str(&line).expect("JSON log line");
-        service.http = v["fields"]["addr"]
-            .as_str()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no addr in {line}"));
+        let line = service.wait_for_log(SERVING, Duration::from_secs(30)).await;
+        service.http = http_addr(&line).unwrap_or_else(|| panic!("no addr in {line}"));
         service
     }
 

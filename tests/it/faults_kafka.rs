@@ -32,25 +32,25 @@
 //! storage, `ENTITYWATCH_TEST_RDKAFKA_DEBUG=cgrp,fetch` adds librdkafka's debug contexts to the
 //! worker logs, `ENTITYWATCH_TEST_TANSU_LOG=info` sets the broker's log filter.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::broker::PrivateBroker;
+use crate::common::scenario::{expected, pairs, SUPPLIERS};
+use crate::common::wait::{bounded, poll_until, wait_until};
+use crate::common::{fixture, fresh_db, Db, TestDb};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use common::broker::PrivateBroker;
-use common::scenario::{expected, pairs, SUPPLIERS};
-use common::{fixture, fresh_db, Db, TestDb};
 use entitywatch::alerts::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use entitywatch::bus::kafka::{
     KafkaConsumer, KafkaProducer, KafkaSettings, OutgoingRecord, ReceivedMessage, ALERTS_TOPIC,
@@ -192,14 +192,8 @@ impl Proc {
     /// Scrapes the process's /metrics, at the address it logged (it listens on port 0).
     async fn scrape(&self) -> common::service::Scrape {
         let text = self.log_text();
-        let line = text
-            .lines()
-            .find(|l| l.contains("serving /metrics"))
+        let addr = common::service::http_addr(&text)
             .unwrap_or_else(|| panic!("{} logged no metrics address:\n{text}", self.name));
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))
-            .unwrap_or_else(|| panic!("no addr= in {line:?}"));
         let body = reqwest::get(format!("http://{addr}/metrics"))
             .await
             .expect("/metrics answers")
@@ -326,39 +320,10 @@ fn log_dir() -> tempfile::TempDir {
     dir
 }
 
-/// Runs `body` and fails, rather than hangs, if it is not done within `max`.
-async fn bounded(test: &str, max: Duration, body: impl Future<Output = ()>) {
-    if tokio::time::timeout(max, body).await.is_err() {
-        panic!("{test} did not finish within {max:?} (a wait hung; see the output above)");
-    }
-}
-
-/// Polls the async `check` every 200 ms until it holds or `max` passed; says whether it held.
-async fn poll_until<F, Fut>(max: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return true;
-        }
-        if started.elapsed() > max {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Polls `done` every 100 ms until it holds; fails with `what` and the logs after `max`.
-async fn wait_until(what: &str, max: Duration, logs: &Logs, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > max {
-            panic!("{what}: not reached within {max:?}{}", logs.tails());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// Waits until `done` holds; fails with `what` and the logs after `max`.
+async fn wait_or_dump(what: &str, max: Duration, logs: &Logs, done: impl FnMut() -> bool) {
+    if !wait_until(max, done).await {
+        panic!("{what}: not reached within {max:?}{}", logs.tails());
     }
 }
 
@@ -890,7 +855,7 @@ async fn broker_restarts_lose_and_double_nothing() {
                 &[],
             );
             // The watcher found the rule and is fetching its text: the events are not out yet.
-            wait_until(
+            wait_or_dump(
                 "the watcher asks for the rule's full text",
                 Duration::from_secs(30),
                 &logs,
@@ -919,7 +884,7 @@ async fn broker_restarts_lose_and_double_nothing() {
             // are answered and the workers go on, with the broker down, with the events they
             // had already fetched.
             let slack_posts = || rx.hits().iter().filter(|h| h.sink == "slack").count();
-            wait_until(
+            wait_or_dump(
                 "a first alert is posted to Slack after the broker came back",
                 Duration::from_secs(60),
                 &logs,
@@ -945,7 +910,7 @@ async fn broker_restarts_lose_and_double_nothing() {
             broker.start_again().await;
             let outage2 = down2.elapsed();
 
-            wait_until(
+            wait_or_dump(
                 "all three alerts accepted by Slack and the webhook after the second restart",
                 Duration::from_secs(60),
                 &logs,
@@ -1094,7 +1059,7 @@ async fn sigkilled_worker_is_taken_over_exactly_once() {
             .await;
             assert!(watch.status.success(), "watch --once: {}", watch.stderr);
 
-            wait_until(
+            wait_or_dump(
                 "a second Slack post is in flight",
                 Duration::from_secs(60),
                 &logs,
@@ -1120,7 +1085,7 @@ async fn sigkilled_worker_is_taken_over_exactly_once() {
             // survivor its old assignment again (the generation is not bumped), so the dead
             // member's partitions stay orphaned until a member joins. Start the replacement an
             // orchestrator would start, after the eviction, as a new member of the same group.
-            wait_until(
+            wait_or_dump(
                 "tansu evicts the killed member (missed heartbeat)",
                 Duration::from_secs(30),
                 &logs,
@@ -1140,7 +1105,7 @@ async fn sigkilled_worker_is_taken_over_exactly_once() {
             );
             let mut members = vec![survivor, replacement];
 
-            wait_until(
+            wait_or_dump(
                 "the group delivers the rest: three alerts each at Slack and the webhook",
                 Duration::from_secs(60),
                 &logs,
@@ -1481,7 +1446,7 @@ async fn poison_change_events_are_dead_lettered_and_passed() {
             .await;
             assert!(watch.status.success(), "watch --once: {}", watch.stderr);
 
-            wait_until(
+            wait_or_dump(
                 "three alerts at Slack after the poison",
                 Duration::from_secs(60),
                 &logs,

@@ -3,92 +3,32 @@
 //! `/readyz` say what is wrong, and SIGTERM in the middle of delivering alerts loses and
 //! duplicates nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
-use common::scenario::{expected, pairs, rule_server, SLACK_PATH, SUPPLIERS};
-use common::service::Service;
-use common::{entitywatch, fresh_db, run, Db, TestDb};
+use crate::common::scenario::{
+    expected, import_suppliers, pairs, rule_server, slow_slack_receiver, SLACK_PATH,
+};
+use crate::common::service::Service;
+use crate::common::wait::wait_for;
+use crate::common::{alert_topic, entitywatch, fresh_db, run, run_embedded, Db, TestDb};
 use serde_json::Value;
 
 /// Entries 84 FR 54002 adds (all of its changes are additions).
 const RULE_ENTRIES: f64 = 27.0;
 
-async fn import_suppliers(db: &TestDb) {
-    let csv = db.dir.path().join("suppliers.csv");
-    std::fs::write(&csv, SUPPLIERS).unwrap();
-    let mut cmd = entitywatch();
-    cmd.arg("--database-url")
-        .arg(&db.url)
-        .args(["suppliers", "import"])
-        .arg(&csv);
-    let r = run(cmd).await;
-    assert!(r.status.success(), "{}", r.stderr);
-}
-
-/// A Slack-like receiver that takes `delay` to answer each request and records the bodies it
-/// accepted; while `failing` holds, it answers 500 and accepts nothing.
-async fn slow_slack(delay: Duration) -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
-    let (addr, received, _) = slack_with_switch(delay).await;
-    (addr, received)
-}
-
-type Accepted = Arc<Mutex<Vec<Value>>>;
-
-async fn slack_with_switch(delay: Duration) -> (SocketAddr, Accepted, Arc<AtomicBool>) {
-    let received: Accepted = Arc::default();
-    let failing = Arc::new(AtomicBool::new(false));
-    let app = Router::new()
-        .route(
-            SLACK_PATH,
-            post(
-                move |State((r, failing)): State<(Accepted, Arc<AtomicBool>)>,
-                      body: String| async move {
-                    tokio::time::sleep(delay).await;
-                    if failing.load(Ordering::SeqCst) {
-                        return (StatusCode::INTERNAL_SERVER_ERROR, "down");
-                    }
-                    r.lock().unwrap().push(serde_json::from_str(&body).unwrap());
-                    (StatusCode::OK, "ok")
-                },
-            ),
-        )
-        .with_state((received.clone(), failing.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, received, failing)
-}
-
 fn run_command(db: &TestDb, fr: &str, slack: SocketAddr) -> tokio::process::Command {
-    let mut cmd = entitywatch();
-    cmd.args(["run", "--interval", "1s", "--since", "2019-01-01"])
-        .arg("--database-url")
-        .arg(&db.url)
-        .arg("--federal-register-url")
-        .arg(fr)
-        .env(
-            "ENTITYWATCH_SLACK_WEBHOOK_URL",
-            format!("http://{slack}{SLACK_PATH}"),
-        );
+    let mut cmd = run_embedded(&db.url, fr);
+    cmd.env(
+        "ENTITYWATCH_SLACK_WEBHOOK_URL",
+        format!("http://{slack}{SLACK_PATH}"),
+    );
     cmd
-}
-
-async fn wait_until(what: &str, max: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < max, "{what} within {max:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Alert id prefixes at a Slack receiver: the Block Kit context line ends in "alert `<first
@@ -107,19 +47,6 @@ fn slack_alert_ids(received: &Mutex<Vec<Value>>) -> Vec<String> {
                 .collect()
         })
         .collect()
-}
-
-async fn alert_topic(db: &TestDb) -> Vec<Value> {
-    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
-    let topic = store
-        .read_log("entitywatch.alerts.v1", 0, 1000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| serde_json::from_str(&m.payload).unwrap())
-        .collect();
-    store.close().await;
-    topic
 }
 
 /// Runs promtool on a scrape; CI installs it (Debian package `prometheus`).
@@ -155,13 +82,13 @@ async fn one_rule_moves_the_counters_by_what_it_did() {
     let db = fresh_db(Db::Sqlite).await;
     import_suppliers(&db).await;
     let server = rule_server().await;
-    let (slack, received) = slow_slack(Duration::ZERO).await;
+    let (slack, received, _) = slow_slack_receiver(Duration::ZERO).await;
 
     let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
     let (status, body) = service.get("/healthz").await;
     assert_eq!(status, 200, "{body}");
 
-    wait_until("three Slack alerts", Duration::from_secs(30), || {
+    wait_for("three Slack alerts", Duration::from_secs(30), || {
         received.lock().unwrap().len() >= 3
     })
     .await;
@@ -261,7 +188,10 @@ async fn one_rule_moves_the_counters_by_what_it_did() {
         .map(|s| s.to_string())
         .collect();
     listed.sort();
-    assert_eq!(exported, listed, "tests/common/exported.rs is out of date");
+    assert_eq!(
+        exported, listed,
+        "tests/it/common/exported.rs is out of date"
+    );
     for h in common::exported::HISTOGRAMS {
         assert!(m.text.contains(&format!("# TYPE {h} histogram")), "{h}");
     }
@@ -367,7 +297,7 @@ async fn sigterm_during_delivery_loses_and_duplicates_nothing() {
     import_suppliers(&db).await;
     let server = rule_server().await;
     // Each Slack post takes 1.5 s, so the alerts are in flight when the signal comes.
-    let (slack, received) = slow_slack(Duration::from_millis(1500)).await;
+    let (slack, received, _) = slow_slack_receiver(Duration::from_millis(1500)).await;
 
     let mut service = Service::start(run_command(&db, &server.base_url(), slack)).await;
     service
@@ -384,7 +314,7 @@ async fn sigterm_during_delivery_loses_and_duplicates_nothing() {
 
     // A restart delivers what is left, and nothing twice.
     let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
-    wait_until("three Slack alerts", Duration::from_secs(40), || {
+    wait_for("three Slack alerts", Duration::from_secs(40), || {
         received.lock().unwrap().len() >= 3
     })
     .await;
@@ -430,7 +360,7 @@ async fn sigterm_between_retries_leaves_the_alert_for_the_restart() {
     let db = fresh_db(Db::Sqlite).await;
     import_suppliers(&db).await;
     let server = rule_server().await;
-    let (slack, received, failing) = slack_with_switch(Duration::ZERO).await;
+    let (slack, received, failing) = slow_slack_receiver(Duration::ZERO).await;
     failing.store(true, Ordering::SeqCst);
 
     let mut cmd = run_command(&db, &server.base_url(), slack);
@@ -455,7 +385,7 @@ async fn sigterm_between_retries_leaves_the_alert_for_the_restart() {
 
     failing.store(false, Ordering::SeqCst);
     let service = Service::start(run_command(&db, &server.base_url(), slack)).await;
-    wait_until("three Slack alerts", Duration::from_secs(40), || {
+    wait_for("three Slack alerts", Duration::from_secs(40), || {
         received.lock().unwrap().len() >= 3
     })
     .await;
@@ -494,7 +424,7 @@ async fn kafka_run_sigterm_during_delivery_loses_and_duplicates_nothing() {
     let db = fresh_db(Db::Postgres).await;
     import_suppliers(&db).await;
     let server = rule_server().await;
-    let (slack, received) = slow_slack(Duration::from_millis(1500)).await;
+    let (slack, received, _) = slow_slack_receiver(Duration::from_millis(1500)).await;
     let prefix = format!("ops-{}", uuid::Uuid::new_v4().simple());
     let kafka_run = || {
         let mut cmd = run_command(&db, &server.base_url(), slack);
@@ -523,7 +453,7 @@ async fn kafka_run_sigterm_during_delivery_loses_and_duplicates_nothing() {
     assert!(after_first < 3, "the signal came too late to test anything");
 
     let service = Service::start(kafka_run()).await;
-    wait_until("three Slack alerts", Duration::from_secs(60), || {
+    wait_for("three Slack alerts", Duration::from_secs(60), || {
         received.lock().unwrap().len() >= 3
     })
     .await;
@@ -603,7 +533,7 @@ async fn dead_lettered_alerts_are_listed_and_redriven_once() {
     let db = fresh_db(Db::Sqlite).await;
     import_suppliers(&db).await;
     let server = rule_server().await;
-    let (slack, received, failing) = slack_with_switch(Duration::ZERO).await;
+    let (slack, received, failing) = slow_slack_receiver(Duration::ZERO).await;
     failing.store(true, Ordering::SeqCst);
     let slack_url = format!("http://{slack}{SLACK_PATH}");
 

@@ -1,0 +1,30 @@
+//! The one integration test binary: every black-box and library-level test outside `src/`,
+//! one module per area, sharing the helpers in [`common`] (fresh databases, the binary under
+//! test, a long-running service, alert receivers, the 84 FR 54002 scenario, brokers, waits).
+//!
+//! One binary links the crate once instead of once per test file, and lets the helpers be
+//! defined once. Tests run side by side in one process, so none may touch process-wide state:
+//! no `std::env::set_var`, no fixed ports (every server and service binds port 0), a fresh
+//! database, temporary directory and (on Kafka) fresh topics and groups per test. Tests that must
+//! observe a process from outside — SIGTERM, SIGKILL, exit codes, peak memory — run the
+//! `entitywatch` binary.
+//!
+//! Filter by module: `cargo test --test it faults_alerts::`; everything that needs no Kafka
+//! broker: `cargo test --test it -- --skip kafka`.
+
+mod common;
+
+mod cli_screening;
+mod deploy;
+mod faults_alerts;
+mod faults_federal_register;
+mod faults_kafka;
+mod faults_suppliers;
+mod kafka_bus;
+mod operations;
+mod parse_fixtures;
+mod pipeline_embedded;
+mod pipeline_kafka;
+mod security;
+mod store;
+mod watch;
