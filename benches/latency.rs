@@ -141,10 +141,17 @@ async fn one_run(docs: Vec<ReplayDocument>) -> Timing {
         .poll_once(chrono::NaiveDate::from_ymd_opt(2019, 1, 1))
         .await
         .unwrap();
-    worker
-        .consume_in_process(&consumer, true, std::future::pending::<()>())
-        .await
-        .unwrap();
+    entitywatch::worker::consume::consume(
+        &worker,
+        Box::new(entitywatch::worker::consume::LogSource::new(consumer)),
+        entitywatch::worker::consume::ConsumeOptions {
+            until: entitywatch::worker::consume::Until::Idle,
+            ..Default::default()
+        },
+        std::future::pending::<()>(),
+    )
+    .await
+    .unwrap();
     let arrivals = arrivals.lock().unwrap().clone();
     assert_eq!(arrivals.len(), 3, "expected three Slack alerts");
     store.close().await;

@@ -155,15 +155,7 @@ impl Bus {
     pub async fn connect(settings: &Settings, store: &Store) -> Result<Bus, AppError> {
         match KafkaConfig::from_settings(settings) {
             None => Ok(Bus::embedded(store)),
-            Some(config) => {
-                let kafka = |source| AppError::Kafka {
-                    brokers: config.settings.brokers.clone(),
-                    source,
-                };
-                config.ensure_topics().await.map_err(kafka)?;
-                let producer = KafkaProducer::new(&config.settings).map_err(kafka)?;
-                Ok(Bus::Kafka { config, producer })
-            }
+            Some(config) => Bus::kafka(config).await,
         }
     }
 
@@ -181,6 +173,17 @@ impl Bus {
                 Ok(Bus::Kafka { config, producer })
             }
         }
+    }
+
+    /// The Kafka bus of `config`, creating its topics if missing.
+    pub async fn kafka(config: KafkaConfig) -> Result<Bus, AppError> {
+        let kafka = |source| AppError::Kafka {
+            brokers: config.settings.brokers.clone(),
+            source,
+        };
+        config.ensure_topics().await.map_err(kafka)?;
+        let producer = KafkaProducer::new(&config.settings).map_err(kafka)?;
+        Ok(Bus::Kafka { config, producer })
     }
 
     pub fn embedded(store: &Store) -> Bus {
@@ -211,6 +214,23 @@ impl Bus {
     /// A worker whose alert topic and dead letters are this bus's, delivering also to the
     /// sinks the settings configure (Slack, webhook).
     pub fn worker(&self, store: &Store, sinks: &SinkSettings) -> Result<Worker, AppError> {
+        Ok(self.worker_with(
+            store,
+            sinks.retry.clone(),
+            sinks.claim_lease,
+            sinks.external_sinks()?,
+        ))
+    }
+
+    /// A worker whose alert topic and dead letters are this bus's, delivering also to
+    /// `external` sinks, with this retry policy and claim lease.
+    pub fn worker_with(
+        &self,
+        store: &Store,
+        retry: crate::alerts::RetryPolicy,
+        claim_lease: Duration,
+        external: Vec<Arc<dyn AlertSink>>,
+    ) -> Worker {
         let (topic, dead_letters): (Arc<dyn AlertSink>, Arc<dyn DeadLetters>) = match self {
             Bus::Embedded { store, .. } => (
                 Arc::new(AlertTopicSink::new(InProcessBus::new(
@@ -231,33 +251,39 @@ impl Bus {
             ),
         };
         let mut all = vec![topic];
-        all.extend(sinks.external_sinks()?);
-        Ok(
-            Worker::new(store.clone(), all, dead_letters, sinks.retry.clone())
-                .with_claim_lease(sinks.claim_lease),
-        )
+        all.extend(external);
+        Worker::new(store.clone(), all, dead_letters, retry).with_claim_lease(claim_lease)
     }
 
     /// The worker's source of messages on this bus: a member of the workers' group.
     pub fn worker_source(&self) -> Result<Box<dyn MessageSource>, AppError> {
+        let group = match self {
+            Bus::Embedded { .. } => WORKER_GROUP,
+            Bus::Kafka { config, .. } => &config.group_id,
+        };
+        self.worker_source_in(group)
+    }
+
+    /// A source of the change (and, on Kafka, suppliers) topic as member of `group`: on the
+    /// embedded bus, a consumer of that name with its own stored position.
+    pub fn worker_source_in(&self, group: &str) -> Result<Box<dyn MessageSource>, AppError> {
         match self {
-            Bus::Embedded { changes, .. } => {
-                Ok(Box::new(LogSource::new(changes.consumer(WORKER_GROUP))))
-            }
+            Bus::Embedded { changes, .. } => Ok(Box::new(LogSource::new(changes.consumer(group)))),
             Bus::Kafka { config, .. } => {
-                let consumer = config
-                    .subscribe_worker(&config.group_id)
-                    .map_err(|source| AppError::Kafka {
-                        brokers: config.settings.brokers.clone(),
-                        source,
-                    })?;
+                let consumer =
+                    config
+                        .subscribe_worker(group)
+                        .map_err(|source| AppError::Kafka {
+                            brokers: config.settings.brokers.clone(),
+                            source,
+                        })?;
                 Ok(Box::new(KafkaSource::new(consumer)))
             }
         }
     }
 
     /// The suppliers topic, when this bus has one.
-    fn suppliers_topic(&self) -> Option<String> {
+    pub fn suppliers_topic(&self) -> Option<String> {
         match self {
             Bus::Kafka { config, .. } => Some(config.topics.suppliers.clone()),
             Bus::Embedded { .. } => None,

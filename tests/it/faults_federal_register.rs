@@ -426,7 +426,7 @@ async fn checkpoint(db_url: &str) -> (Option<NaiveDate>, BTreeMap<String, String
         .await
         .unwrap()
         .into_iter()
-        .map(|d| (d.document_number, d.outcome))
+        .map(|d| (d.document_number, d.outcome.to_string()))
         .collect();
     store.close().await;
     (watermark, processed)

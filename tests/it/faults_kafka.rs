@@ -52,14 +52,15 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use entitywatch::alerts::webhook::{DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use entitywatch::bus::kafka::WORKER_GROUP;
 use entitywatch::bus::kafka::{
     KafkaConsumer, KafkaProducer, KafkaSettings, OutgoingRecord, ReceivedMessage, ALERTS_TOPIC,
     DEAD_LETTER_TOPIC, ENTITY_CHANGES_TOPIC,
 };
+use entitywatch::dead_letter::DEAD_LETTER_REASON_HEADER;
 use entitywatch::federal_register::replay::{
     ReplayConfig, ReplayDocument, ReplayServer, OFFICIAL_BASE,
 };
-use entitywatch::kafka_pipeline::{DEAD_LETTER_REASON_HEADER, WORKER_GROUP};
 use entitywatch::store::Store;
 use entitywatch::suppliers::{read_suppliers, ReadLimits};
 use serde_json::Value;

@@ -25,8 +25,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::common::{fresh_db, no_panic, Db, TestDb};
+use entitywatch::domain::recognise_country;
 use entitywatch::suppliers::{
-    read_suppliers, recognise_country, write_suppliers, ReadLimits, SupplierImport, SupplierReader,
+    read_suppliers, write_suppliers, ReadLimits, SupplierImport, SupplierReader,
 };
 use proptest::prelude::*;
 

@@ -621,7 +621,7 @@ async fn dead_letters_are_listed_from_kafka() {
     let settings = common::kafka::kafka_settings();
     let db = fresh_db(Db::Sqlite).await;
     let prefix = format!("dl-{}", uuid::Uuid::new_v4().simple());
-    let mut config = entitywatch::kafka_pipeline::KafkaPipelineConfig::new(settings.clone());
+    let mut config = entitywatch::bus::kafka::KafkaConfig::new(settings.clone());
     config.topics = entitywatch::bus::kafka::Topics::with_prefix(&prefix);
     config.ensure_topics().await.unwrap();
     let producer = entitywatch::bus::KafkaProducer::new(&settings).unwrap();

@@ -84,7 +84,9 @@ async fn embedded_run_alerts_exactly_once() {
     }
     // Every decision is stored, the look-alikes' too when they came near.
     let decisions = store.decisions_for_supplier("S-1").await.unwrap();
-    assert!(decisions.iter().any(|d| d.decision == "match"));
+    assert!(decisions
+        .iter()
+        .any(|d| d.decision == entitywatch::outcome::DecisionKind::Match));
     store.close().await;
 
     // A restart polls again and re-reads its position: nothing new is sent.
@@ -114,10 +116,7 @@ async fn embedded_run_alerts_exactly_once() {
         entitywatch::alerts::RetryPolicy::default(),
     );
     let consumer = changes.consumer("a-fresh-worker");
-    let handled = worker
-        .consume_in_process(&consumer, true, std::future::pending::<()>())
-        .await
-        .unwrap();
+    let handled = drain(&worker, consumer).await;
     assert_eq!(handled, 28, "27 entity changes and one document event");
     let after = store
         .read_log("entitywatch.alerts.v1", 0, 1000)
@@ -226,4 +225,23 @@ async fn removal_clears_suppliers_alerted_on_the_entry() {
     assert_eq!(kinds, [("listed", "S-1"), ("cleared", "S-1")]);
     assert_eq!(sent[1]["entry"]["version"], 2);
     store.close().await;
+}
+
+/// Lets `worker` handle everything on `consumer`'s topic, then returns how many it handled.
+async fn drain(
+    worker: &entitywatch::worker::Worker,
+    consumer: entitywatch::bus::InProcessConsumer,
+) -> usize {
+    use entitywatch::worker::consume::{consume, ConsumeOptions, LogSource, Until};
+    consume(
+        worker,
+        Box::new(LogSource::new(consumer)),
+        ConsumeOptions {
+            until: Until::Idle,
+            ..ConsumeOptions::default()
+        },
+        std::future::pending::<()>(),
+    )
+    .await
+    .unwrap()
 }

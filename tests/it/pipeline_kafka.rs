@@ -21,17 +21,18 @@ use crate::common::scenario::{
 use crate::common::{fixture, fresh_db, Db};
 use chrono::NaiveDate;
 use entitywatch::alerts::{AlertSink, RetryPolicy, SecretUrl, SlackSink};
+use entitywatch::app::Bus;
+use entitywatch::bus::kafka::KafkaConfig;
 use entitywatch::bus::kafka::{
     KafkaConsumer, KafkaSettings, OutgoingRecord, ReceivedMessage, Topics,
 };
+use entitywatch::dead_letter::DEAD_LETTER_REASON_HEADER;
 use entitywatch::federal_register::client::{ClientConfig, FederalRegisterClient};
-use entitywatch::federal_register::watcher::WatcherConfig;
-use entitywatch::kafka_pipeline::{
-    consume_kafka_with, ConsumeOptions, KafkaPipeline, KafkaPipelineConfig,
-    DEAD_LETTER_REASON_HEADER,
-};
+use entitywatch::federal_register::watcher::{Watcher, WatcherConfig};
 use entitywatch::store::Store;
 use entitywatch::suppliers::{read_suppliers, ReadLimits};
+use entitywatch::worker::consume::{consume, ConsumeOptions, KafkaSource, MessageSource, Until};
+use entitywatch::worker::{Worker, DEFAULT_CLAIM_LEASE};
 use serde_json::Value;
 
 /// 27 entity changes and one document event for 84 FR 54002, plus the poison message.
@@ -45,6 +46,56 @@ fn unique_topics() -> Topics {
         alerts: name("alerts"),
         suppliers: name("suppliers"),
         dead_letter: name("dead-letter"),
+    }
+}
+
+/// The Kafka parts of one `entitywatch run` process, built from the library as the app builds
+/// them: the bus (topics created), a watcher publishing to it, a worker and its group member.
+struct Pipeline {
+    bus: Bus,
+    watcher: Watcher,
+    worker: Worker,
+    source: Box<dyn MessageSource>,
+}
+
+async fn start(
+    config: &KafkaConfig,
+    store: &Store,
+    client: FederalRegisterClient,
+    retry: &RetryPolicy,
+    sinks: Vec<Arc<dyn AlertSink>>,
+) -> Pipeline {
+    let bus = tokio::time::timeout(Duration::from_secs(60), Bus::kafka(config.clone()))
+        .await
+        .expect("topics created and clients built within 60 s")
+        .expect("the Kafka bus starts");
+    let watcher = Watcher::new(
+        client,
+        store.clone(),
+        bus.change_publisher(),
+        WatcherConfig::default(),
+    );
+    let worker = bus.worker_with(store, retry.clone(), DEFAULT_CLAIM_LEASE, sinks);
+    let source = bus.worker_source_in(&config.group_id).expect("subscribed");
+    Pipeline {
+        bus,
+        watcher,
+        worker,
+        source,
+    }
+}
+
+/// A member of `group` on the change and suppliers topics.
+fn member(config: &KafkaConfig, group: &str) -> Box<dyn MessageSource> {
+    Box::new(KafkaSource::new(config.subscribe_worker(group).unwrap()))
+}
+
+/// Consumes until `n` messages were handled (a failed one is retried every 200 ms).
+fn until(n: usize, suppliers_topic: Option<String>) -> ConsumeOptions {
+    ConsumeOptions {
+        until: Until::Handled(n),
+        retry_delay: Duration::from_millis(200),
+        suppliers_topic,
     }
 }
 
@@ -99,11 +150,11 @@ fn json(m: &ReceivedMessage) -> Value {
 async fn kafka_run_alerts_exactly_once() {
     let settings = kafka_settings();
     let topics = unique_topics();
-    let mut config = KafkaPipelineConfig::new(settings.clone());
+    let mut config = KafkaConfig::new(settings.clone());
     config.topics = topics.clone();
     config.group_id = format!("entitywatch-workers-{}", uuid::Uuid::new_v4().simple());
     // A Slack receiver that never answers should not hold the test for minutes.
-    config.retry = RetryPolicy {
+    let retry = RetryPolicy {
         max_attempts: 3,
         min_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(1),
@@ -124,19 +175,7 @@ async fn kafka_run_alerts_exactly_once() {
         ..ClientConfig::default()
     })
     .unwrap();
-    let pipeline = tokio::time::timeout(
-        Duration::from_secs(60),
-        KafkaPipeline::start(
-            config.clone(),
-            &store,
-            client,
-            WatcherConfig::default(),
-            vec![slack_sink(slack)],
-        ),
-    )
-    .await
-    .expect("topics created and clients built within 60 s")
-    .expect("Kafka pipeline starts");
+    let pipeline = start(&config, &store, client, &retry, vec![slack_sink(slack)]).await;
 
     // One poll publishes the rule's events to Kafka.
     let report = tokio::time::timeout(
@@ -151,8 +190,8 @@ async fn kafka_run_alerts_exactly_once() {
     assert_eq!(report.entity_events, 27, "{report:?}");
 
     // A poison message among the change events: dead-lettered, and the worker moves past it.
-    pipeline
-        .producer
+    let producer = pipeline.bus.kafka_producer().unwrap().clone();
+    producer
         .send_all(&[OutgoingRecord {
             topic: topics.entity_changes.clone(),
             key: "poison".into(),
@@ -162,24 +201,18 @@ async fn kafka_run_alerts_exactly_once() {
         .await
         .expect("poison message produced");
 
-    let KafkaPipeline {
+    let Pipeline {
+        bus,
         worker,
-        consumer,
-        dead_letters,
-        producer,
+        source,
         ..
     } = pipeline;
     let handled = tokio::time::timeout(
         Duration::from_secs(120),
-        consume_kafka_with(
+        consume(
             &worker,
-            consumer,
-            dead_letters.as_ref(),
-            ConsumeOptions {
-                max_messages: Some(MESSAGES),
-                retry_delay: Some(Duration::from_millis(200)),
-                ..ConsumeOptions::default()
-            },
+            source,
+            until(MESSAGES, None),
             std::future::pending::<()>(),
         ),
     )
@@ -189,7 +222,7 @@ async fn kafka_run_alerts_exactly_once() {
     assert_eq!(handled, MESSAGES);
 
     // The worker group committed past every message: a member that rejoins has nothing to do.
-    let rejoined = KafkaPipeline::subscribe(&config, &config.group_id).unwrap();
+    let rejoined = config.subscribe_worker(&config.group_id).unwrap();
     let again = drain(&rejoined, Duration::from_secs(5), Duration::from_secs(30)).await;
     assert!(
         again.is_empty(),
@@ -252,24 +285,17 @@ async fn kafka_run_alerts_exactly_once() {
 
     // A fresh worker in a new group replays the change topic from offset 0: the Postgres
     // delivery ledger absorbs every alert.
-    let (fresh, fresh_dead) =
-        KafkaPipeline::worker(&config, &store, &producer, vec![slack_sink(slack)]);
-    let fresh_consumer = KafkaPipeline::subscribe(
+    let fresh = bus.worker_with(&store, retry, DEFAULT_CLAIM_LEASE, vec![slack_sink(slack)]);
+    let fresh_member = member(
         &config,
         &format!("a-fresh-worker-{}", uuid::Uuid::new_v4().simple()),
-    )
-    .unwrap();
+    );
     let replayed = tokio::time::timeout(
         Duration::from_secs(120),
-        consume_kafka_with(
+        consume(
             &fresh,
-            fresh_consumer,
-            fresh_dead.as_ref(),
-            ConsumeOptions {
-                max_messages: Some(MESSAGES),
-                retry_delay: Some(Duration::from_millis(200)),
-                ..ConsumeOptions::default()
-            },
+            fresh_member,
+            until(MESSAGES, None),
             std::future::pending::<()>(),
         ),
     )
@@ -306,7 +332,7 @@ async fn kafka_run_alerts_exactly_once() {
 async fn store_down_leaves_the_offset_unstored() {
     let settings = kafka_settings();
     let topics = unique_topics();
-    let mut config = KafkaPipelineConfig::new(settings.clone());
+    let mut config = KafkaConfig::new(settings.clone());
     config.topics = topics.clone();
     config.partitions = 1;
     config.group_id = format!("entitywatch-workers-{}", uuid::Uuid::new_v4().simple());
@@ -321,19 +347,8 @@ async fn store_down_leaves_the_offset_unstored() {
         ..ClientConfig::default()
     })
     .unwrap();
-    let pipeline = tokio::time::timeout(
-        Duration::from_secs(60),
-        KafkaPipeline::start(
-            config.clone(),
-            &store,
-            client,
-            WatcherConfig::default(),
-            Vec::new(),
-        ),
-    )
-    .await
-    .expect("pipeline starts within 60 s")
-    .expect("Kafka pipeline starts");
+    let retry = RetryPolicy::default();
+    let pipeline = start(&config, &store, client, &retry, Vec::new()).await;
     let report = tokio::time::timeout(
         Duration::from_secs(60),
         pipeline
@@ -344,25 +359,18 @@ async fn store_down_leaves_the_offset_unstored() {
     .expect("poll within 60 s")
     .expect("poll succeeds");
     assert_eq!(report.entity_events, 27);
-    let KafkaPipeline {
-        consumer, producer, ..
-    } = pipeline;
+    let Pipeline { bus, source, .. } = pipeline;
 
     // The store is down for this worker: every entity change fails.
     let down = Store::connect(&db.url).await.unwrap();
     down.close().await;
-    let (broken, broken_dead) = KafkaPipeline::worker(&config, &down, &producer, Vec::new());
+    let broken = bus.worker_with(&down, retry.clone(), DEFAULT_CLAIM_LEASE, Vec::new());
     let stuck = tokio::time::timeout(
         Duration::from_secs(60),
-        consume_kafka_with(
+        consume(
             &broken,
-            consumer,
-            broken_dead.as_ref(),
-            ConsumeOptions {
-                max_messages: Some(MESSAGES - 1),
-                retry_delay: Some(Duration::from_millis(200)),
-                ..ConsumeOptions::default()
-            },
+            source,
+            until(MESSAGES - 1, None),
             tokio::time::sleep(Duration::from_secs(8)),
         ),
     )
@@ -372,19 +380,13 @@ async fn store_down_leaves_the_offset_unstored() {
     // Only the document event needs no store; no entity change can have been passed over.
     assert!(stuck <= 1, "{stuck} messages handled with the store down");
 
-    let (worker, dead) = KafkaPipeline::worker(&config, &store, &producer, Vec::new());
-    let consumer = KafkaPipeline::subscribe(&config, &config.group_id).unwrap();
+    let worker = bus.worker_with(&store, retry, DEFAULT_CLAIM_LEASE, Vec::new());
     let handled = tokio::time::timeout(
         Duration::from_secs(120),
-        consume_kafka_with(
+        consume(
             &worker,
-            consumer,
-            dead.as_ref(),
-            ConsumeOptions {
-                max_messages: Some(MESSAGES - 1 - stuck),
-                retry_delay: Some(Duration::from_millis(200)),
-                ..ConsumeOptions::default()
-            },
+            member(&config, &config.group_id),
+            until(MESSAGES - 1 - stuck, None),
             std::future::pending::<()>(),
         ),
     )
@@ -422,7 +424,7 @@ async fn store_down_leaves_the_offset_unstored() {
 async fn suppliers_topic_upserts_are_screened_and_tombstones_delete() {
     let settings = kafka_settings();
     let topics = unique_topics();
-    let mut config = KafkaPipelineConfig::new(settings.clone());
+    let mut config = KafkaConfig::new(settings.clone());
     config.topics = topics.clone();
     config.group_id = format!("entitywatch-workers-{}", uuid::Uuid::new_v4().simple());
 
@@ -439,19 +441,7 @@ async fn suppliers_topic_upserts_are_screened_and_tombstones_delete() {
         .unwrap();
 
     let client = FederalRegisterClient::new(ClientConfig::default()).unwrap();
-    let pipeline = tokio::time::timeout(
-        Duration::from_secs(60),
-        KafkaPipeline::start(
-            config.clone(),
-            &store,
-            client,
-            WatcherConfig::default(),
-            Vec::new(),
-        ),
-    )
-    .await
-    .expect("started within 60 s")
-    .expect("Kafka pipeline starts");
+    let pipeline = start(&config, &store, client, &RetryPolicy::default(), Vec::new()).await;
     let record = |key: &str, payload: Option<&str>| OutgoingRecord {
         topic: topics.suppliers.clone(),
         key: key.into(),
@@ -459,7 +449,9 @@ async fn suppliers_topic_upserts_are_screened_and_tombstones_delete() {
         headers: Vec::new(),
     };
     pipeline
-        .producer
+        .bus
+        .kafka_producer()
+        .unwrap()
         .send_all(&[
             record(
                 "V-1",
@@ -475,23 +467,13 @@ async fn suppliers_topic_upserts_are_screened_and_tombstones_delete() {
         .await
         .expect("supplier messages produced");
 
-    let KafkaPipeline {
-        worker,
-        consumer,
-        dead_letters,
-        ..
-    } = pipeline;
+    let Pipeline { worker, source, .. } = pipeline;
     let handled = tokio::time::timeout(
         Duration::from_secs(60),
-        consume_kafka_with(
+        consume(
             &worker,
-            consumer,
-            dead_letters.as_ref(),
-            ConsumeOptions {
-                max_messages: Some(4),
-                retry_delay: Some(Duration::from_millis(200)),
-                suppliers_topic: Some(topics.suppliers.clone()),
-            },
+            source,
+            until(4, Some(topics.suppliers.clone())),
             std::future::pending::<()>(),
         ),
     )

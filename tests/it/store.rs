@@ -11,11 +11,12 @@ use std::time::Instant;
 
 use crate::common::{fixture, fresh_db, Db};
 use entitywatch::csl::{self, SourceFilter, ENTITY_LIST_SOURCE};
+use entitywatch::domain::SupplierRecord;
 use entitywatch::events::{
     ChangeAction, CountryCode, EntityChange, EntityKey, EntityName, SourceDocument,
 };
 use entitywatch::store::{ChangeOutcome, Claim, Delivery, SnapshotCounts, Store, UpsertCounts};
-use entitywatch::suppliers::{read_suppliers, write_suppliers, ReadLimits, SupplierRecord};
+use entitywatch::suppliers::{read_suppliers, write_suppliers, ReadLimits};
 
 /// Runs `body(Db::Sqlite)` and `body(Db::Postgres)` as two tests named `body::sqlite` and
 /// `body::postgres`.
