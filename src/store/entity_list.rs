@@ -673,20 +673,12 @@ impl Store {
                 tracing::warn!(old = %old_key, new = %new_key, "entry keeps its old key: the new one is another entry's");
                 continue;
             }
-            for table in [
-                "listed_entries",
-                "decisions",
-                "alert_deliveries",
-                "reviews",
-                "entry_changes",
-            ] {
-                sqlx::query(&format!(
-                    "UPDATE {table} SET entity_key = $1 WHERE entity_key = $2"
-                ))
-                .bind(new_key.as_str())
-                .bind(old_key.as_str())
-                .execute(&mut *tx)
-                .await?;
+            for statement in REKEY_STATEMENTS {
+                sqlx::query(statement)
+                    .bind(new_key.as_str())
+                    .bind(old_key.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
             taken.remove(old_key.as_str());
             taken.insert(new_key.to_string());
@@ -710,6 +702,15 @@ impl Store {
         Ok(moved)
     }
 }
+
+/// Every table that names an entry by its key.
+const REKEY_STATEMENTS: [&str; 5] = [
+    "UPDATE listed_entries SET entity_key = $1 WHERE entity_key = $2",
+    "UPDATE decisions SET entity_key = $1 WHERE entity_key = $2",
+    "UPDATE alert_deliveries SET entity_key = $1 WHERE entity_key = $2",
+    "UPDATE reviews SET entity_key = $1 WHERE entity_key = $2",
+    "UPDATE entry_changes SET entity_key = $1 WHERE entity_key = $2",
+];
 
 /// The `watch_state` row naming the identity rule stored keys follow.
 const KEY_SCHEME_STATE: &str = "entity_key_scheme";

@@ -519,18 +519,25 @@ impl Worker {
                 "a decision on this basis was already made; it stands (`entitywatch rescreen` re-decides deliberately)"
             );
         }
-        if stored.decision == DecisionKind::Dismissed {
+        // A reviewer's dismissal at this version stands over the stored decision (the review is
+        // its own record in the audit trail).
+        let decision = if dismissed && stored.decision == DecisionKind::Match {
+            DecisionKind::Dismissed
+        } else {
+            stored.decision
+        };
+        if decision == DecisionKind::Dismissed {
             outcome.dismissed += 1;
         }
         DecisionMade {
-            label: match stored.decision {
+            label: match decision {
                 DecisionKind::Match => MatchLabel::Alert,
                 DecisionKind::NearMiss => MatchLabel::NearMiss,
                 DecisionKind::Dismissed => MatchLabel::Dismissed,
             },
         }
         .emit();
-        if stored.decision == DecisionKind::Match {
+        if decision == DecisionKind::Match {
             outcome.matches += 1;
             Ok(Some(stored))
         } else {
