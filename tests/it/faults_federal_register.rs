@@ -1062,9 +1062,10 @@ async fn long_running_watch_survives_faulty_polls() {
     let out = db.dir.path().join("events.jsonl");
     let err_path = db.dir.path().join("stderr.log");
 
+    let http = crate::common::service::free_http_addr();
     let mut cmd = entitywatch();
     cmd.args(["watch", "--interval", "1s", "--since", "2019-01-01"])
-        .args(["--no-public-inspection", "--http-addr", "127.0.0.1:0"])
+        .args(["--no-public-inspection", "--http-addr", &http.to_string()])
         .args(["--max-document-bytes", &limit.to_string()])
         .arg("--output")
         .arg(&out)
@@ -1148,10 +1149,7 @@ async fn long_running_watch_survives_faulty_polls() {
 
     // What an operator sees: the failed polls, the retries and the documents left for the
     // next poll are on /metrics.
-    let log = read_to_string(&err_path);
-    let addr = crate::common::service::http_addr(&log)
-        .unwrap_or_else(|| panic!("no metrics address logged:\n{log}"));
-    let scrape = reqwest::get(format!("http://{addr}/metrics"))
+    let scrape = reqwest::get(format!("http://{http}/metrics"))
         .await
         .unwrap()
         .text()

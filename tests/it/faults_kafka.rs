@@ -134,6 +134,8 @@ struct Proc {
     name: String,
     child: tokio::process::Child,
     log: PathBuf,
+    /// Where its /metrics endpoint listens (the `--http-addr` it was given).
+    http: Option<std::net::SocketAddr>,
 }
 
 impl Proc {
@@ -152,10 +154,16 @@ impl Proc {
         }
         let child = cmd.spawn().expect("the entitywatch binary starts");
         logs.add(name, log.clone());
+        let http = args
+            .iter()
+            .position(|a| a == "--http-addr")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|a| a.parse().ok());
         Proc {
             name: name.to_string(),
             child,
             log,
+            http,
         }
     }
 
@@ -190,11 +198,11 @@ impl Proc {
         }
     }
 
-    /// Scrapes the process's /metrics, at the address it logged (it listens on port 0).
+    /// Scrapes the process's /metrics, at the address it was given.
     async fn scrape(&self) -> common::service::Scrape {
-        let text = self.log_text();
-        let addr = common::service::http_addr(&text)
-            .unwrap_or_else(|| panic!("{} logged no metrics address:\n{text}", self.name));
+        let addr = self
+            .http
+            .unwrap_or_else(|| panic!("{} was started without --http-addr", self.name));
         let body = reqwest::get(format!("http://{addr}/metrics"))
             .await
             .expect("/metrics answers")
@@ -238,7 +246,7 @@ fn worker_args(name: &str, broker: &PrivateBroker, db: &TestDb, rx: &Receivers) 
         // The metrics/health endpoint on a free port: parallel processes would collide on the
         // default 127.0.0.1:8080.
         "--http-addr",
-        "127.0.0.1:0",
+        &common::service::free_http_addr().to_string(),
         "--slack-webhook-url",
         &rx.slack_url(name),
         "--webhook-url",
@@ -301,7 +309,7 @@ fn watch_args(broker: &PrivateBroker, db: &TestDb, fr: &ReplayServer, once: bool
         "--federal-register-url",
         &fr.base_url(),
         "--http-addr",
-        "127.0.0.1:0",
+        &common::service::free_http_addr().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())

@@ -126,6 +126,76 @@ async fn embedded_run_alerts_exactly_once() {
     store.close().await;
 }
 
+/// The service as the library builds it for `main` (`App::build`), run in this process: it
+/// serves on the port it bound (read from the app), polls the local Federal Register, screens
+/// and alerts; a shutdown request stops it after the work in hand, with every message handled.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_runs_in_process_and_reports_its_address() {
+    use entitywatch::app::{ServiceSpec, WatcherOutput, WatcherSpec};
+    let db = fresh_db(Db::Sqlite).await;
+    let server = rule_server().await;
+    let (slack, received) = slack_receiver().await;
+    import_suppliers(&db).await;
+
+    let settings = common::app::settings(&db.url, &server.base_url());
+    let mut sinks = entitywatch::alerts::SinkSettings {
+        slack_webhook_url: Some(format!("http://{slack}{SLACK_PATH}")),
+        ..Default::default()
+    };
+    sinks.claim_lease = entitywatch::worker::DEFAULT_CLAIM_LEASE;
+    let spec = ServiceSpec {
+        watcher: Some(WatcherSpec {
+            interval: Duration::from_secs(60),
+            since: chrono::NaiveDate::from_ymd_opt(2019, 1, 1),
+            public_inspection: false,
+            output: WatcherOutput::Bus,
+        }),
+        worker: true,
+        sinks,
+        ready_max_poll_age: Duration::from_secs(1800),
+        ..ServiceSpec::default()
+    };
+    let app = common::app::spawn_app(&settings, spec).await;
+    assert_ne!(app.http.port(), 0, "the bound port, not the one asked for");
+    let r = received.clone();
+    assert!(
+        common::wait::wait_until(Duration::from_secs(30), move || r.lock().unwrap().len()
+            >= 3)
+        .await,
+        "three alerts at Slack within 30 s"
+    );
+    // Every message of the change topic handled: the workers' position is at its end.
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let topic = entitywatch::bus::kafka::ENTITY_CHANGES_TOPIC;
+    let started = std::time::Instant::now();
+    loop {
+        let at = store
+            .consumer_position("entitywatch-workers", topic)
+            .await
+            .unwrap();
+        if at == 28 && store.log_length(topic).await.unwrap() == 28 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "position {at} of 28 after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close().await;
+    let ready = reqwest::get(format!("http://{}/readyz", app.http))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+    let report = app.stop().await;
+    assert_eq!(
+        report.handled, 28,
+        "27 entity changes and one document event"
+    );
+    assert_eq!(slack_suppliers(&received), ["S-1", "S-2", "S-3"]);
+    assert_eq!(pairs(&alert_topic(&db).await), expected());
+}
+
 #[tokio::test]
 async fn demo_prints_the_expected_alerts() {
     let mut cmd = entitywatch();

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::Value;
 use sqlx::Connection;
 
+pub mod app;
 pub mod broker;
 pub mod exported;
 pub mod kafka;

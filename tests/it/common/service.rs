@@ -1,33 +1,38 @@
 //! A long-running `entitywatch` process under test: its logs (JSON lines) collected as they
-//! come, the address of its metrics endpoint read from its start-up log line ([`http_addr`]),
-//! scrapes, probes and a SIGTERM that must end it with status 0 within a bound.
+//! come, its metrics endpoint on an address the test chose ([`free_http_addr`]), scrapes, probes
+//! and a SIGTERM that must end it with status 0 within a bound.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// What the service logs once its HTTP endpoint listens, with the bound address.
-const SERVING: &str = "serving /metrics";
+/// An address on loopback with a port nobody listens on now, for a process under test to bind
+/// (`--http-addr` / `ENTITYWATCH_HTTP_ADDR`): processes run side by side, so each needs its own.
+/// The test knows the address because it chose it; an in-process app reports the one it bound
+/// ([`super::app::TestApp::http`]). The port is released before the process binds it, which
+/// is safe on loopback: the kernel hands ephemeral ports out in turn, not again at once.
+pub fn free_http_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
 
-/// The bound address of a service's HTTP endpoint (`/metrics`, `/healthz`, `/readyz`), read from
-/// its `serving /metrics` line in `logs` — a JSON line (`fields.addr`) or a text one (`addr=`);
-/// `None` until that line is there. The one place the tests learn a service's port: the service
-/// binds port 0, as tests run side by side. When the library can start the service in-process
-/// and hand back its bound address, that address replaces this function.
-pub fn http_addr(logs: &str) -> Option<SocketAddr> {
-    let line = logs.lines().find(|l| l.contains(SERVING))?;
-    let addr = match serde_json::from_str::<Value>(line) {
-        Ok(v) => v["fields"]["addr"].as_str().map(str::to_string),
-        Err(_) => line
-            .split("addr=")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next())
-            .map(str::to_string),
-    };
-    addr?.parse().ok()
+/// Waits until `addr` answers `GET /healthz`, or panics after `max` (naming `what`).
+pub async fn wait_healthy(addr: SocketAddr, max: Duration, what: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://{addr}/healthz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if started.elapsed() > max {
+            panic!("{what}: nothing answered /healthz at {addr} within {max:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub struct Service {
@@ -37,10 +42,12 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `cmd` (an [`super::entitywatch`] command) with JSON logs and waits until its
-    /// HTTP endpoint is up.
+    /// Starts `cmd` (an [`super::entitywatch`] command) with JSON logs and its HTTP endpoint
+    /// on a free port, and waits until the endpoint answers.
     pub async fn start(mut cmd: tokio::process::Command) -> Service {
-        cmd.env("ENTITYWATCH_LOG_FORMAT", "json")
+        let http = free_http_addr();
+        cmd.env("ENTITYWATCH_HTTP_ADDR", http.to_string())
+            .env("ENTITYWATCH_LOG_FORMAT", "json")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("entitywatch starts");
@@ -57,13 +64,26 @@ impl Service {
                 }
             });
         }
-        let mut service = Service {
-            child,
-            logs,
-            http: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let line = service.wait_for_log(SERVING, Duration::from_secs(30)).await;
-        service.http = http_addr(&line).unwrap_or_else(|| panic!("no addr in {line}"));
+        let mut service = Service { child, logs, http };
+        let started = Instant::now();
+        while reqwest::get(format!("http://{http}/healthz"))
+            .await
+            .is_err()
+        {
+            if let Ok(Some(status)) = service.child.try_wait() {
+                panic!(
+                    "entitywatch exited with {status} before serving:\n{}",
+                    service.logs()
+                );
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                panic!(
+                    "entitywatch did not serve {http} within 30 s:\n{}",
+                    service.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         service
     }
 
