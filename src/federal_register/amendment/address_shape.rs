@@ -197,8 +197,19 @@ enum Shape {
     Unknown,
 }
 
-/// Byte offsets of the top-level commas of `s` (outside parentheses, brackets and quotes).
-fn top_level_commas(s: &str) -> Vec<usize> {
+/// Where the name ends and the address begins in a cell's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Boundary {
+    /// The name is `s[..name_end]` (a name-ending period stays with it: "Co., Ltd.").
+    pub(super) name_end: usize,
+    /// The address is `s[rest_start..]`.
+    pub(super) rest_start: usize,
+}
+
+/// The top-level separators of `s` (outside parentheses, brackets and quotes): each comma, and
+/// each period followed by a space that `ends_name` says ends a sentence ("Institute of Basic
+/// Medicine. 27 Taiping Road"). As (byte offset, is a period).
+fn separators(s: &str, ends_name: impl Fn(usize) -> bool) -> Vec<(usize, bool)> {
     let mut depth = 0i32;
     let mut quoted = false;
     let mut out = Vec::new();
@@ -208,7 +219,14 @@ fn top_level_commas(s: &str) -> Vec<usize> {
             ')' | ']' => depth = (depth - 1).max(0),
             '“' => quoted = true,
             '”' => quoted = false,
-            ',' if depth == 0 && !quoted => out.push(i),
+            ',' if depth == 0 && !quoted => out.push((i, false)),
+            '.' if depth == 0
+                && !quoted
+                && s.get(i + 1..).is_some_and(|r| r.starts_with(' '))
+                && ends_name(i) =>
+            {
+                out.push((i, true))
+            }
             _ => {}
         }
     }
@@ -278,8 +296,9 @@ fn shape(chunk: &str, is_legal_form: bool) -> Shape {
     if has(STRONG_ADDRESS_WORDS) {
         return Shape::Address;
     }
-    // "AO GNPP “Region”", "“Central Design Bureau of Automation”": quoted names.
-    if named || t.contains(['“', '"']) {
+    // "AO GNPP “Region”", "“Central Design Bureau of Automation”": quoted names; "(ATCOP)":
+    // an acronym in parentheses.
+    if named || t.contains(['“', '"']) || t.starts_with('(') {
         return Shape::NamePart;
     }
     if has(WEAK_ADDRESS_WORDS) {
@@ -298,17 +317,27 @@ fn shape(chunk: &str, is_legal_form: bool) -> Shape {
     Shape::Unknown
 }
 
-/// The byte offset of the top-level comma after which the address begins, or `None` when no
-/// chunk after the first has the shape of an address. `is_legal_form` tells whether the text
-/// after a comma continues a name as a legal form ("Co., Ltd.", "Almaz, JSC").
-pub(super) fn address_start(s: &str, is_legal_form: impl Fn(&str) -> bool) -> Option<usize> {
-    let commas = top_level_commas(s);
-    let mut shapes = Vec::with_capacity(commas.len());
-    for (k, &p) in commas.iter().enumerate() {
-        let end = commas.get(k + 1).copied().unwrap_or(s.len());
+/// Where the address begins, or `None` when no chunk after the first has the shape of an
+/// address. `is_legal_form` tells whether the text after a comma continues a name as a legal
+/// form ("Co., Ltd.", "Almaz, JSC"); `ends_name` whether the period at a byte offset can end a
+/// name (not "No." or "St.").
+pub(super) fn address_start(
+    s: &str,
+    is_legal_form: impl Fn(&str) -> bool,
+    ends_name: impl Fn(usize) -> bool,
+) -> Option<Boundary> {
+    let seps = separators(s, ends_name);
+    let mut shapes = Vec::with_capacity(seps.len());
+    for (k, &(p, is_period)) in seps.iter().enumerate() {
+        let end = seps.get(k + 1).map_or(s.len(), |(q, _)| *q);
         let chunk = s.get(p + 1..end).unwrap_or_default();
         let rest = s.get(p + 1..).unwrap_or_default();
-        shapes.push(shape(chunk, is_legal_form(rest)));
+        let legal = if is_period {
+            is_legal_form(chunk)
+        } else {
+            is_legal_form(rest)
+        };
+        shapes.push(shape(chunk, legal));
     }
     // The address begins after the last part of the name before the first chunk of an
     // address: the chunks between are localities ("People's Steel Mills, Javedan Nagar,
@@ -321,7 +350,11 @@ pub(super) fn address_start(s: &str, is_legal_form: impl Fn(&str) -> bool) -> Op
         .unwrap_or_default()
         .iter()
         .rposition(|x| *x == Shape::NamePart);
-    commas.get(last_name.map_or(0, |k| k + 1)).copied()
+    let &(p, is_period) = seps.get(last_name.map_or(0, |k| k + 1))?;
+    Some(Boundary {
+        name_end: if is_period { p + 1 } else { p },
+        rest_start: p + 1,
+    })
 }
 
 /// Whether `s` (the text after a period or comma) opens an address, judged on its first chunk.
@@ -345,8 +378,8 @@ mod tests {
     use super::*;
 
     fn split(s: &str) -> (&str, &str) {
-        match address_start(s, |_| false) {
-            Some(p) => (&s[..p], s[p + 1..].trim_start()),
+        match address_start(s, |_| false, |_| true) {
+            Some(b) => (&s[..b.name_end], s[b.rest_start..].trim_start()),
             None => (s, ""),
         }
     }
@@ -398,8 +431,8 @@ mod tests {
 
     #[test]
     fn no_address_shape_means_no_answer() {
-        assert_eq!(address_start("Foo, Bar", |_| false), None);
-        assert_eq!(address_start("Foo", |_| false), None);
+        assert_eq!(address_start("Foo, Bar", |_| false, |_| true), None);
+        assert_eq!(address_start("Foo", |_| false, |_| true), None);
     }
 
     #[test]

@@ -82,6 +82,11 @@ const LEGAL_FORMS: &[&str] = &[
     "ood",
     "tbk",
     "pt",
+    // Turkish "San. ve Tic. Ltd. Şti." (Limited Şirketi).
+    "sti",
+    "şti",
+    "sirketi",
+    "şirketi",
 ];
 
 /// Abbreviations after which a period does not end a name ("No. 5", "Co. Ltd.", "Pvt. Ltd.").
@@ -228,40 +233,48 @@ fn split_leading_name<'a>(s: &'a str, hints: &[&str]) -> (&'a str, &'a str) {
     if let Some(end) = hint_prefix(s, hints) {
         return (s.get(..end).unwrap_or(s), s.get(end..).unwrap_or_default());
     }
-    let address_at = address_start(s, is_legal_form_chunk);
-    let limit = address_at.unwrap_or(s.len());
+    // A period separates only where an address visibly follows it ("Institute of Basic
+    // Medicine. 27 Taiping Road"), never after initials ("A.C. International").
+    let period_before_address = |p: usize| {
+        let word = last_word(s.get(..p).unwrap_or_default());
+        let plain_word =
+            word.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !word.contains('.');
+        period_ends_name(s, p) && (plain_word || opens_address(s.get(p + 1..).unwrap_or_default()))
+    };
+    if let Some(b) = address_start(s, is_legal_form_chunk, period_before_address) {
+        // A semicolon before the address still ends the name ("Name; Address").
+        let semi = top_level_positions(s, |c| c == ';')
+            .into_iter()
+            .find(|i| *i < b.name_end);
+        return match semi {
+            Some(i) => (s.get(..i).unwrap_or(s), s.get(i + 1..).unwrap_or_default()),
+            None => (
+                s.get(..b.name_end).unwrap_or(s),
+                s.get(b.rest_start..).unwrap_or_default(),
+            ),
+        };
+    }
     let mut depth = 0i32;
-    for (i, c) in s.char_indices().take_while(|(i, _)| *i < limit) {
+    for (i, c) in s.char_indices() {
         match c {
             '(' | '[' => depth += 1,
             ')' | ']' => depth = (depth - 1).max(0),
-            ';' if depth == 0 => {
-                return (s.get(..i).unwrap_or(s), s.get(i + 1..).unwrap_or_default());
-            }
-            ',' if depth == 0 && address_at.is_none() => {
+            ',' | ';' if depth == 0 => {
                 let rest = s.get(i + 1..).unwrap_or_default();
-                if !is_legal_form_chunk(rest) {
+                if c == ';' || !is_legal_form_chunk(rest) {
                     return (s.get(..i).unwrap_or(s), rest);
                 }
             }
             '.' if depth == 0 => {
                 let after = s.get(i + 1..).unwrap_or_default();
-                // Before a known address start, only a period the address visibly follows
-                // ("Foo Ltd. 27 Road, …") ends the name; "Tongfang R.I.A. Co., Ltd." goes on.
-                let ends = after.starts_with(char::is_whitespace)
-                    && period_ends_name(s, i)
-                    && (address_at.is_none() || opens_address(after));
-                if ends {
+                if after.starts_with(char::is_whitespace) && period_ends_name(s, i) {
                     return (s.get(..i + 1).unwrap_or(s), after);
                 }
             }
             _ => {}
         }
     }
-    match address_at {
-        Some(p) => (s.get(..p).unwrap_or(s), s.get(p + 1..).unwrap_or_default()),
-        None => (s, ""),
-    }
+    (s, "")
 }
 
 /// The byte offset where the longest hint ends if `s` starts with it (compared on letters and
