@@ -402,19 +402,39 @@ fn announced_count(toks: &[Tok], from: usize, to: usize) -> Option<usize> {
         matches!(t, Tok::Word { text, .. }
             if ["entity", "entities", "entry", "entries"].contains(&text.to_lowercase().as_str()))
     };
-    window.iter().enumerate().find_map(|(i, t)| {
-        let Tok::Word { text, .. } = t else {
-            return None;
+    let word = |k: usize| match window.get(k) {
+        Some(Tok::Word { text, .. }) => Some(text.to_lowercase()),
+        _ => None,
+    };
+    (0..window.len()).find_map(|i| {
+        let first = word(i)?;
+        let (n, mut next) = match first.as_str() {
+            "a" | "an" => (1, i + 1),
+            w => (number_word(w)?, i + 1),
         };
-        let n = match text.to_lowercase().as_str() {
-            "a" | "an" => Some(1),
-            w => number_word(w),
-        }?;
+        // "one hundred (and) twenty-one entities".
+        let mut n = n;
+        if word(next).as_deref() == Some("hundred") && (1..10).contains(&n) {
+            n *= 100;
+            next += 1;
+            let after_and = if word(next).as_deref() == Some("and") {
+                next + 1
+            } else {
+                next
+            };
+            if let Some(rest) = word(after_and).as_deref().and_then(number_word) {
+                if rest < 100 {
+                    n += rest;
+                    next = after_and + 1;
+                }
+            }
+        }
         // "thirty-three entities", "three additional entities", "two new entries".
-        let follows = window.get(i + 1).is_some_and(noun)
-            || (window.get(i + 2).is_some_and(noun)
-                && matches!(window.get(i + 1), Some(Tok::Word { text, .. })
-                    if ["additional", "new", "more", "further"].contains(&text.to_lowercase().as_str())));
+        let follows = window.get(next).is_some_and(noun)
+            || (window.get(next + 1).is_some_and(noun)
+                && word(next).is_some_and(|w| {
+                    ["additional", "new", "more", "further"].contains(&w.as_str())
+                }));
         follows.then_some(n)
     })
 }

@@ -414,16 +414,24 @@ impl<'s> Matching<'s> {
             return;
         }
         let mut unnamed_rows: HashMap<&str, usize> = HashMap::new();
+        let mut headless = 0usize;
         for r in (0..self.rows.len()).filter(|r| self.row_match[*r].is_none()) {
-            if let Some(c) = self.row_cid[r].as_deref() {
-                *unnamed_rows.entry(c).or_default() += 1;
+            match self.row_cid[r].as_deref() {
+                Some(c) => *unnamed_rows.entry(c).or_default() += 1,
+                None => headless += 1,
             }
         }
+        // Rows under no heading belong to the one counted instruction, if there is one; with
+        // several they cannot be shared out, so nothing is checked.
+        if headless > 0 && announced.len() > 1 {
+            return;
+        }
         for (cids, headings, total) in announced {
-            let rows: usize = cids
-                .iter()
-                .map(|c| unnamed_rows.get(c.as_str()).copied().unwrap_or(0))
-                .sum();
+            let rows: usize = headless
+                + cids
+                    .iter()
+                    .map(|c| unnamed_rows.get(c.as_str()).copied().unwrap_or(0))
+                    .sum::<usize>();
             if rows != total {
                 warnings.push(format!(
                     "the instruction announces {total} entries under {} but the table has {rows} \

@@ -41,6 +41,8 @@ fn counts_are_read_in_the_ways_rules_write_them() {
         ("by adding 12 entities under IRAN", vec![Some(12)]),
         ("by adding under PAKISTAN, in alphabetical order, two new entities", vec![Some(2)]),
         ("a. Under RUSSIA, by adding one entity", vec![Some(1)]),
+        ("by adding under RUSSIA, in alphabetical order, one hundred and seven entities", vec![Some(107)]),
+        ("by adding under RUSSIA, in alphabetical order, two hundred entities", vec![Some(200)]),
         ("by adding under TURKEY, in alphabetical order, entities", vec![None]),
     ] {
         let (i, w) = parse_instructions(text, 0);
@@ -129,6 +131,39 @@ fn counts_are_not_checked_where_an_instruction_for_the_country_gives_none() {
     let p = parse(&xml);
     assert!(
         p.warnings.iter().all(|w| !w.contains("announces")),
+        "{:#?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn rows_under_no_heading_count_for_the_one_counted_instruction() {
+    let rows = row(
+        "",
+        "Almaz, JSC, 16 Tupoleva Street, Rostov-na-Donu, 344093, Russia.",
+        "",
+    ) + &row(
+        "",
+        "Optron, JSC, 53 Sherbakovskaya St., Office 37, 105187, Russia.",
+        "",
+    );
+    let agree = rule(
+        &["Supplement No. 4 to part 744 is amended by adding under RUSSIA, in alphabetical order, two entities:"],
+        &rows,
+    );
+    assert!(parse(&agree)
+        .warnings
+        .iter()
+        .all(|w| !w.contains("announces")));
+    let disagree = rule(
+        &["Supplement No. 4 to part 744 is amended by adding under RUSSIA, in alphabetical order, three entities:"],
+        &rows,
+    );
+    let p = parse(&disagree);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("announces 3 entries under RUSSIA") && w.contains("has 2 rows")),
         "{:#?}",
         p.warnings
     );
