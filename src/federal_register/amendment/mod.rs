@@ -16,8 +16,9 @@
 //!   parser sees the document, and nothing here indexes or unwraps input-derived data.
 //!
 //! The parsing is heuristic by necessity: the FR prints an entry as one run of prose ("Name,
-//! a.k.a., the following two aliases: —A; and —B. Address; and Address."). The instruction text
-//! names the entries exactly, so it is used as a hint for where a name ends.
+//! a.k.a., the following two aliases: —A; and —B. Address; and Address."). Where the instruction
+//! text names the entries, those names say where a name ends; where it only counts them, the
+//! shape of the address does (`address_shape`).
 //!
 //! # Moves, footnotes, counts and keys
 //!
@@ -41,7 +42,8 @@
 //! `guards` (size, DTD and nesting checks before parsing) → `source` (FRDOC, SUBJECT,
 //! EFFDATE) → `scan` (which AMDPARs and tables amend Supplement No. 4; `text` extracts their
 //! prose and `instructions` reads each AMDPAR) → `reconcile` (instruction names × table rows
-//! in numbered matching passes, each row's cell read by `entity_cell`) → [`ParsedRule`].
+//! in numbered matching passes, each row's cell read by `entity_cell`, which asks
+//! `address_shape` where an unnamed entry's address begins) → [`ParsedRule`].
 
 mod address_shape;
 mod entity_cell;
