@@ -5,6 +5,7 @@
 //! quote are passed in as hints and win over punctuation. It never drops text: what is not the
 //! name or an alias is an address.
 
+use super::address_shape::{address_start, opens_address};
 use super::scan::is_elision;
 use super::text::{collapse, Segment};
 
@@ -81,6 +82,11 @@ const LEGAL_FORMS: &[&str] = &[
     "ood",
     "tbk",
     "pt",
+    // Turkish "San. ve Tic. Ltd. Şti." (Limited Şirketi).
+    "sti",
+    "şti",
+    "sirketi",
+    "şirketi",
 ];
 
 /// Abbreviations after which a period does not end a name ("No. 5", "Co. Ltd.", "Pvt. Ltd.").
@@ -119,9 +125,19 @@ pub(super) fn strip_terminal_period(s: &str) -> String {
     };
     let word = last_word(body).trim_start_matches(|c: char| !c.is_alphanumeric());
     let lower = word.to_lowercase();
+    // A lone letter keeps its period only as the last of initials ("J. S."); "Group A." ends
+    // a sentence.
+    let initial = |w: &str| w.chars().count() == 1 && w.chars().all(char::is_alphabetic);
+    let before = body
+        .get(..body.len() - word.len())
+        .unwrap_or_default()
+        .trim_end();
+    let after_initial = before
+        .strip_suffix('.')
+        .is_some_and(|b| initial(last_word(b).trim_start_matches(|c: char| !c.is_alphanumeric())));
     let keeps = NAME_ABBREVIATIONS.contains(&lower.as_str())
         || word.contains('.')
-        || (word.chars().count() == 1 && word.chars().all(char::is_alphabetic));
+        || (initial(word) && after_initial);
     if keeps {
         t.to_string()
     } else {
@@ -210,10 +226,33 @@ fn is_legal_form_chunk(s: &str) -> bool {
 }
 
 /// Splits "Name, rest" / "Name. Rest" using `hints` (names the instructions quote) first, then
-/// punctuation: a comma not followed by a legal form, a name-ending period, or a semicolon.
+/// the shape of an address (see `address_shape`): commas before the chunk where the address
+/// begins are part of the name. With no address shape to go by, punctuation decides: a comma
+/// not followed by a legal form, a name-ending period, or a semicolon.
 fn split_leading_name<'a>(s: &'a str, hints: &[&str]) -> (&'a str, &'a str) {
     if let Some(end) = hint_prefix(s, hints) {
         return (s.get(..end).unwrap_or(s), s.get(end..).unwrap_or_default());
+    }
+    // A period separates only where an address visibly follows it ("Institute of Basic
+    // Medicine. 27 Taiping Road"), never after initials ("A.C. International").
+    let period_before_address = |p: usize| {
+        let word = last_word(s.get(..p).unwrap_or_default());
+        let plain_word =
+            word.chars().filter(|c| c.is_alphabetic()).count() >= 3 && !word.contains('.');
+        period_ends_name(s, p) && (plain_word || opens_address(s.get(p + 1..).unwrap_or_default()))
+    };
+    if let Some(b) = address_start(s, is_legal_form_chunk, period_before_address) {
+        // A semicolon before the address still ends the name ("Name; Address").
+        let semi = top_level_positions(s, |c| c == ';')
+            .into_iter()
+            .find(|i| *i < b.name_end);
+        return match semi {
+            Some(i) => (s.get(..i).unwrap_or(s), s.get(i + 1..).unwrap_or_default()),
+            None => (
+                s.get(..b.name_end).unwrap_or(s),
+                s.get(b.rest_start..).unwrap_or_default(),
+            ),
+        };
     }
     let mut depth = 0i32;
     for (i, c) in s.char_indices() {
@@ -298,7 +337,7 @@ fn hint_prefix(s: &str, hints: &[&str]) -> Option<usize> {
     best.map(|(_, e)| e)
 }
 
-fn number_word(w: &str) -> Option<usize> {
+pub(super) fn number_word(w: &str) -> Option<usize> {
     const UNITS: [&str; 20] = [
         "zero",
         "one",
@@ -408,7 +447,8 @@ fn alias_header(s: &str) -> (Option<usize>, bool, &str) {
 }
 
 /// Splits an inline alias list ("—A; and —B. Address") into aliases and the address text after.
-fn inline_aliases(s: &str, count: Option<usize>) -> (Vec<String>, String) {
+/// `own_line` is true for the text of one `<LI>` line, where an alias ends with the line.
+fn inline_aliases(s: &str, count: Option<usize>, own_line: bool) -> (Vec<String>, String) {
     let t = s.trim();
     let mut aliases = Vec::new();
     if t.starts_with(is_dash) {
@@ -442,7 +482,11 @@ fn inline_aliases(s: &str, count: Option<usize>) -> (Vec<String>, String) {
                 .filter(|a| !a.is_empty()),
         );
         let last = last.trim_start_matches(|c: char| is_dash(c) || c.is_whitespace());
-        let (alias, rest) = split_at_name_end(last);
+        let (alias, rest) = if own_line {
+            split_alias_line(last)
+        } else {
+            split_at_name_end(last)
+        };
         let alias = clean_item(alias);
         if !alias.is_empty() {
             aliases.push(alias);
@@ -488,15 +532,49 @@ fn has_name_end(s: &str) -> bool {
     !split_at_name_end(s).1.trim().is_empty()
 }
 
-/// Splits at the first period that ends a name (dash-listed aliases may contain commas).
+/// Splits at the period that ends a name (dash-listed aliases may contain commas): first one
+/// an address visibly follows ("—ISM Tech. Rm. 1014 …", "—… A.A. Kulakov. 12 Yablochkova
+/// Street"), else the first that ends a name by its own shape.
 fn split_at_name_end(s: &str) -> (&str, &str) {
-    for p in top_level_positions(s, |c| c == '.') {
-        let after = s.get(p + 1..).unwrap_or_default();
-        if after.starts_with(char::is_whitespace) && period_ends_name(s, p) {
-            return (s.get(..p + 1).unwrap_or(s), after);
-        }
+    let periods: Vec<usize> = top_level_positions(s, |c| c == '.')
+        .into_iter()
+        .filter(|p| {
+            s.get(p + 1..)
+                .is_some_and(|a| a.starts_with(char::is_whitespace))
+        })
+        .collect();
+    let at = |p: usize| {
+        (
+            s.get(..p + 1).unwrap_or(s),
+            s.get(p + 1..).unwrap_or_default(),
+        )
+    };
+    if let Some(p) = periods
+        .iter()
+        .find(|p| opens_address(s.get(*p + 1..).unwrap_or_default()))
+    {
+        return at(*p);
     }
-    (s, "")
+    match periods.iter().find(|p| period_ends_name(s, **p)) {
+        Some(p) => at(*p),
+        None => (s, ""),
+    }
+}
+
+/// An alias on a line of its own (`<LI>—JSC Plant Named After A.A. Kulakov.</LI>`): the whole
+/// line is the alias unless an address visibly follows a period in it.
+fn split_alias_line(s: &str) -> (&str, &str) {
+    let found = top_level_positions(s, |c| c == '.').into_iter().find(|p| {
+        let after = s.get(p + 1..).unwrap_or_default();
+        after.starts_with(char::is_whitespace) && opens_address(after)
+    });
+    match found {
+        Some(p) => (
+            s.get(..p + 1).unwrap_or(s),
+            s.get(p + 1..).unwrap_or_default(),
+        ),
+        None => (s, ""),
+    }
 }
 
 /// Splits address text at ';' (including "; and"), dropping list punctuation.
@@ -544,7 +622,7 @@ pub(super) fn parse_entity_cell(segs: &[Segment], hints: &[&str]) -> EntryText {
         if list.trim().is_empty() {
             expect_alias_lines = true;
         } else {
-            let (aliases, rest) = inline_aliases(list, announced);
+            let (aliases, rest) = inline_aliases(list, announced, false);
             entry.aliases = aliases;
             address_text.push(rest);
         }
@@ -573,7 +651,7 @@ pub(super) fn parse_entity_cell(segs: &[Segment], hints: &[&str]) -> EntryText {
             false
         };
         if is_alias {
-            let (aliases, rest) = inline_aliases(&seg.text, None);
+            let (aliases, rest) = inline_aliases(&seg.text, None, true);
             entry.aliases.extend(aliases);
             if !rest.trim().is_empty() {
                 address_text.push(rest);

@@ -7,7 +7,7 @@
 
 use crate::events::{ChangeAction, CountryCode, EntityName};
 
-use super::entity_cell::strip_terminal_period;
+use super::entity_cell::{number_word, strip_terminal_period};
 use super::text::collapse;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub(super) struct Instruction {
     pub(super) countries: Vec<String>,
     /// `None` when the instruction names no entry ("twenty-eight entities").
     pub(super) name: Option<String>,
+    /// For an unnamed instruction, the number of entries it announces, if it says
+    /// ("thirty-three entities").
+    pub(super) count: Option<usize>,
     /// Byte offset of the AMDPAR and the quote's index in it, for document order.
     pub(super) pos: (usize, usize),
 }
@@ -298,21 +301,35 @@ pub(super) fn parse_instructions(text: &str, pos: usize) -> (Vec<Instruction>, V
                 action: *action,
                 countries,
                 name: Some(name),
+                count: None,
                 pos: (pos, quote_index),
             });
             quote_index += 1;
         }
-        let mut unnamed: Vec<&Under> = inner
+        // With the index of the next heading in the clause, where this one's count ends.
+        let mut unnamed: Vec<(&Under, usize)> = inner
             .iter()
             .zip(&named_per_under)
-            .filter(|(_, n)| **n == 0)
-            .map(|(u, _)| *u)
+            .enumerate()
+            .filter(|(_, (_, n))| **n == 0)
+            .map(|(g, (u, _))| (*u, inner.get(g + 1).map_or(end, |x| x.at)))
             .collect();
         if inner.is_empty() && !quoted {
-            unnamed.extend(lead);
+            unnamed.extend(lead.map(|u| (u, end)));
         }
-        for u in unnamed {
+        for (u, next_at) in unnamed {
             let heading = u.countries.join("; ");
+            // The count follows the heading up to the next heading ("under BELARUS, twenty-five
+            // entities, and under RUSSIA, …"), or stands between the verb and the first one
+            // ("adding thirty-three entities under CHINA").
+            let after = if u.leading { *start } else { u.end + 1 };
+            let count = announced_count(&toks, after, if u.leading { end } else { next_at })
+                .or_else(|| {
+                    let first = inner.first().is_some_and(|f| f.at == u.at);
+                    first
+                        .then(|| announced_count(&toks, *start, u.at))
+                        .flatten()
+                });
             if *action == ChangeAction::Removed {
                 warnings.push(format!(
                     "instruction removing under {heading} names no entry in quotes; no removal \
@@ -323,6 +340,7 @@ pub(super) fn parse_instructions(text: &str, pos: usize) -> (Vec<Instruction>, V
                     action: *action,
                     countries: u.countries.clone(),
                     name: None,
+                    count,
                     pos: (pos, quote_index),
                 });
                 quote_index += 1;
@@ -375,6 +393,50 @@ fn under_phrases(text: &str, toks: &[Tok], verbs: &[(usize, ChangeAction)]) -> V
         }
     }
     unders
+}
+
+/// The number in "thirty-three entities" / "25 entries" / "one entity" within `toks[from..to]`.
+fn announced_count(toks: &[Tok], from: usize, to: usize) -> Option<usize> {
+    let window = toks.get(from..to.min(toks.len()))?;
+    let noun = |t: &Tok| {
+        matches!(t, Tok::Word { text, .. }
+            if ["entity", "entities", "entry", "entries"].contains(&text.to_lowercase().as_str()))
+    };
+    let word = |k: usize| match window.get(k) {
+        Some(Tok::Word { text, .. }) => Some(text.to_lowercase()),
+        _ => None,
+    };
+    (0..window.len()).find_map(|i| {
+        let first = word(i)?;
+        let (n, mut next) = match first.as_str() {
+            "a" | "an" => (1, i + 1),
+            w => (number_word(w)?, i + 1),
+        };
+        // "one hundred (and) twenty-one entities".
+        let mut n = n;
+        if word(next).as_deref() == Some("hundred") && (1..10).contains(&n) {
+            n *= 100;
+            next += 1;
+            let after_and = if word(next).as_deref() == Some("and") {
+                next + 1
+            } else {
+                next
+            };
+            if let Some(rest) = word(after_and).as_deref().and_then(number_word) {
+                if rest < 100 {
+                    n += rest;
+                    next = after_and + 1;
+                }
+            }
+        }
+        // "thirty-three entities", "three additional entities", "two new entries".
+        let follows = window.get(next).is_some_and(noun)
+            || (window.get(next + 1).is_some_and(noun)
+                && word(next).is_some_and(|w| {
+                    ["additional", "new", "more", "further"].contains(&w.as_str())
+                }));
+        follows.then_some(n)
+    })
 }
 
 /// A quoted name as the instruction writes it, without the punctuation American style puts

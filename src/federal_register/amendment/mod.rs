@@ -16,8 +16,25 @@
 //!   parser sees the document, and nothing here indexes or unwraps input-derived data.
 //!
 //! The parsing is heuristic by necessity: the FR prints an entry as one run of prose ("Name,
-//! a.k.a., the following two aliases: —A; and —B. Address; and Address."). The instruction text
-//! names the entries exactly, so it is used as a hint for where a name ends.
+//! a.k.a., the following two aliases: —A; and —B. Address; and Address."). Where the instruction
+//! text names the entries, those names say where a name ends; where it only counts them, the
+//! shape of the address does (`address_shape`).
+//!
+//! # Moves, footnotes, counts and keys
+//!
+//! - An entry moved between countries ("by removing under HONG KONG the entry for “X” and
+//!   adding under CHINA, PEOPLE'S REPUBLIC OF, an entry for “X”") is emitted as the rule
+//!   states it: a removal under the old heading and an addition under the new one, each with
+//!   its own key, so each half can be checked against the codified list on its own and a store
+//!   that never held the old key loses nothing. [`ParsedRule::moves`] pairs the two.
+//! - Footnote markers (`<SU>`) in any cell are kept out of names and licence text and recorded
+//!   in [`ParsedRule::footnotes`] (entry key, column, marker, and the note's text when the
+//!   document holds it).
+//! - An instruction that only counts its entries ("thirty-four entities") is checked against the
+//!   table: a different number of rows under that country is a warning naming both counts.
+//!   The names then come from the table alone, split from the address by its shape
+//!   (`address_shape`).
+//! - Two entries of one rule never share a key: the later is keyed `KEY--2` with a warning.
 //!
 //! # Layout
 //!
@@ -25,13 +42,17 @@
 //! `guards` (size, DTD and nesting checks before parsing) → `source` (FRDOC, SUBJECT,
 //! EFFDATE) → `scan` (which AMDPARs and tables amend Supplement No. 4; `text` extracts their
 //! prose and `instructions` reads each AMDPAR) → `reconcile` (instruction names × table rows
-//! in numbered matching passes, each row's cell read by `entity_cell`) → [`ParsedRule`].
+//! in numbered matching passes, each row's cell read by `entity_cell`, which asks
+//! `address_shape` where an unnamed entry's address begins) → [`ParsedRule`].
 
+mod address_shape;
 mod entity_cell;
 mod guards;
 mod instructions;
 mod reconcile;
 mod scan;
+#[cfg(test)]
+mod shape_tests;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -39,10 +60,15 @@ mod text;
 
 use roxmltree::{Document, ParsingOptions};
 
-use crate::events::{ChangeEvent, DocumentEvent, DocumentStage, EntityChange, SourceDocument};
+use crate::events::{
+    ChangeAction, ChangeEvent, DocumentEvent, DocumentStage, EntityChange, EntityKey, EntityName,
+    SourceDocument,
+};
+
+pub use scan::TableColumn;
 
 use guards::{max_nesting_depth, xml_error};
-use reconcile::reconcile;
+use reconcile::{name_key, reconcile};
 use scan::scan_document;
 use source::complete_source;
 
@@ -102,6 +128,38 @@ pub struct ParsedRule {
     pub amendatory_text: Vec<String>,
     /// Each names the entry (or table / instruction) and the difference found.
     pub warnings: Vec<String>,
+    /// Footnote markers (`<SU>`) found in the table's cells, in document order. They are kept
+    /// out of names and licence text; this is where they are recorded.
+    pub footnotes: Vec<FootnoteMark>,
+    /// Entries the rule removes under one country and adds under another (see the module docs).
+    pub moves: Vec<MovedEntry>,
+}
+
+/// A footnote marker in a cell of the Entity List table ("§§ 734.9(g),<SU>3</SU> 746.8…").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FootnoteMark {
+    /// The change whose row carries the marker (for a marker on a country heading, every row
+    /// under it).
+    pub entity_key: EntityKey,
+    pub column: TableColumn,
+    /// As printed: "3", "*", "1".
+    pub marker: String,
+    /// The footnote's text, when the document holds it (a `TNOTE` of the table or an `FTNT`).
+    pub note: Option<String>,
+}
+
+/// An entry moved between countries: a removal under one heading and an addition of the same
+/// name under another, in one rule. Both changes are in [`ParsedRule::changes`]; this pairs
+/// them so a consumer can tell a move from an unrelated removal and listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedEntry {
+    pub name: EntityName,
+    /// The key the removal carries (the old country).
+    pub removed: EntityKey,
+    /// The key the addition carries (the new country).
+    pub added: EntityKey,
+    pub from_country_name: String,
+    pub to_country_name: String,
 }
 
 impl ParsedRule {
@@ -163,7 +221,8 @@ pub fn parse_rule(
     let mut warnings = Vec::new();
     let source = complete_source(&doc, source, &mut warnings);
     let scan = scan_document(&doc, &mut warnings);
-    let changes = reconcile(&scan, &source, &mut warnings);
+    let reconciled = reconcile(&scan, &source, &mut warnings);
+    let moves = moved_entries(&reconciled.changes);
     if scan.amendatory_text.is_empty() && scan.rows.is_empty() {
         warnings.push(
             "no amendment to Supplement No. 4 to part 744 (the Entity List) found in this document"
@@ -179,8 +238,47 @@ pub fn parse_rule(
     }
     Ok(ParsedRule {
         source,
-        changes,
+        changes: reconciled.changes,
         amendatory_text: scan.amendatory_text,
         warnings,
+        footnotes: reconciled.footnotes,
+        moves,
     })
+}
+
+/// Pairs each removal with the addition of the same name under another country.
+fn moved_entries(changes: &[EntityChange]) -> Vec<MovedEntry> {
+    let mut additions: std::collections::HashMap<String, Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if c.action == ChangeAction::Added {
+            additions
+                .entry(name_key(c.name.as_str()))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut taken = vec![false; changes.len()];
+    let mut out = Vec::new();
+    for removal in changes.iter().filter(|c| c.action == ChangeAction::Removed) {
+        let Some(candidates) = additions.get(&name_key(removal.name.as_str())) else {
+            continue;
+        };
+        let found = candidates
+            .iter()
+            .copied()
+            .find(|i| !taken[*i] && changes[*i].country != removal.country);
+        if let Some(i) = found {
+            taken[i] = true;
+            let added = &changes[i];
+            out.push(MovedEntry {
+                name: added.name.clone(),
+                removed: removal.entity_key.clone(),
+                added: added.entity_key.clone(),
+                from_country_name: removal.country_name.clone(),
+                to_country_name: added.country_name.clone(),
+            });
+        }
+    }
+    out
 }

@@ -15,6 +15,7 @@ use crate::events::{
 use super::entity_cell::{fold_letters, parse_entity_cell, EntryText};
 use super::instructions::Instruction;
 use super::scan::{Scan, TableRow};
+use super::FootnoteMark;
 
 /// The entity key's word part: how names are compared (case, punctuation, quotes, spacing and
 /// a trailing period do not matter).
@@ -57,27 +58,66 @@ const FUZZY_THRESHOLD: f64 = 0.85;
 /// At most this many instruction names sharing a row's first word are tried as name hints.
 const MAX_HINTS: usize = 256;
 
+/// What reconciliation produced: the changes in document order and the footnote markers of
+/// their rows.
+pub(super) struct Reconciled {
+    pub(super) changes: Vec<EntityChange>,
+    pub(super) footnotes: Vec<FootnoteMark>,
+}
+
+/// One change on its way out: where it stands in the document, and the table row it came
+/// from (`None` for an instruction the table lacks).
+struct Emitted {
+    pos: (usize, usize),
+    change: EntityChange,
+    row: Option<usize>,
+}
+
 /// Matches table rows to instructions, then emits: every row (as its instruction's action, or
 /// with a guessed action and a warning), every named instruction the table lacks (with a
-/// warning), every removal. Sorted into document order.
+/// warning), every removal. Sorted into document order; no two entries share a key.
 pub(super) fn reconcile(
     scan: &Scan,
     source: &SourceDocument,
     warnings: &mut Vec<String>,
-) -> Vec<EntityChange> {
+) -> Reconciled {
     let mut m = Matching::new(scan);
     m.match_same_name_or_alias();
     m.match_loosely(warnings);
     m.match_lone_renames();
+    m.check_counts(warnings);
 
     let fallback = Fallback::new(&m);
-    let mut changes: Vec<((usize, usize), EntityChange)> = (0..m.rows.len())
-        .filter_map(|r| m.emit_row(r, &fallback, source, warnings))
+    let mut changes: Vec<Emitted> = (0..m.rows.len())
+        .filter_map(|r| {
+            m.emit_row(r, &fallback, source, warnings)
+                .map(|(pos, change)| Emitted {
+                    pos,
+                    change,
+                    row: Some(r),
+                })
+        })
         .collect();
     m.emit_unmatched_instructions(source, warnings, &mut changes);
 
-    changes.sort_by_key(|(pos, _)| *pos);
-    changes.into_iter().map(|(_, c)| c).collect()
+    changes.sort_by_key(|e| e.pos);
+    m.make_keys_distinct(&mut changes, warnings);
+    let footnotes = changes
+        .iter()
+        .filter_map(|e| Some((e, m.rows.get(e.row?)?)))
+        .flat_map(|(e, row)| {
+            row.footnotes.iter().map(|(column, marker)| FootnoteMark {
+                entity_key: e.change.entity_key.clone(),
+                column: *column,
+                marker: marker.clone(),
+                note: scan.notes.get(marker).cloned(),
+            })
+        })
+        .collect();
+    Reconciled {
+        changes: changes.into_iter().map(|e| e.change).collect(),
+        footnotes,
+    }
 }
 
 /// What the passes share: the scan with its country ids and name keys, each row's reading, and
@@ -318,6 +358,136 @@ impl<'s> Matching<'s> {
         })
     }
 
+    /// An instruction that only counts its entries ("thirty-four entities") is checked against
+    /// the rows under its countries that no named instruction claims. Instructions for the same
+    /// countries add up ("adding three entities" and "revising two entities" under one heading).
+    fn check_counts(&self, warnings: &mut Vec<String>) {
+        // (country ids, headings as written, total announced), one per set of countries.
+        let mut announced: Vec<(Vec<String>, Vec<String>, usize)> = Vec::new();
+        let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+        // A group is checked only when each of its unnamed instructions says how many, and no
+        // country is in two groups: otherwise the rows cannot be shared out between them.
+        let mut uncounted: Vec<usize> = Vec::new();
+        for (k, inst) in self.instructions.iter().enumerate() {
+            if inst.name.is_some() || inst.action == ChangeAction::Removed {
+                continue;
+            }
+            let mut cids = self.inst_cids[k].clone();
+            if cids.is_empty() {
+                continue;
+            }
+            cids.sort();
+            cids.dedup();
+            let g = match index.get(&cids) {
+                Some(&g) => g,
+                None => {
+                    index.insert(cids.clone(), announced.len());
+                    announced.push((cids, inst.countries.clone(), 0));
+                    announced.len() - 1
+                }
+            };
+            match inst.count {
+                Some(n) => announced[g].2 += n,
+                None => uncounted.push(g),
+            }
+        }
+        let mut groups_of: HashMap<&str, usize> = HashMap::new();
+        for (cids, _, _) in &announced {
+            for c in cids {
+                *groups_of.entry(c.as_str()).or_default() += 1;
+            }
+        }
+        let checkable: Vec<bool> = announced
+            .iter()
+            .enumerate()
+            .map(|(g, (cids, _, _))| {
+                !uncounted.contains(&g)
+                    && cids.iter().all(|c| groups_of.get(c.as_str()) == Some(&1))
+            })
+            .collect();
+        let announced: Vec<(Vec<String>, Vec<String>, usize)> = announced
+            .into_iter()
+            .zip(checkable)
+            .filter_map(|(a, ok)| ok.then_some(a))
+            .collect();
+        if announced.is_empty() {
+            return;
+        }
+        let mut unnamed_rows: HashMap<&str, usize> = HashMap::new();
+        let mut headless = 0usize;
+        for r in (0..self.rows.len()).filter(|r| self.row_match[*r].is_none()) {
+            match self.row_cid[r].as_deref() {
+                Some(c) => *unnamed_rows.entry(c).or_default() += 1,
+                None => headless += 1,
+            }
+        }
+        // Rows under no heading belong to the one counted instruction, if there is one; with
+        // several they cannot be shared out, so nothing is checked.
+        if headless > 0 && announced.len() > 1 {
+            return;
+        }
+        for (cids, headings, total) in announced {
+            let rows: usize = headless
+                + cids
+                    .iter()
+                    .map(|c| unnamed_rows.get(c.as_str()).copied().unwrap_or(0))
+                    .sum::<usize>();
+            if rows != total {
+                warnings.push(format!(
+                    "the instruction announces {total} entries under {} but the table has {rows} \
+                     rows under it that no instruction names",
+                    headings.join("; ")
+                ));
+            }
+        }
+    }
+
+    /// Two entries of one rule never share a key: when the table's names (or a row and an
+    /// instruction the table lacks) would give two additions or revisions the same key, both
+    /// are kept and the later one, in document order, is keyed `KEY--2` (`--3`, …), with a
+    /// warning naming both. Removals keep their keys: removing one entry twice is harmless.
+    fn make_keys_distinct(&self, changes: &mut [Emitted], warnings: &mut Vec<String>) {
+        let mut seen: HashMap<EntityKey, (usize, usize)> = HashMap::new();
+        for i in 0..changes.len() {
+            if changes[i].change.action == ChangeAction::Removed {
+                continue;
+            }
+            let key = changes[i].change.entity_key.clone();
+            let Some((first, copies)) = seen.get(&key).copied() else {
+                seen.insert(key, (i, 1));
+                continue;
+            };
+            let copies = copies + 1;
+            seen.insert(key.clone(), (first, copies));
+            let Ok(distinct) = EntityKey::parse(&format!("{}--{copies}", key.as_str())) else {
+                continue;
+            };
+            warnings.push(format!(
+                "{} and {} under {} would share the entity key {key}; both emitted, the second \
+                 keyed {distinct}",
+                self.describe(&changes[first]),
+                self.describe(&changes[i]),
+                changes[i].change.country_name
+            ));
+            changes[i].change.entity_key = distinct;
+        }
+    }
+
+    /// “Name” (table 1, row 4; first address …) — enough to find the entry in the rule.
+    fn describe(&self, e: &Emitted) -> String {
+        let row = e.row.and_then(|r| self.rows.get(r));
+        let address = e.change.addresses.first().map(|a| format!("; {a}"));
+        match row {
+            Some(row) => format!(
+                "“{}” ({}{})",
+                e.change.name,
+                row.label,
+                address.unwrap_or_default()
+            ),
+            None => format!("“{}” (named by the instruction only)", e.change.name),
+        }
+    }
+
     /// Row `r` as a change, or `None` (with a warning) when no name can be read for it.
     fn emit_row(
         &self,
@@ -381,7 +551,7 @@ impl<'s> Matching<'s> {
         &self,
         source: &SourceDocument,
         warnings: &mut Vec<String>,
-        changes: &mut Vec<((usize, usize), EntityChange)>,
+        changes: &mut Vec<Emitted>,
     ) {
         let row_cids: HashSet<Option<&str>> = self.row_cid.iter().map(|c| c.as_deref()).collect();
         for (k, inst) in self.instructions.iter().enumerate() {
@@ -433,7 +603,11 @@ impl<'s> Matching<'s> {
                 }
                 let change =
                     build_change(inst.action, name.clone(), &country_name, source, warnings);
-                changes.push((inst.pos, change));
+                changes.push(Emitted {
+                    pos: inst.pos,
+                    change,
+                    row: None,
+                });
             }
         }
     }

@@ -5,10 +5,12 @@
 //! only; the entity cell is read later, once the instruction names are known). It never
 //! interprets a name.
 
+use std::collections::HashMap;
+
 use roxmltree::{Document, Node};
 
 use super::instructions::{parse_instructions, Instruction};
-use super::text::{flat_text, is, segments, Segment};
+use super::text::{collapse, flat_text, has_ancestor, is, segments, Segment};
 
 #[derive(Debug, Clone)]
 pub(super) struct TableRow {
@@ -21,6 +23,9 @@ pub(super) struct TableRow {
     pub(super) citation: Option<String>,
     /// For warnings: which table and row this is.
     pub(super) label: String,
+    /// Footnote markers (`<SU>`) of the row's cells (the country's carried down with it), kept
+    /// out of the text above.
+    pub(super) footnotes: Vec<(TableColumn, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +33,9 @@ pub(super) struct Scan {
     pub(super) amendatory_text: Vec<String>,
     pub(super) instructions: Vec<Instruction>,
     pub(super) rows: Vec<TableRow>,
+    /// Footnote texts by marker: the `TNOTE`s of Entity List tables and the document's `FTNT`s,
+    /// the first of each marker kept.
+    pub(super) notes: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +100,10 @@ pub(super) fn scan_document(doc: &Document, warnings: &mut Vec<String>) -> Scan 
                 } else {
                     Context::Elsewhere
                 };
+            }
+        } else if is(node, "FTNT") || (is(node, "TNOTE") && context == Context::Supplement4) {
+            if let Some((marker, text)) = note(doc, node) {
+                scan.notes.entry(marker).or_insert(text);
             }
         } else if is(node, "GPOTABLE") {
             table_no += 1;
@@ -171,14 +183,28 @@ fn fold_words(s: &str) -> Vec<String> {
         .collect()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Column {
+/// A column of the Entity List table, as its heading names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableColumn {
     Country,
     Entity,
     LicenseRequirement,
     LicensePolicy,
     Citation,
     Other,
+}
+
+impl TableColumn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableColumn::Country => "country",
+            TableColumn::Entity => "entity",
+            TableColumn::LicenseRequirement => "license_requirement",
+            TableColumn::LicensePolicy => "license_policy",
+            TableColumn::Citation => "federal_register_citation",
+            TableColumn::Other => "other",
+        }
+    }
 }
 
 fn scan_table(
@@ -203,7 +229,7 @@ fn table_columns(
     context: Context,
     table_no: usize,
     warnings: &mut Vec<String>,
-) -> Option<Vec<Column>> {
+) -> Option<Vec<TableColumn>> {
     let heads: Vec<String> = table
         .children()
         .filter(|n| is(*n, "BOXHD"))
@@ -211,28 +237,29 @@ fn table_columns(
         .filter(|n| is(*n, "CHED") && n.attribute("H").is_none_or(|h| h.trim() == "1"))
         .map(|n| flat_text(doc, n).to_lowercase())
         .collect();
-    let mut columns: Vec<Column> = heads
+    let mut columns: Vec<TableColumn> = heads
         .iter()
         .map(|h| {
             if h.contains("country") {
-                Column::Country
+                TableColumn::Country
             } else if h.contains("entity") || h.contains("entities") {
-                Column::Entity
+                TableColumn::Entity
             } else if h.contains("requirement") {
-                Column::LicenseRequirement
+                TableColumn::LicenseRequirement
             } else if h.contains("policy") {
-                Column::LicensePolicy
+                TableColumn::LicensePolicy
             } else if h.contains("federal register") || h.contains("citation") {
-                Column::Citation
+                TableColumn::Citation
             } else {
-                Column::Other
+                TableColumn::Other
             }
         })
         .collect();
-    let has = |c: Column, cols: &[Column]| cols.contains(&c);
-    let looks_like_entity_list = has(Column::Country, &columns)
-        && has(Column::Entity, &columns)
-        && (has(Column::LicenseRequirement, &columns) || has(Column::LicensePolicy, &columns));
+    let has = |c: TableColumn, cols: &[TableColumn]| cols.contains(&c);
+    let looks_like_entity_list = has(TableColumn::Country, &columns)
+        && has(TableColumn::Entity, &columns)
+        && (has(TableColumn::LicenseRequirement, &columns)
+            || has(TableColumn::LicensePolicy, &columns));
 
     match context {
         Context::Supplement4 => {
@@ -242,13 +269,13 @@ fn table_columns(
                      Entity | License requirement | License review policy | Federal Register citation"
                 ));
                 columns = vec![
-                    Column::Country,
-                    Column::Entity,
-                    Column::LicenseRequirement,
-                    Column::LicensePolicy,
-                    Column::Citation,
+                    TableColumn::Country,
+                    TableColumn::Entity,
+                    TableColumn::LicenseRequirement,
+                    TableColumn::LicensePolicy,
+                    TableColumn::Citation,
                 ];
-            } else if !has(Column::Entity, &columns) {
+            } else if !has(TableColumn::Entity, &columns) {
                 warnings.push(format!(
                     "table {table_no} follows an instruction on Supplement No. 4 but has no Entity \
                      column (columns: {}); skipped",
@@ -271,7 +298,7 @@ fn table_columns(
 fn read_rows(
     doc: &Document,
     table: Node,
-    columns: &[Column],
+    columns: &[TableColumn],
     table_no: usize,
     rows: &mut Vec<TableRow>,
     warnings: &mut Vec<String>,
@@ -283,6 +310,7 @@ fn read_rows(
         .unwrap_or(columns.len())
         .max(1);
     let mut country: Option<String> = None;
+    let mut country_marks: Vec<(TableColumn, String)> = Vec::new();
     let mut row_no = 0usize;
     for row in table.children().filter(|n| is(*n, "ROW")) {
         for cells in logical_rows(row, width) {
@@ -296,7 +324,9 @@ fn read_rows(
                 license_policy: None,
                 citation: None,
                 label: format!("table {table_no}, row {row_no}"),
+                footnotes: Vec::new(),
             };
+            let mut country_marks_here: Option<Vec<(TableColumn, String)>> = None;
             let mut any_text = false;
             let mut all_elision = true;
             for (i, cell) in cells.iter().enumerate() {
@@ -313,23 +343,38 @@ fn read_rows(
                 if !is_elision(&joined) {
                     all_elision = false;
                 }
-                let column = columns.get(i).copied().unwrap_or(Column::Other);
+                let column = columns.get(i).copied().unwrap_or(TableColumn::Other);
+                let marks = footnote_markers(*cell).map(|m| (column, m));
                 match column {
-                    Column::Country => {
+                    TableColumn::Country => {
                         if !is_elision(&joined) {
                             country = Some(joined);
+                            country_marks_here = Some(marks.collect());
                         }
                     }
-                    Column::Entity => {
+                    TableColumn::Entity => {
                         if !is_elision(&joined) {
                             entry.entity = segs;
                         }
+                        entry.footnotes.extend(marks);
                     }
-                    Column::LicenseRequirement => entry.license_requirement = Some(joined),
-                    Column::LicensePolicy => entry.license_policy = Some(joined),
-                    Column::Citation => entry.citation = Some(joined),
-                    Column::Other => {}
+                    TableColumn::LicenseRequirement => {
+                        entry.license_requirement = Some(joined);
+                        entry.footnotes.extend(marks);
+                    }
+                    TableColumn::LicensePolicy => {
+                        entry.license_policy = Some(joined);
+                        entry.footnotes.extend(marks);
+                    }
+                    TableColumn::Citation => {
+                        entry.citation = Some(joined);
+                        entry.footnotes.extend(marks);
+                    }
+                    TableColumn::Other => entry.footnotes.extend(marks),
                 }
+            }
+            if let Some(m) = country_marks_here {
+                country_marks = m;
             }
             if !any_text || all_elision {
                 continue;
@@ -349,6 +394,9 @@ fn read_rows(
                 continue;
             }
             entry.country = country.clone();
+            let mut with_country = country_marks.clone();
+            with_country.append(&mut entry.footnotes);
+            entry.footnotes = with_country;
             rows.push(entry);
         }
     }
@@ -377,4 +425,44 @@ pub(super) fn is_elision(text: &str) -> bool {
         && text
             .chars()
             .all(|c| c == '*' || c == '.' || c.is_whitespace())
+}
+
+/// The footnote markers (`<SU>`) in a cell, in order; a marker inside a footnote's own text
+/// (`FTNT`) is not one.
+fn footnote_markers<'a>(cell: Node<'a, '_>) -> impl Iterator<Item = String> + 'a {
+    cell.descendants()
+        .filter(|n| is(*n, "SU") && !has_ancestor(*n, "FTNT"))
+        .map(|n| {
+            let text: String = n
+                .descendants()
+                .filter(|t| t.is_text())
+                .filter_map(|t| t.text())
+                .collect();
+            collapse(&text)
+        })
+        .filter(|m| !m.is_empty())
+}
+
+/// A note's marker and text: "<SU>3</SU> See § 746.8 …" → ("3", "See § 746.8 …").
+fn note(doc: &Document, node: Node) -> Option<(String, String)> {
+    let marker = node.descendants().find(|n| is(*n, "SU"))?;
+    let m: String = marker
+        .descendants()
+        .filter(|t| t.is_text())
+        .filter_map(|t| t.text())
+        .collect();
+    let body: Vec<String> = node
+        .children()
+        .filter(|c| !is(*c, "SU"))
+        .map(|c| {
+            if c.is_text() {
+                collapse(c.text().unwrap_or_default())
+            } else {
+                flat_text(doc, c)
+            }
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    let m = collapse(&m);
+    (!m.is_empty()).then(|| (m, body.join(" ")))
 }

@@ -12,7 +12,7 @@ const STARS: &str = r#"<ROW EXPSTB="04" RUL="s"><ENT I="22">*         *         
 const REQ: &str = r#"<ENT>For all items subject to the EAR. (<E T="03">See</E> § 744.11 of the EAR)</ENT><ENT>Presumption of denial.</ENT>"#;
 
 /// A RULE with the given AMDPARs and Entity List rows in one PART 744 REGTEXT.
-fn rule(amdpars: &[&str], rows: &str) -> String {
+pub(super) fn rule(amdpars: &[&str], rows: &str) -> String {
     let amd: String = amdpars
         .iter()
         .map(|a| format!("<AMDPAR>{a}</AMDPAR>"))
@@ -28,7 +28,7 @@ fn rule(amdpars: &[&str], rows: &str) -> String {
     )
 }
 
-fn row(country: &str, entity: &str, citation: &str) -> String {
+pub(super) fn row(country: &str, entity: &str, citation: &str) -> String {
     let c = if country.is_empty() {
         r#"<ENT I="01"/>"#.to_string()
     } else {
@@ -37,22 +37,22 @@ fn row(country: &str, entity: &str, citation: &str) -> String {
     format!("<ROW>{c}<ENT>{entity}</ENT>{REQ}<ENT>{citation}</ENT></ROW>")
 }
 
-fn country_row(country: &str) -> String {
+pub(super) fn country_row(country: &str) -> String {
     format!(r#"<ROW><ENT I="01">{country}</ENT><ENT/><ENT/><ENT/><ENT/></ROW>"#)
 }
 
-fn parse(xml: &str) -> ParsedRule {
+pub(super) fn parse(xml: &str) -> ParsedRule {
     parse_rule(xml.as_bytes(), None, &ParseLimits::default()).expect("parses")
 }
 
-fn names(p: &ParsedRule) -> Vec<(ChangeAction, String, String)> {
+pub(super) fn names(p: &ParsedRule) -> Vec<(ChangeAction, String, String)> {
     p.changes
         .iter()
         .map(|c| (c.action, c.name.to_string(), c.country.to_string()))
         .collect()
 }
 
-const CN: &str = "CHINA, PEOPLE'S REPUBLIC OF";
+pub(super) const CN: &str = "CHINA, PEOPLE'S REPUBLIC OF";
 
 #[test]
 fn reads_the_spec_example_row_with_li_alias_and_address() {
