@@ -23,6 +23,7 @@ mod faults_suppliers;
 mod kafka_bus;
 mod operations;
 mod parse_fixtures;
+mod parse_shapes;
 mod pipeline_embedded;
 mod pipeline_kafka;
 mod security;

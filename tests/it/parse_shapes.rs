@@ -6,7 +6,7 @@
 //! produce (`warnings`, each a substring that one warning must contain, in order; an empty list
 //! means none at all) and the footnote markers recorded per change (`footnotes`, as
 //! `column:marker`). tests/fixtures/README.md says how each was rebuilt.
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
