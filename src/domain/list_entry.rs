@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{CountryCode, EntityChange, EntityKey, EntityName};
+use crate::events::{ChangeAction, CountryCode, EntityChange, EntityKey, EntityName};
 
 /// The CSL's name of the Entity List, the list the watcher follows.
 pub const ENTITY_LIST_SOURCE: &str = "Entity List (EL) - Bureau of Industry and Security";
@@ -182,6 +182,31 @@ pub fn resolve_identity(
         }
     }
     Resolution::Unmatched
+}
+
+/// The stored entry `change` is about. A rename names the old entry by its previous key, which
+/// then decides; otherwise [`resolve_identity`] on the change's name and aliases. Two entries of
+/// one name in different countries may well be two entities, so only a revision or removal —
+/// which must be about something listed — looks abroad; an addition never does.
+pub fn resolve_change(change: &EntityChange, candidates: &[IdentityCandidate]) -> Resolution {
+    if let Some(previous) = change
+        .previous_key
+        .as_ref()
+        .filter(|p| candidates.iter().any(|c| &c.key == *p))
+    {
+        if previous != &change.entity_key {
+            return Resolution::Key(change.entity_key.clone());
+        }
+    }
+    let names: Vec<&str> = std::iter::once(change.name.as_str())
+        .chain(change.aliases.iter().map(String::as_str))
+        .collect();
+    match resolve_identity(&change.entity_key, &names, candidates) {
+        Resolution::NameAcrossCountries(_) if change.action == ChangeAction::Added => {
+            Resolution::Unmatched
+        }
+        found => found,
+    }
 }
 
 #[cfg(test)]

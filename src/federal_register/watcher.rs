@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use super::amendment::{parse_rule, ParseLimits};
 use super::client::{ClientError, DocumentSummary, FederalRegisterClient};
 use crate::bus::{PublishError, Publisher};
-use crate::domain::list_entry::{resolve_identity, Resolution};
+use crate::domain::list_entry::{resolve_change, Resolution};
 use crate::events::{ChangeAction, ChangeEvent, DocumentEvent, DocumentStage, EntityChange};
 use crate::metrics::metrics;
 use crate::outcome::{DocumentOutcome, PollOutcome};
@@ -323,13 +323,7 @@ impl Watcher {
         let candidates = self.store.identity_candidates().await?;
         Ok(touching
             .into_iter()
-            .filter(|c| {
-                let names: Vec<&str> = std::iter::once(c.name.as_str())
-                    .chain(c.aliases.iter().map(String::as_str))
-                    .collect();
-                let key = c.previous_key.as_ref().unwrap_or(&c.entity_key);
-                resolve_identity(key, &names, &candidates) == Resolution::Unmatched
-            })
+            .filter(|c| resolve_change(c, &candidates) == Resolution::Unmatched)
             .map(|c| {
                 format!(
                     "unmatched {}: {} ({}) names no entry of the stored list",

@@ -94,6 +94,9 @@ pub enum ChangeOutcome {
     AlreadyRemoved,
     /// The same action from the same document was applied before (a re-delivered event).
     AlreadyApplied,
+    /// This change made an earlier version than the entry's current one: a replay of history,
+    /// neither applied nor screened again.
+    Superseded,
 }
 
 /// The entry's version after a change event.
@@ -237,6 +240,19 @@ impl Store {
         &self,
         change: &EntityChange,
     ) -> Result<AppliedChange, StoreError> {
+        self.apply_resolved_change(change, "key").await
+    }
+
+    /// As [`Store::apply_entity_change`] for a change already addressed to the stored entry it
+    /// is about; `matched_by` (how identity resolution found it) goes into the entry's history
+    /// with the version the change made, in the same transaction. A change that made an
+    /// earlier version of the entry than its current one is [`ChangeOutcome::Superseded`]: a
+    /// replay of history, not something to apply or alert on again.
+    pub async fn apply_resolved_change(
+        &self,
+        change: &EntityChange,
+        matched_by: &str,
+    ) -> Result<AppliedChange, StoreError> {
         let now = Utc::now().to_rfc3339();
         let key = change.entity_key.as_str();
         let action = change.action.as_str();
@@ -246,6 +262,18 @@ impl Store {
         if let Some(s) = &current {
             if s.last_action == action && s.last_document.as_deref() == Some(document) {
                 return Ok(applied(change, s.version, ChangeOutcome::AlreadyApplied));
+            }
+            let made: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(version) FROM entry_changes WHERE entity_key = $1 AND action = $2 \
+                 AND document_number = $3",
+            )
+            .bind(key)
+            .bind(action)
+            .bind(document)
+            .fetch_one(&mut *tx)
+            .await?;
+            if made.is_some_and(|v| v < s.version) {
+                return Ok(applied(change, s.version, ChangeOutcome::Superseded));
             }
         }
         let result = match change.action {
@@ -265,13 +293,13 @@ impl Store {
                     match (&old, &current) {
                         // Move the row so its version history continues under the new name.
                         (Some(o), None) if !o.removed => {
-                            sqlx::query(
-                                "UPDATE listed_entries SET entity_key = $1 WHERE entity_key = $2",
-                            )
-                            .bind(key)
-                            .bind(old_key.as_str())
-                            .execute(&mut *tx)
-                            .await?;
+                            for statement in [REKEY_STATEMENTS[0], REKEY_STATEMENTS[4]] {
+                                sqlx::query(statement)
+                                    .bind(key)
+                                    .bind(old_key.as_str())
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
                             outcome = ChangeOutcome::Renamed;
                         }
                         (Some(o), Some(_)) if !o.removed => {
@@ -298,9 +326,37 @@ impl Store {
                 }
             },
         };
+        if result.outcome != ChangeOutcome::AlreadyApplied {
+            record_entry_change(&mut tx, &result, change, matched_by, &now).await?;
+        }
         tx.commit().await?;
         Ok(result)
     }
+}
+
+/// Records which change made `result.version` of the entry, and how it found the entry.
+async fn record_entry_change(
+    tx: &mut Transaction<'_, Any>,
+    result: &AppliedChange,
+    change: &EntityChange,
+    matched_by: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO entry_changes (entity_key, version, action, document_number, change_key, \
+         matched_by, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (entity_key, version) DO NOTHING",
+    )
+    .bind(result.entity_key.as_str())
+    .bind(result.version)
+    .bind(change.action.as_str())
+    .bind(change.source.document_number.as_str())
+    .bind(change.entity_key.as_str())
+    .bind(matched_by)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// The change was applied by a concurrent transaction between our read and our write.
@@ -582,31 +638,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Records which change made `version` of `entity_key` and how it found the entry.
-    pub async fn record_entry_change(
-        &self,
-        entity_key: &EntityKey,
-        version: i64,
-        change: &EntityChange,
-        matched_by: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO entry_changes (entity_key, version, action, document_number, change_key, \
-             matched_by, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (entity_key, version) DO NOTHING",
-        )
-        .bind(entity_key.as_str())
-        .bind(version)
-        .bind(change.action.as_str())
-        .bind(change.source.document_number.as_str())
-        .bind(change.entity_key.as_str())
-        .bind(matched_by)
-        .bind(Utc::now().to_rfc3339())
-        .execute(self.pool())
-        .await?;
-        Ok(())
     }
 
     /// Every recorded change of `entity_key`, oldest first.

@@ -23,13 +23,13 @@ use crate::alerts::{
     RetryPolicy,
 };
 use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetters};
-use crate::domain::list_entry::{resolve_identity, Resolution};
+use crate::domain::list_entry::{resolve_change, Resolution};
 use crate::domain::{ListEntry, SupplierRecord};
 use crate::events::{ChangeAction, ChangeEvent, EntityChange};
 use crate::metrics::metrics;
 use crate::outcome::{DecisionKind, MatchLabel};
 use crate::screening::{self, Screener, SupplierIndex};
-use crate::store::{Claim, Decision, Delivery, Store, StoreError, StoredEntry};
+use crate::store::{ChangeOutcome, Claim, Decision, Delivery, Store, StoreError, StoredEntry};
 use crate::telemetry::{
     register_sink, AlertAlreadyDelivered, AlertDeadLettered, AlertDelivered, ChangeUnmatched,
     DecisionMade, DeliveryRetried, InternalEvent,
@@ -187,16 +187,18 @@ impl Worker {
         let (resolved, resolution) = self.resolve(change).await?;
         let change = &resolved;
         let before = self.store.listed_entry(&change.entity_key).await?;
-        let applied = self.store.apply_entity_change(change).await?;
-        let version = applied.version;
-        self.store
-            .record_entry_change(
-                &applied.entity_key,
-                version,
-                change,
-                resolution.matched_by(),
-            )
+        let applied = self
+            .store
+            .apply_resolved_change(change, resolution.matched_by())
             .await?;
+        let version = applied.version;
+        if applied.outcome == ChangeOutcome::Superseded {
+            tracing::debug!(
+                version,
+                "a later change of this entry was applied: nothing to do"
+            );
+            return Ok(EventOutcome::default());
+        }
         let mut outcome = EventOutcome::default();
 
         if change.action == ChangeAction::Removed {
@@ -315,24 +317,7 @@ impl Worker {
         change: &EntityChange,
     ) -> Result<(EntityChange, Resolution), WorkerError> {
         let candidates = self.store.identity_candidates().await?;
-        // A rename names the old entry by its previous key; that key decides.
-        let key = change
-            .previous_key
-            .as_ref()
-            .filter(|p| candidates.iter().any(|c| &c.key == *p))
-            .unwrap_or(&change.entity_key);
-        let names: Vec<&str> = std::iter::once(change.name.as_str())
-            .chain(change.aliases.iter().map(String::as_str))
-            .collect();
-        let resolution = match resolve_identity(key, &names, &candidates) {
-            _ if key != &change.entity_key => Resolution::Key(change.entity_key.clone()),
-            // Two entries of one name in different countries may well be two entities: only a
-            // revision or removal, which must be about something listed, looks abroad.
-            Resolution::NameAcrossCountries(_) if change.action == ChangeAction::Added => {
-                Resolution::Unmatched
-            }
-            found => found,
-        };
+        let resolution = resolve_change(change, &candidates);
         let mut resolved = change.clone();
         match &resolution {
             Resolution::NameInCountry(k) | Resolution::NameAcrossCountries(k) => {

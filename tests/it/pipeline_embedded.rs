@@ -315,3 +315,166 @@ async fn drain(
     .await
     .unwrap()
 }
+
+/// Decisions are a function of (supplier record, entry version, matcher version), not of when
+/// an event happened to be handled: 84 FR 54002 is published and screened alone, then the other
+/// fixture rules (the list grows and word rarities with it), then a fresh consumer replays the
+/// whole change topic from the start. Nothing new is sent, on either store.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_after_the_list_grew_decides_nothing_new() {
+    for db_kind in [Db::Sqlite, Db::Postgres] {
+        replay_decides_nothing_new(db_kind).await;
+    }
+}
+
+async fn replay_decides_nothing_new(db_kind: Db) {
+    use entitywatch::app::{App, Bus, ServiceSpec, WatcherOutput, WatcherSpec};
+    use entitywatch::worker::consume::{consume, ConsumeOptions, Until};
+    let db = fresh_db(db_kind).await;
+    import_suppliers(&db).await;
+    let since = chrono::NaiveDate::from_ymd_opt(2019, 1, 1);
+    let spec = || ServiceSpec {
+        watcher: Some(WatcherSpec {
+            interval: Duration::from_secs(60),
+            since,
+            public_inspection: false,
+            output: WatcherOutput::Bus,
+        }),
+        worker: true,
+        ..ServiceSpec::default()
+    };
+    // 84 FR 54002 alone, then every fixture rule (those already processed are skipped).
+    let first = rule_server().await;
+    let all = common::scenario::rules_server(&[
+        "2019-13245",
+        "2019-22210",
+        "2020-15827",
+        "2021-04505",
+        "2025-00480",
+        "2025-00704",
+    ])
+    .await;
+    for server in [&first, &all] {
+        let settings = common::app::settings(&db.url, &server.base_url());
+        let mut app = App::build(&settings, spec()).await.expect("the app builds");
+        app.poll_once(since).await.expect("the poll succeeds");
+        app.drain().await.expect("the worker drains the topic");
+        app.close().await.unwrap();
+    }
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let deliveries = store.deliveries().await.unwrap().len();
+    let alerts = alert_topic(&db).await.len();
+    assert!(
+        alerts >= 3,
+        "{db_kind:?}: {alerts} alerts after the fixture rules"
+    );
+
+    // A fresh consumer replays everything from position 0.
+    let bus = Bus::embedded(&store);
+    let worker = bus
+        .worker(&store, &entitywatch::alerts::SinkSettings::default())
+        .unwrap();
+    let replayed = consume(
+        &worker,
+        bus.worker_source_in("a-fresh-group").unwrap(),
+        ConsumeOptions {
+            until: Until::Idle,
+            ..ConsumeOptions::default()
+        },
+        std::future::pending::<()>(),
+    )
+    .await
+    .unwrap();
+    let changes = store
+        .log_length(entitywatch::bus::kafka::ENTITY_CHANGES_TOPIC)
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed as i64, changes,
+        "{db_kind:?}: the whole topic replayed"
+    );
+    assert_eq!(
+        alert_topic(&db).await.len(),
+        alerts,
+        "{db_kind:?}: the replay sent alerts"
+    );
+    assert_eq!(
+        store.deliveries().await.unwrap().len(),
+        deliveries,
+        "{db_kind:?}: the replay made deliveries"
+    );
+    store.close().await;
+}
+
+/// A decision already made on the same basis (matcher version, supplier record) stands: the
+/// pair S-1 ~ Hikvision at version 1 was decided a near miss (as by an earlier handling of the
+/// event, with other word weights); handling the rule now scores it a match, and still no alert
+/// goes out for it — the stored decision is reused, not made again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_decision_on_the_same_basis_is_reused() {
+    use entitywatch::app::{App, ServiceSpec, WatcherOutput, WatcherSpec};
+    use entitywatch::outcome::DecisionKind;
+    let db = fresh_db(Db::Sqlite).await;
+    import_suppliers(&db).await;
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let s1 = store.supplier("S-1").await.unwrap().expect("S-1 imported");
+    let hikvision = "CN/hangzhou-hikvision-digital-technology-co-ltd";
+    store
+        .record_decision(&entitywatch::store::Decision {
+            supplier_id: "S-1".into(),
+            entity_key: hikvision.into(),
+            entry_version: 1,
+            basis: entitywatch::worker::decision_basis(&s1),
+            score: 0.762,
+            decision: DecisionKind::NearMiss,
+            explanation: "decided earlier".into(),
+            document_number: Some("2019-22210".into()),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let server = rule_server().await;
+    let settings = common::app::settings(&db.url, &server.base_url());
+    let since = chrono::NaiveDate::from_ymd_opt(2019, 1, 1);
+    let mut app = App::build(
+        &settings,
+        ServiceSpec {
+            watcher: Some(WatcherSpec {
+                interval: Duration::from_secs(60),
+                since,
+                public_inspection: false,
+                output: WatcherOutput::Bus,
+            }),
+            worker: true,
+            ..ServiceSpec::default()
+        },
+    )
+    .await
+    .unwrap();
+    app.poll_once(since).await.unwrap();
+    app.drain().await.unwrap();
+    app.close().await.unwrap();
+
+    let alerted: Vec<(String, String)> = pairs(&alert_topic(&db).await);
+    assert_eq!(
+        alerted,
+        expected()
+            .into_iter()
+            .filter(|(s, _)| s != "S-1")
+            .collect::<Vec<_>>(),
+        "S-1 ~ Hikvision stays the near miss it was decided"
+    );
+    let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+    let decisions = store.decisions_for_supplier("S-1").await.unwrap();
+    let hik: Vec<_> = decisions
+        .iter()
+        .filter(|d| d.entity_key == hikvision)
+        .collect();
+    assert_eq!(hik.len(), 1, "{hik:?}");
+    assert_eq!(
+        (hik[0].decision, hik[0].score),
+        (DecisionKind::NearMiss, 0.762)
+    );
+    store.close().await;
+}
