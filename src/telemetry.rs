@@ -77,12 +77,19 @@ impl InternalEvent for MessageFailed<'_> {
 /// A message that is not something entitywatch understands went to the dead-letter topic.
 pub struct MessageDeadLettered<'a> {
     pub origin: &'a dyn Display,
-    pub reason: &'a str,
+    pub letter: &'a crate::dead_letter::DeadLetter,
 }
 
 impl InternalEvent for MessageDeadLettered<'_> {
     fn emit(self) {
-        warn!(from = %self.origin, reason = %self.reason, "message dead-lettered");
+        use crate::dead_letter::Cause;
+        let reason = self.letter.reason();
+        match &self.letter.cause {
+            Cause::InvalidSupplier { .. } => {
+                warn!(from = %self.origin, %reason, "supplier message dead-lettered")
+            }
+            _ => warn!(from = %self.origin, %reason, "poison change event dead-lettered"),
+        }
         metrics()
             .dead_letters
             .with_label_values(&[DeadLetterKind::Event.as_str()])

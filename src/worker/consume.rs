@@ -280,7 +280,7 @@ async fn dead_letter(
     worker.dead_letters().write(letter).await?;
     MessageDeadLettered {
         origin: &message.origin,
-        reason: &letter.reason(),
+        letter,
     }
     .emit();
     Ok(WorkerOutcome::DeadLettered)
