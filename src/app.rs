@@ -107,6 +107,16 @@ pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
         })
 }
 
+/// Opens the store named by the settings only if it exists (commands that only read).
+pub async fn open_existing_store(settings: &Settings) -> Result<Store, AppError> {
+    Store::connect_existing(&settings.database_url)
+        .await
+        .map_err(|source| AppError::OpenStore {
+            url: redact_url(&settings.database_url),
+            source,
+        })
+}
+
 /// The Federal Register watcher as these settings configure it: the one place its client and
 /// limits are set.
 pub fn federal_register_watcher(
