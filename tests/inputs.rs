@@ -1,0 +1,523 @@
+//! Issue 11, "Nothing lost, nothing silent": what a careless or hostile user did to the binary,
+//! one test (or pair, SQLite and PostgreSQL) per row of the issue, each through the binary as a
+//! user runs it. Each test failed on the code before its fix.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{entitywatch, fixture, fresh_db, run, Db, Run, TestDb};
+use entitywatch::store::Store;
+
+const EL_CSV: &str = "csl/EL_only_from_watchman_consolidated_2022-05.csv";
+
+fn cmd(db: &TestDb, args: &[&str]) -> tokio::process::Command {
+    let mut c = entitywatch();
+    c.arg("--database-url").arg(&db.url).args(args);
+    c
+}
+
+async fn ok(db: &TestDb, args: &[&str]) -> Run {
+    let r = run(cmd(db, args)).await;
+    assert!(
+        r.status.success(),
+        "{args:?} failed: {}\n{}",
+        r.status,
+        r.stderr
+    );
+    r
+}
+
+fn write(db: &TestDb, name: &str, body: impl AsRef<[u8]>) -> String {
+    let path = db.dir.path().join(name);
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
+async fn listed(db: &TestDb) -> u64 {
+    let store = Store::connect(&db.url).await.unwrap();
+    let n = store.listed_entry_count().await.unwrap();
+    store.close().await;
+    n
+}
+
+/// Lines of stderr that are not log lines: what the user is told.
+fn told(r: &Run) -> Vec<&str> {
+    r.stderr
+        .lines()
+        .filter(|l| l.starts_with("entitywatch:"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 1: an import cut short must not replace the list
+
+async fn list_import_cut_short_is_refused(kind: Db) {
+    let db = fresh_db(kind).await;
+    let full = fixture(EL_CSV).display().to_string();
+    ok(&db, &["list", "import", &full]).await;
+    let before = listed(&db).await;
+    assert!(before > 1900, "{before}");
+
+    let text = std::fs::read_to_string(fixture(EL_CSV)).unwrap();
+    let head: String = text.lines().take(40).map(|l| format!("{l}\n")).collect();
+    let cut = write(&db, "cut.csv", head);
+    let r = run(cmd(&db, &["list", "import", &cut])).await;
+    assert!(
+        !r.status.success(),
+        "a cut-short file was accepted:\n{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("would remove"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("of the {before} listed")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        listed(&db).await,
+        before,
+        "a refused import changed the list"
+    );
+
+    let one = write(
+        &db,
+        "one.json",
+        r#"{"results":[{"source":"Entity List (EL) - Bureau of Industry and Security","name":"Only One Ltd"}]}"#,
+    );
+    let r = run(cmd(&db, &["list", "import", &one])).await;
+    assert!(!r.status.success(), "a one-entry JSON was accepted");
+    assert_eq!(listed(&db).await, before);
+
+    let r = ok(&db, &["list", "import", &cut, "--allow-shrink"]).await;
+    let removed = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("removed "))
+        .count();
+    assert!(
+        removed > 1900,
+        "the removals are listed: {removed}\n{}",
+        r.stdout
+    );
+    assert!(listed(&db).await < 50);
+    eprintln!("row 1 ({kind:?}): {before} listed; a 40-line file refused; --allow-shrink listed {removed} removals");
+}
+
+#[tokio::test]
+async fn row01_list_import_cut_short_is_refused_sqlite() {
+    list_import_cut_short_is_refused(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn row01_list_import_cut_short_is_refused_postgres() {
+    list_import_cut_short_is_refused(Db::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 2: no silent in-memory database
+
+#[tokio::test]
+async fn row02_sqlite_url_without_a_path_is_refused() {
+    let db = fresh_db(Db::Sqlite).await;
+    let csv = write(&db, "s.csv", "id,name\n1,Acme\n");
+    for url in ["sqlite://", "sqlite:"] {
+        let mut c = entitywatch();
+        c.current_dir(db.dir.path()).args([
+            "--database-url",
+            url,
+            "suppliers",
+            "import",
+            &csv,
+            "--no-screen",
+        ]);
+        let r = run(c).await;
+        assert_eq!(
+            r.status.code(),
+            Some(2),
+            "{url}: {}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(r.stderr.contains("names no database file"), "{}", r.stderr);
+        assert!(!r.stdout.contains("stored"), "{}", r.stdout);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 3: country names people write
+
+async fn countries_as_people_write_them(kind: Db) {
+    let db = fresh_db(kind).await;
+    let rows = [
+        ("United States", "US"),
+        ("USA", "US"),
+        ("UK", "GB"),
+        ("Great Britain", "GB"),
+        ("\"Iran, Islamic Republic of\"", "IR"),
+        ("Viet Nam", "VN"),
+        ("Cote d'Ivoire", "CI"),
+        ("Macau", "MO"),
+        ("Deutschland", "DE"),
+        ("中国", "CN"),
+        ("Россия", "RU"),
+        ("DEU", "DE"),
+    ];
+    let mut csv = String::from("id,name,country\n");
+    for (i, (country, _)) in rows.iter().enumerate() {
+        csv.push_str(&format!("s{i},Supplier {i} Ltd,{country}\n"));
+    }
+    csv.push_str("atl,Atlantis Trading,Atlantis\n");
+    let file = write(&db, "s.csv", csv);
+    let r = ok(&db, &["suppliers", "import", &file, "--no-screen"]).await;
+    let line = rows.len() + 2;
+    assert!(
+        r.stderr
+            .contains(&format!("line {line} (id \"atl\"): country \"Atlantis\"")),
+        "the unknown country is a warning naming its line:\n{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("0 rejected"), "{}", r.stdout);
+
+    let export = ok(&db, &["suppliers", "export"]).await.stdout;
+    let mut reader = csv::Reader::from_reader(export.as_bytes());
+    let got: std::collections::BTreeMap<String, String> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), r[3].to_string())
+        })
+        .collect();
+    for (i, (country, code)) in rows.iter().enumerate() {
+        assert_eq!(
+            got.get(&format!("s{i}")).map(String::as_str),
+            Some(*code),
+            "{country}"
+        );
+    }
+    assert_eq!(
+        got.get("atl").map(String::as_str),
+        Some(""),
+        "kept, without a country"
+    );
+
+    ok(
+        &db,
+        &["list", "import", &fixture(EL_CSV).display().to_string()],
+    )
+    .await;
+    let r = ok(
+        &db,
+        &[
+            "screen",
+            "Huawei Technologies",
+            "--country",
+            "United States",
+        ],
+    )
+    .await;
+    assert!(r.stdout.contains("Huawei"), "{}", r.stdout);
+}
+
+#[tokio::test]
+async fn row03_countries_as_people_write_them_sqlite() {
+    countries_as_people_write_them(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn row03_countries_as_people_write_them_postgres() {
+    countries_as_people_write_them(Db::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 4: a NUL byte costs its row only
+
+async fn nul_byte_costs_only_its_row(kind: Db) {
+    let db = fresh_db(kind).await;
+    let file = write(&db, "s.csv", b"id,name\n1,Acme\n2,Be\0ta\n3,Gamma\n");
+    let r = ok(&db, &["suppliers", "import", &file, "--no-screen"]).await;
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    assert!(r.stderr.contains("NUL"), "{}", r.stderr);
+    assert!(r.stdout.contains("2 stored"), "{}", r.stdout);
+    let export = ok(&db, &["suppliers", "export"]).await.stdout;
+    assert!(
+        export.contains("Acme") && export.contains("Gamma"),
+        "{export}"
+    );
+}
+
+#[tokio::test]
+async fn row04_nul_byte_costs_only_its_row_sqlite() {
+    nul_byte_costs_only_its_row(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn row04_nul_byte_costs_only_its_row_postgres() {
+    nul_byte_costs_only_its_row(Db::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 5: secrets in URLs
+
+#[tokio::test]
+async fn row05_a_password_in_the_query_is_never_printed() {
+    for url in [
+        "postgres://postgres@127.0.0.1:1/x?password=hunter2",
+        "postgres://postgres:hunter2@127.0.0.1:1/x",
+        "postgres://postgres@127.0.0.1:1/x?sslmode=disable&password=hunter2",
+    ] {
+        let mut c = entitywatch();
+        c.args(["--database-url", url, "suppliers", "export"]);
+        let r = run(c).await;
+        assert!(!r.status.success());
+        assert!(!r.stderr.contains("hunter2"), "{url}:\n{}", r.stderr);
+        assert!(!r.stdout.contains("hunter2"), "{url}:\n{}", r.stdout);
+        assert!(r.stderr.contains("***"), "{url}:\n{}", r.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 6: CSV injection
+
+async fn exports_neutralise_formulas(kind: Db) {
+    let db = fresh_db(kind).await;
+    let file = write(
+        &db,
+        "s.csv",
+        "id,name,aliases,address,note\n\
+         1,\"=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",@SUM(1),-2+3,+cmd\n\
+         2,Plain Ltd,,,\n",
+    );
+    ok(&db, &["suppliers", "import", &file, "--no-screen"]).await;
+    let export = ok(&db, &["suppliers", "export"]).await.stdout;
+    let mut reader = csv::Reader::from_reader(export.as_bytes());
+    for row in reader.records() {
+        for cell in row.unwrap().iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?} in\n{export}"
+            );
+        }
+    }
+    assert!(export.contains("'=HYPERLINK"), "{export}");
+    // The export reads back to the same records.
+    let again = write(&db, "again.csv", &export);
+    ok(&db, &["suppliers", "import", &again, "--no-screen"]).await;
+    assert_eq!(ok(&db, &["suppliers", "export"]).await.stdout, export);
+}
+
+#[tokio::test]
+async fn row06_exports_neutralise_formulas_sqlite() {
+    exports_neutralise_formulas(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn row06_exports_neutralise_formulas_postgres() {
+    exports_neutralise_formulas(Db::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 7: a closed log pipe
+
+#[tokio::test]
+async fn row07_a_closed_log_pipe_does_not_kill_the_command() {
+    let db = fresh_db(Db::Sqlite).await;
+    let file = write(&db, "s.csv", "id,name\n1,Acme\n2,Beta\n");
+    ok(&db, &["suppliers", "import", &file, "--no-screen"]).await;
+    let mut c = cmd(&db, &["suppliers", "export"]);
+    c.env("ENTITYWATCH_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take());
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "exit {:?} with stderr closed",
+        out.status.code()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Acme"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 8: size limits on every input
+
+#[tokio::test]
+async fn row08_endless_inputs_are_refused_at_the_limit() {
+    let db = fresh_db(Db::Sqlite).await;
+    let mut c = cmd(
+        &db,
+        &["--max-document-bytes", "1000000", "parse", "/dev/zero"],
+    );
+    c.stdout(Stdio::null());
+    let r = run(c).await;
+    assert!(!r.status.success());
+    assert!(
+        r.stderr.contains("larger than 1000000 bytes"),
+        "{}",
+        r.stderr
+    );
+
+    let r = run(cmd(&db, &["match", "--pairs", "/dev/zero"])).await;
+    assert!(!r.status.success());
+    assert!(r.stderr.contains("larger than"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 10: interval and timeout floors
+
+#[tokio::test]
+async fn row10_tiny_intervals_and_timeouts_are_refused() {
+    let db = fresh_db(Db::Sqlite).await;
+    for args in [
+        &["watch", "--once", "--interval", "0s"][..],
+        &["watch", "--once", "--interval", "1ms"],
+        &["run", "--interval", "1s"],
+        &["run", "--alert-timeout", "0s"],
+        &["run", "--alert-claim-lease", "1ms"],
+        &["run", "--ready-max-poll-age", "0s"],
+        &["--federal-register-timeout", "1ms", "watch", "--once"],
+    ] {
+        let mut c = cmd(&db, args);
+        // Nothing may be contacted: the floor is checked before anything starts.
+        c.args(["--federal-register-url", "https://federalregister.invalid"]);
+        let r = run(c).await;
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("shorter than"), "{args:?}: {}", r.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 13: log filters
+
+#[tokio::test]
+async fn row13_a_bad_log_filter_is_an_error_at_start() {
+    let db = fresh_db(Db::Sqlite).await;
+    for filter in ["debg", "entitywatch=[[["] {
+        let mut c = cmd(&db, &["suppliers", "export"]);
+        c.env("ENTITYWATCH_LOG", filter);
+        let r = run(c).await;
+        assert_eq!(r.status.code(), Some(2), "{filter}: {}", r.stderr);
+        assert!(r.stderr.contains("log"), "{filter}: {}", r.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 16: unknown sources and nameless rows
+
+#[tokio::test]
+async fn row16_an_unknown_source_is_an_error_listing_the_known_ones() {
+    let db = fresh_db(Db::Sqlite).await;
+    let full = fixture(EL_CSV).display().to_string();
+    let r = run(cmd(&db, &["list", "import", &full, "--source", "XYZ"])).await;
+    assert!(!r.status.success(), "{}", r.stdout);
+    assert!(r.stderr.contains("XYZ"), "{}", r.stderr);
+    assert!(r.stderr.contains("Entity List (EL)"), "{}", r.stderr);
+
+    let json = write(
+        &db,
+        "l.json",
+        r#"{"results":[
+            {"source":"Entity List (EL) - Bureau of Industry and Security","name":"Good Ltd"},
+            {"name":"No Source Ltd"},
+            {"source":"Specially Designated Nationals (SDN) - Treasury Department"}
+        ]}"#,
+    );
+    let r = ok(&db, &["list", "import", &json]).await;
+    assert!(r.stderr.contains("entry 2"), "{}", r.stderr);
+    assert!(r.stderr.contains("entry 3"), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("0 of other lists skipped"),
+        "{}",
+        r.stdout
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 17: malformed pairs
+
+#[tokio::test]
+async fn row17_a_one_field_row_in_match_is_an_error_naming_its_line() {
+    let db = fresh_db(Db::Sqlite).await;
+    let pairs = write(
+        &db,
+        "p.csv",
+        "name1,name2\nAcme Ltd,Acme Limited\nlonely\nBeta GmbH,Beta\n",
+    );
+    let r = run(cmd(&db, &["match", "--pairs", &pairs])).await;
+    assert!(!r.status.success());
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    assert!(!r.stdout.contains("0.0000,false"), "{}", r.stdout);
+    assert!(r.stdout.contains("Acme Ltd,Acme Limited,"), "{}", r.stdout);
+    assert!(r.stdout.contains("Beta GmbH,Beta,"), "{}", r.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 18: read-only commands
+
+#[tokio::test]
+async fn row18_read_only_commands_never_create_a_database() {
+    let db = fresh_db(Db::Sqlite).await;
+    let typo = db.dir.path().join("entitywtach.db");
+    let url = format!("sqlite://{}", typo.display());
+    for args in [
+        &["suppliers", "export"][..],
+        &["dead-letters", "list"],
+        &["screen", "Acme"],
+    ] {
+        let mut c = entitywatch();
+        c.arg("--database-url").arg(&url).args(args);
+        let r = run(c).await;
+        assert!(!r.status.success(), "{args:?}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("entitywtach.db"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 19: screen's arguments
+
+#[tokio::test]
+async fn row19_screen_refuses_limit_zero_and_an_empty_name() {
+    let db = fresh_db(Db::Sqlite).await;
+    ok(
+        &db,
+        &["list", "import", &fixture(EL_CSV).display().to_string()],
+    )
+    .await;
+    let r = run(cmd(&db, &["screen", "Huawei", "--limit", "0"])).await;
+    assert!(!r.status.success(), "{}", r.stdout);
+    assert!(!r.stdout.contains("no listed entry scores"), "{}", r.stdout);
+    assert!(r.stderr.contains("--limit"), "{}", r.stderr);
+    let r = run(cmd(&db, &["screen", ""])).await;
+    assert!(!r.status.success(), "{}", r.stdout);
+    assert!(r.stderr.contains("empty"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 20: one line per error
+
+#[tokio::test]
+async fn row20_an_error_is_told_once_with_each_cause_once() {
+    let db = fresh_db(Db::Sqlite).await;
+    let missing = db.dir.path().join("missing.csv").display().to_string();
+    let r = run(cmd(&db, &["list", "import", &missing])).await;
+    assert!(!r.status.success());
+    let lines = told(&r);
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains(" ERROR "),
+        "logged as well as told:\n{}",
+        r.stderr
+    );
+}
