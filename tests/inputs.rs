@@ -521,3 +521,119 @@ async fn row20_an_error_is_told_once_with_each_cause_once() {
         r.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Row 11: two SQLite writers at once
+
+#[tokio::test]
+async fn row11_concurrent_sqlite_writers_wait_their_turn() {
+    let db = fresh_db(Db::Sqlite).await;
+    let mut csv = String::from("id,name,country\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("{i},Supplier {i} Trading Co Ltd,CN\n"));
+    }
+    let file = write(&db, "s.csv", csv);
+    let list = fixture(EL_CSV).display().to_string();
+    ok(&db, &["list", "import", &list]).await;
+    let imports = (0..3).map(|_| run(cmd(&db, &["suppliers", "import", &file, "--no-screen"])));
+    let (suppliers, relist) = tokio::join!(
+        futures::future::join_all(imports),
+        run(cmd(&db, &["list", "import", &list]))
+    );
+    for r in suppliers.iter().chain(std::iter::once(&relist)) {
+        assert!(
+            r.status.success(),
+            "a concurrent writer failed:\n{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("locked"), "{}", r.stderr);
+    }
+    assert!(relist.stdout.contains("unchanged"), "{}", relist.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 12: every flag in the config file
+
+#[tokio::test]
+async fn row12_every_flag_can_be_set_in_the_config_file() {
+    let db = fresh_db(Db::Sqlite).await;
+    let suppliers = write(&db, "s.csv", "id,name\n1,Acme\n");
+    let config = write(
+        &db,
+        "entitywatch.toml",
+        format!(
+            "database_url = \"{}\"\n\
+             slack_webhook_url = \"https://hooks.invalid/services/x\"\n\
+             webhook_url = \"https://hooks.invalid/entitywatch\"\n\
+             webhook_secret = \"s3cret\"\n\
+             alert_max_attempts = 3\n\
+             alert_timeout = \"5s\"\n\
+             ready_max_poll_age = \"1h\"\n\
+             interval = \"1ms\"\n\
+             [suppliers.import]\n\
+             no_screen = true\n\
+             [list.import]\n\
+             source = \"XYZ\"\n",
+            db.url
+        ),
+    );
+    let mut c = entitywatch();
+    c.args(["--config", &config, "suppliers", "import", &suppliers]);
+    let r = run(c).await;
+    assert!(r.status.success(), "{}", r.stderr);
+    assert!(
+        !r.stdout.contains("screened"),
+        "no_screen from the file:\n{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 stored"), "{}", r.stdout);
+
+    // The file's interval reaches `watch` (and is refused by its floor, before any poll).
+    let mut c = entitywatch();
+    c.args(["--config", &config, "watch", "--once"]);
+    let r = run(c).await;
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("shorter than"), "{}", r.stderr);
+
+    // ... and [list.import] source reaches `list import`.
+    let mut c = entitywatch();
+    c.args(["--config", &config, "list", "import"])
+        .arg(fixture(EL_CSV));
+    let r = run(c).await;
+    assert!(!r.status.success());
+    assert!(r.stderr.contains("XYZ"), "{}", r.stderr);
+
+    let bad = write(
+        &db,
+        "bad.toml",
+        "# entitywatch\n[run]\ninterval = \"5m\"\nslack_webhok_url = \"https://x\"\n",
+    );
+    let mut c = entitywatch();
+    c.args(["--config", &bad, "run"]);
+    let r = run(c).await;
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("line 4"), "{}", r.stderr);
+    assert!(r.stderr.contains("slack_webhok_url"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row 14: PostgreSQL on a closed port
+
+#[tokio::test]
+async fn row14_postgres_on_a_closed_port_is_connection_refused() {
+    let mut c = entitywatch();
+    c.args([
+        "--database-url",
+        "postgres://postgres@127.0.0.1:1/entitywatch",
+        "suppliers",
+        "export",
+    ]);
+    let r = run(c).await;
+    assert!(!r.status.success());
+    assert!(
+        r.stderr.contains("connection refused at 127.0.0.1:1"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("pool timed out"), "{}", r.stderr);
+}

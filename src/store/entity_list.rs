@@ -168,7 +168,7 @@ impl Store {
         replace: Option<&(dyn Fn(&SnapshotPlan) -> bool + Sync)>,
     ) -> Result<SnapshotPlan, StoreError> {
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing: HashMap<String, (Encoded, bool)> = sqlx::query(SELECT_ALL)
             .fetch_all(&mut *tx)
             .await?
@@ -292,7 +292,7 @@ impl Store {
         let key = change.entity_key.as_str();
         let action = change.action.as_str();
         let document = change.source.document_number.as_str();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let current = state(&mut tx, key).await?;
         if let Some(s) = &current {
             if s.last_action == action && s.last_document.as_deref() == Some(document) {

@@ -104,6 +104,22 @@ impl Store {
         let max = if backend == Backend::Sqlite { 1 } else { 8 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Every connection, not only the first: a writer that waits for
+                        // another process (an import beside `run`) waits this long for its
+                        // turn instead of failing with "database is locked".
+                        sqlx::query(&format!(
+                            "PRAGMA busy_timeout = {}",
+                            SQLITE_BUSY_TIMEOUT.as_millis()
+                        ))
+                        .execute(conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Connect {
@@ -115,12 +131,22 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
-            sqlx::query("PRAGMA busy_timeout = 5000")
-                .execute(&pool)
-                .await?;
         }
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool, backend })
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so it waits its turn behind another process's writer under the busy
+    /// timeout; a plain `BEGIN` that reads first and writes later would instead fail at once
+    /// with "database is locked" when another writer got in between.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -217,6 +243,9 @@ async fn first_connection(
         }),
     }
 }
+
+/// How long a SQLite writer waits for another writer (another process) to finish.
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How long the first connection to PostgreSQL may take.
 const FIRST_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
