@@ -637,3 +637,97 @@ async fn row14_postgres_on_a_closed_port_is_connection_refused() {
     );
     assert!(!r.stderr.contains("pool timed out"), "{}", r.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Row 9: a webhook that accepts but never answers
+
+/// The three alerts of screening the scenario's suppliers against the 2022 list, sent while
+/// the webhook takes every request and never answers: the alert topic and Slack get all three
+/// at once, not each after the webhook's retries of the one before; and once the webhook ran
+/// out of retries on the first alert, the next ones cost it one attempt each, not three.
+#[tokio::test]
+async fn row09_a_dead_webhook_holds_neither_slack_nor_the_alert_topic() {
+    use common::receiver::{healthy, Kind, Receiver, Reply};
+    use std::time::Duration;
+
+    let db = fresh_db(Db::Sqlite).await;
+    ok(
+        &db,
+        &["list", "import", &fixture(EL_CSV).display().to_string()],
+    )
+    .await;
+    let slack = Receiver::start(Kind::Slack, "/services/T/B/X", healthy()).await;
+    let secret = "whsec_inputs";
+    let webhook = Receiver::start(
+        Kind::Webhook {
+            secret: secret.to_string(),
+        },
+        "/hooks/x",
+        std::sync::Arc::new(|_, _| Reply::hang(Duration::from_secs(600))),
+    )
+    .await;
+    let suppliers = write(&db, "s.csv", common::scenario::SUPPLIERS);
+    let mut c = cmd(
+        &db,
+        &[
+            "suppliers",
+            "import",
+            &suppliers,
+            "--alert-timeout",
+            "3s",
+            "--alert-max-attempts",
+            "3",
+            "--alert-min-backoff",
+            "1s",
+        ],
+    );
+    c.env("ENTITYWATCH_SLACK_WEBHOOK_URL", slack.url())
+        .env("ENTITYWATCH_WEBHOOK_URL", webhook.url())
+        .env("ENTITYWATCH_WEBHOOK_SECRET", secret);
+    let r = run(c).await;
+    assert!(r.status.success(), "{}", r.stderr);
+
+    let keys = ["S-1/listed", "S-2/listed", "S-3/listed"];
+    let accepted = slack.accepted();
+    assert!(
+        keys.iter().all(|k| accepted.get(*k) == Some(&1)),
+        "{accepted:?}\n{}",
+        r.stderr
+    );
+    let store = Store::connect(&db.url).await.unwrap();
+    let topic = store
+        .read_log("entitywatch.alerts.v1", 0, i64::MAX)
+        .await
+        .unwrap();
+    let dead = store
+        .read_log("entitywatch.dead-letter.v1", 0, i64::MAX)
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(topic.len(), 3, "the alert topic has every alert");
+    assert_eq!(
+        dead.len(),
+        3,
+        "each webhook delivery is dead-lettered, none lost"
+    );
+
+    // Slack had every alert before the webhook's second attempt at its first one.
+    let hits = webhook.hits();
+    let first = &hits[0].key;
+    let second_attempt = hits
+        .iter()
+        .find(|h| &h.key == first && h.attempt == 2)
+        .expect("the first alert was retried")
+        .at;
+    assert!(
+        slack.hits().iter().all(|h| h.at < second_attempt),
+        "Slack waited on the webhook's retries"
+    );
+    let mut attempts: Vec<usize> = keys.iter().map(|k| webhook.attempts(k).len()).collect();
+    attempts.sort();
+    assert_eq!(
+        attempts,
+        [1, 1, 3],
+        "attempts per alert at the dead webhook"
+    );
+}
