@@ -731,3 +731,78 @@ async fn row09_a_dead_webhook_holds_neither_slack_nor_the_alert_topic() {
         "attempts per alert at the dead webhook"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Row 15: a stuck watermark
+
+/// Every request for the one rule's full text is refused (403): the poll is no success, the
+/// watermark is held, and after `--ready-max-stuck` `/readyz` says so while
+/// `entitywatch_watcher_stuck_since_timestamp_seconds` tells the alert rules since when.
+#[tokio::test]
+async fn row15_a_stuck_watermark_makes_readyz_say_so() {
+    use axum::response::IntoResponse;
+    use common::service::Service;
+    use entitywatch::federal_register::replay::{ReplayConfig, ReplayDocument, ReplayServer};
+    use std::time::Duration;
+
+    let db = fresh_db(Db::Sqlite).await;
+    let docs: Vec<ReplayDocument> = ReplayDocument::load_dir(&fixture("federal_register"))
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.metadata["document_number"] == "2019-22210")
+        .collect();
+    let fr = ReplayServer::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ReplayConfig {
+            documents: docs,
+            interceptor: Some(std::sync::Arc::new(|req: &axum::extract::Request| {
+                req.uri()
+                    .path()
+                    .ends_with(".xml")
+                    .then(|| (axum::http::StatusCode::FORBIDDEN, "forbidden").into_response())
+            })),
+            ..ReplayConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let output = db.dir.path().join("events.jsonl");
+    let mut c = cmd(
+        &db,
+        &[
+            "watch",
+            "--interval",
+            "1s",
+            "--since",
+            "2019-01-01",
+            "--no-public-inspection",
+        ],
+    );
+    c.env("ENTITYWATCH_READY_MAX_STUCK", "2s")
+        .arg("--output")
+        .arg(&output)
+        .arg("--federal-register-url")
+        .arg(fr.base_url());
+    let service = Service::start(c).await;
+    let mut last = (0, String::new());
+    for _ in 0..60 {
+        last = service.get("/readyz").await;
+        if last.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let scrape = service.scrape().await;
+    let (_, logs) = service.terminate(Duration::from_secs(20)).await;
+    assert_eq!(last.0, 503, "/readyz stayed ready: {}\n{logs}", last.1);
+    assert!(last.1.contains("watermark"), "{}", last.1);
+    assert!(
+        scrape.value("entitywatch_watcher_stuck_since_timestamp_seconds") > 0.0,
+        "{logs}"
+    );
+    assert_eq!(
+        scrape.value(r#"entitywatch_watcher_polls_total{outcome="success"}"#),
+        0.0,
+        "a poll whose every rule failed counted as a success"
+    );
+}

@@ -80,4 +80,8 @@ pub struct ReadinessArgs {
     /// (counted from start until the first poll succeeds).
     #[arg(long, env = "ENTITYWATCH_READY_MAX_POLL_AGE", default_value = "30m", value_parser = at_least(MIN_READY_MAX_POLL_AGE))]
     pub ready_max_poll_age: Duration,
+    /// /readyz fails when one rule has failed to fetch (and so held the watermark) for longer
+    /// than this; entitywatch_watcher_stuck_since_timestamp_seconds shows it to alert rules.
+    #[arg(long, env = "ENTITYWATCH_READY_MAX_STUCK", default_value = "1h", value_parser = at_least(MIN_READY_MAX_POLL_AGE))]
+    pub ready_max_stuck: Duration,
 }

@@ -43,6 +43,7 @@ pub async fn run(args: RunArgs, settings: &Settings) -> Result<()> {
         sinks: args.sinks.settings(),
         http: true,
         ready_max_poll_age: args.readiness.ready_max_poll_age,
+        ready_max_stuck: Some(args.readiness.ready_max_stuck),
         retry_delay: None,
     };
     let app = App::build(settings, spec).await?;

@@ -53,6 +53,7 @@ pub async fn run(args: WatchArgs, settings: &Settings) -> Result<()> {
         }),
         http: !args.once,
         ready_max_poll_age: args.readiness.ready_max_poll_age,
+        ready_max_stuck: Some(args.readiness.ready_max_stuck),
         ..ServiceSpec::default()
     };
     let app = App::build(settings, spec).await?;
