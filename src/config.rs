@@ -385,8 +385,8 @@ fn line_of(text: &str, offset: usize) -> usize {
 ///   `[dead-letters.redrive]`), a flag of that command only; it wins over the top level.
 /// * `[kafka]`: librdkafka settings, passed through.
 ///
-/// A file value becomes the flag's default, so the precedence stays flag > environment > file
-/// > built-in default. A key that is no flag, or a value the flag refuses, is an error naming
+/// A file value becomes the flag's default, so the precedence stays flag, then environment,
+/// then file, then built-in default. A key that is no flag, or a value the flag refuses, is an error naming
 /// the file, the line and the key.
 pub struct ConfigFile {
     path: PathBuf,

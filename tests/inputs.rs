@@ -520,6 +520,60 @@ async fn row20_an_error_is_told_once_with_each_cause_once() {
         "logged as well as told:\n{}",
         r.stderr
     );
+
+    // The normal path on PostgreSQL: no migrations notice, no warning.
+    let pg = fresh_db(Db::Postgres).await;
+    let file = write(&pg, "s.csv", "id,name\n1,Acme\n");
+    ok(&pg, &["suppliers", "import", &file, "--no-screen"]).await;
+    let r = ok(&pg, &["suppliers", "export"]).await;
+    assert!(!r.stderr.contains("already exists"), "{}", r.stderr);
+    assert!(!r.stderr.contains(" WARN "), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Also: suppliers delete, stdin, semicolons, unchanged re-imports
+
+#[tokio::test]
+async fn also_suppliers_delete_stdin_semicolons_and_unchanged_reimports() {
+    let db = fresh_db(Db::Sqlite).await;
+    let mut c = cmd(&db, &["suppliers", "import", "-", "--no-screen"]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"id,name\n1,Acme\n2,Beta\n").await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 stored"));
+
+    let r = ok(&db, &["suppliers", "delete", "1"]).await;
+    assert!(r.stdout.contains("deleted 1"), "{}", r.stdout);
+    let r = run(cmd(&db, &["suppliers", "delete", "nope"])).await;
+    assert!(!r.status.success());
+    assert!(r.stderr.contains("nope"), "{}", r.stderr);
+    let export = ok(&db, &["suppliers", "export"]).await.stdout;
+    assert!(
+        !export.contains("Acme") && export.contains("Beta"),
+        "{export}"
+    );
+
+    let semi = write(&db, "semi.csv", "id;name\n3;Gamma\n");
+    let r = run(cmd(&db, &["suppliers", "import", &semi, "--no-screen"])).await;
+    assert!(!r.status.success());
+    assert!(r.stderr.contains("semicolon"), "{}", r.stderr);
+
+    let list = fixture(EL_CSV).display().to_string();
+    ok(&db, &["list", "import", &list]).await;
+    let again = ok(&db, &["list", "import", &list]).await.stdout;
+    assert!(again.contains(" 0 new, 0 updated"), "{again}");
 }
 
 // ---------------------------------------------------------------------------------------------

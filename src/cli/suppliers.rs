@@ -24,6 +24,16 @@ pub enum SuppliersCommand {
     Import(SuppliersImportArgs),
     /// Write the stored supplier records as CSV to stdout (or --output).
     Export(SuppliersExportArgs),
+    /// Delete supplier records by id: they are no longer screened. An id that is not stored is
+    /// an error naming it (the others are still deleted).
+    Delete(SuppliersDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuppliersDeleteArgs {
+    /// The ids of the suppliers to delete.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +64,7 @@ pub async fn run(command: SuppliersCommand, settings: &Settings) -> Result<()> {
     match command {
         SuppliersCommand::Import(args) => import(args, settings).await,
         SuppliersCommand::Export(args) => export(args, settings).await,
+        SuppliersCommand::Delete(args) => delete(args, settings).await,
     }
 }
 
@@ -144,5 +155,27 @@ async fn export(args: SuppliersExportArgs, settings: &Settings) -> Result<()> {
     }
     info!(suppliers = records.len(), "exported");
     store.close().await;
+    Ok(())
+}
+
+async fn delete(args: SuppliersDeleteArgs, settings: &Settings) -> Result<()> {
+    let store = open_existing_store(settings).await?;
+    let mut missing = Vec::new();
+    for id in &args.ids {
+        if store.delete_supplier(id).await? {
+            println!("deleted {id}");
+        } else {
+            missing.push(id.as_str());
+        }
+    }
+    let left = store.supplier_count().await?;
+    store.close().await;
+    if !missing.is_empty() {
+        bail!(
+            "no supplier with id {}; {left} suppliers in store",
+            missing.join(", ")
+        );
+    }
+    println!("{left} suppliers in store");
     Ok(())
 }
