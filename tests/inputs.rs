@@ -353,7 +353,7 @@ async fn row08_endless_inputs_are_refused_at_the_limit() {
     let r = run(c).await;
     assert!(!r.status.success());
     assert!(
-        r.stderr.contains("larger than 1000000 bytes"),
+        r.stderr.contains("larger than the limit of 1000000 bytes"),
         "{}",
         r.stderr
     );

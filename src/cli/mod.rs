@@ -173,7 +173,7 @@ pub enum InputError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path} is larger than {limit} bytes, the most this command reads")]
+    #[error("{path} is larger than the limit of {limit} bytes this command reads")]
     TooLarge { path: String, limit: u64 },
 }
 
