@@ -649,6 +649,11 @@ fn check_value(arg: &clap::Arg, value: &str) -> Result<(), String> {
     let probe = clap::Command::new("entitywatch").no_binary_name(true).arg(
         clap::Arg::new("probe")
             .long(long.to_string())
+            .value_name(
+                arg.get_value_names()
+                    .and_then(|names| names.first())
+                    .map_or_else(|| long.to_uppercase(), |n| n.to_string()),
+            )
             .action(arg.get_action().clone())
             .value_parser(arg.get_value_parser().clone()),
     );
@@ -758,8 +763,14 @@ fn check_log_filter(filter: &str) -> Result<(), ConfigError> {
         let bare = !directive.contains(['=', '[', '{']);
         let level = LOG_LEVELS.contains(&directive.to_ascii_lowercase().as_str());
         if bare && !level && directive != "entitywatch" && !directive.starts_with("entitywatch::") {
+            let within = if directive == filter.trim() {
+                String::new()
+            } else {
+                format!(" in {filter:?}")
+            };
             return Err(invalid(format!(
-                "{directive:?} in {filter:?} is not a level ({}) nor TARGET=LEVEL",
+                "{directive:?}{within} is neither a level ({}) nor TARGET=LEVEL; nothing would \
+                 be logged but that target",
                 LOG_LEVELS.join(", ")
             )));
         }
