@@ -548,7 +548,7 @@ impl Worker {
 
     /// One alert to one sink: claim, send (with retries, renewing the claim), mark delivered;
     /// or dead-letter and release the claim.
-    #[tracing::instrument(skip_all, fields(alert_id = %alert.alert_id, kind = alert.kind.as_str(), sink = sink.name()))]
+    #[tracing::instrument(skip_all, fields(alert_id = %alert.alert_id, kind = alert.kind.as_str()))]
     async fn deliver_to(
         &self,
         sink: &Arc<dyn AlertSink>,
