@@ -361,6 +361,14 @@ async fn row08_endless_inputs_are_refused_at_the_limit() {
     let r = run(cmd(&db, &["match", "--pairs", "/dev/zero"])).await;
     assert!(!r.status.success());
     assert!(r.stderr.contains("larger than"), "{}", r.stderr);
+
+    let r = run(cmd(
+        &db,
+        &["suppliers", "import", "/dev/zero", "--no-screen"],
+    ))
+    .await;
+    assert!(!r.status.success());
+    assert!(r.stderr.contains("header"), "{}", r.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -215,7 +215,11 @@ impl<R: Read> SupplierReader<R> {
     pub fn new(reader: R, limits: ReadLimits) -> Result<Self, SupplierFileError> {
         let mut csv = BoundedCsv::new(reader, limits);
         let mut header = RawRecord::default();
-        if !csv.next_record(&mut header, limits.max_columns + 1)? {
+        // A header can be long (many columns) but not endless: `/dev/zero` or a binary file
+        // with no line break would otherwise be read to its end, which may never come.
+        let header_limit =
+            (limits.max_field_bytes as u64).saturating_mul(limits.max_columns as u64 + 1);
+        if !csv.next_record_within(&mut header, limits.max_columns + 1, Some(header_limit))? {
             return Err(SupplierFileError::Empty);
         }
         if header.field_count > limits.max_columns {
@@ -599,6 +603,17 @@ impl<R: Read> BoundedCsv<R> {
     /// Reads the next record into `rec`, keeping at most `width` fields. Returns false at the
     /// end of the input.
     fn next_record(&mut self, rec: &mut RawRecord, width: usize) -> io::Result<bool> {
+        self.next_record_within(rec, width, None)
+    }
+
+    /// As `next_record`; past `limit` bytes the record is cut short and marked oversized.
+    fn next_record_within(
+        &mut self,
+        rec: &mut RawRecord,
+        width: usize,
+        limit: Option<u64>,
+    ) -> io::Result<bool> {
+        let mut record_bytes: u64 = 0;
         // Skip blank lines ourselves (csv_core would too) so the record's first line is known.
         loop {
             self.fill()?;
@@ -651,7 +666,14 @@ impl<R: Read> BoundedCsv<R> {
             self.line += count_breaks(consumed, &mut self.last_byte);
             self.pos += nin;
             self.bytes += nin as u64;
+            record_bytes += nin as u64;
             let idx = rec.field_count;
+            if limit.is_some_and(|l| record_bytes > l) {
+                rec.oversized
+                    .get_or_insert((idx.min(width.saturating_sub(1)), record_bytes));
+                rec.field_count = (idx + 1).min(width);
+                return Ok(true);
+            }
             if idx < width && !matches!(rec.oversized, Some((i, _)) if i == idx) {
                 let f = &mut rec.fields[idx];
                 if f.len() + nout <= max {

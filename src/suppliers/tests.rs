@@ -343,3 +343,17 @@ fn formulas_are_neutralised_in_exports_and_read_back_unchanged() {
     assert!(back.errors.is_empty(), "{:?}", back.errors);
     assert_eq!(back.records, records);
 }
+
+#[test]
+fn an_endless_header_is_refused_not_read_forever() {
+    let endless = std::io::repeat(0).take(u64::MAX);
+    let limits = ReadLimits {
+        max_field_bytes: 1024,
+        max_columns: 4,
+    };
+    let e = read_suppliers(endless, limits).unwrap_err();
+    assert!(
+        matches!(e, SupplierFileError::HeaderFieldTooLong { limit: 1024 }),
+        "{e}"
+    );
+}
