@@ -411,6 +411,22 @@ impl<'a> Collector<'a> {
             return;
         }
         *self.out.sources.entry(raw.source.clone()).or_default() += 1;
+        // PostgreSQL cannot store a NUL in text, and would fail the whole import on it.
+        let text = [&raw.name, &raw.source]
+            .into_iter()
+            .chain(&raw.alt_names)
+            .chain(&raw.addresses)
+            .chain(raw.license_requirement.iter())
+            .chain(raw.license_policy.iter())
+            .chain(raw.federal_register_notice.iter());
+        if text.into_iter().any(|t| t.contains('\0')) {
+            self.out.warnings.push(CslWarning {
+                location: location(),
+                message: "a field contains a NUL byte (0x00), which cannot be stored; skipped"
+                    .to_string(),
+            });
+            return;
+        }
         let name = match EntityName::parse(&raw.name) {
             Ok(n) => n,
             Err(_) => {
