@@ -72,6 +72,8 @@ pub struct ServiceSpec {
     pub http: bool,
     /// `/readyz` fails when the last successful poll is older than this (watcher processes).
     pub ready_max_poll_age: Duration,
+    /// `/readyz` fails when one rule has held the watermark longer than this (watchers).
+    pub ready_max_stuck: Option<Duration>,
     /// Pause before a failed message is handled again.
     pub retry_delay: Option<Duration>,
 }
@@ -100,6 +102,16 @@ pub enum WatcherOutput {
 /// Opens the store named by the settings, with its URL redacted in any error.
 pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
     Store::connect(&settings.database_url)
+        .await
+        .map_err(|source| AppError::OpenStore {
+            url: redact_url(&settings.database_url),
+            source,
+        })
+}
+
+/// Opens the store named by the settings only if it exists (commands that only read).
+pub async fn open_existing_store(settings: &Settings) -> Result<Store, AppError> {
+    Store::connect_existing(&settings.database_url)
         .await
         .map_err(|source| AppError::OpenStore {
             url: redact_url(&settings.database_url),
@@ -408,6 +420,7 @@ impl App {
                 store: store.clone(),
                 kafka: bus.kafka_producer().cloned(),
                 max_poll_age: watcher.as_ref().map(|_| spec.ready_max_poll_age),
+                max_stuck: watcher.as_ref().and(spec.ready_max_stuck),
                 started_at: chrono::Utc::now(),
             };
             Some(HttpServer::bind(settings.http_addr, readiness).await?)

@@ -219,7 +219,7 @@ impl fmt::Display for EntityKey {
 
 /// Lowercase ASCII words joined by `-`: accents dropped, other scripts transliterated, every
 /// run of punctuation and space one separator. Never empty for a valid [`EntityName`].
-fn fold_to_key_words(name: &str) -> String {
+pub(crate) fn fold_to_key_words(name: &str) -> String {
     let decomposed: String = name
         .nfkd()
         .filter(|c| c.is_ascii() || !is_combining(*c))

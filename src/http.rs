@@ -43,6 +43,9 @@ pub struct Readiness {
     /// old. Until the first poll completes, the process start counts as the last poll, so a
     /// fresh pod gets one bound's time to reach the Federal Register.
     pub max_poll_age: Option<Duration>,
+    /// Set when this process runs the watcher: a rule may hold the watermark (fail to fetch,
+    /// retried every poll) at most this long.
+    pub max_stuck: Option<Duration>,
     pub started_at: DateTime<Utc>,
 }
 
@@ -151,6 +154,28 @@ async fn readyz(State(r): State<Arc<Readiness>>) -> (StatusCode, Json<Value>) {
             });
         }
         checks.insert("watcher".into(), check);
+    }
+
+    if let Some(bound) = r.max_stuck {
+        let since = metrics().stuck_since.get();
+        let stuck = DateTime::from_timestamp(since, 0)
+            .filter(|_| since > 0)
+            .map(|t| (Utc::now() - t).to_std().unwrap_or_default());
+        let ok = stuck.is_none_or(|age| age <= bound);
+        let mut check = json!({
+            "ok": ok,
+            "stuck_seconds": stuck.map_or(0, |a| a.as_secs()),
+            "max_stuck_seconds": bound.as_secs(),
+        });
+        if let Some(age) = stuck.filter(|_| !ok) {
+            check["error"] = json!(format!(
+                "a rule has failed to fetch for {} s (bound {} s) and holds the watermark: \
+                 newer rules are published, but the watermark does not move past it",
+                age.as_secs(),
+                bound.as_secs()
+            ));
+        }
+        checks.insert("watermark".into(), check);
     }
 
     for check in checks.values() {

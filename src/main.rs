@@ -1,19 +1,24 @@
 //! The `entitywatch` binary: parses the command line, sets up telemetry and hands the command
 //! to the library ([`entitywatch::cli::dispatch`]). Nothing here decides anything.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use entitywatch::cli::{dispatch, Cli};
-use entitywatch::config::Settings;
+use entitywatch::cli::{describe_error, dispatch, exit_status, parse_command_line};
+use entitywatch::config::{LogFormat, Settings};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "entitywatch: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let settings = match Settings::resolve(&cli.global, std::env::vars()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("entitywatch: {e}");
+            let _ = writeln!(std::io::stderr(), "entitywatch: {e}");
             return ExitCode::from(2);
         }
     };
@@ -21,16 +26,27 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("entitywatch: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "entitywatch: cannot start the async runtime: {e}"
+            );
             return ExitCode::FAILURE;
         }
     };
+    let log_format = settings.log_format;
     match runtime.block_on(dispatch(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("entitywatch: {e:#}");
-            ExitCode::FAILURE
+            // Once on stderr: the log subscriber writes there too, so an error both logged and
+            // printed would read twice. A log shipper reading JSON gets it as a JSON line.
+            let line = describe_error(&e);
+            match log_format {
+                LogFormat::Human => {
+                    let _ = writeln!(std::io::stderr(), "entitywatch: {line}");
+                }
+                LogFormat::Json => tracing::error!(error = %line, "entitywatch failed"),
+            }
+            ExitCode::from(exit_status(&e))
         }
     }
 }

@@ -26,6 +26,7 @@ pub struct Metrics {
     // Watcher.
     pub polls: IntCounterVec,
     pub last_successful_poll: IntGauge,
+    pub stuck_since: IntGauge,
     pub documents: IntCounterVec,
     pub parser_warnings: IntCounter,
     pub federal_register_requests: IntCounterVec,
@@ -201,6 +202,13 @@ impl Metrics {
                 &r,
                 "entitywatch_watcher_last_successful_poll_timestamp_seconds",
                 "Unix time of the watcher's last poll that completed; alert on time() minus \
+                 this.",
+            ),
+            stuck_since: gauge(
+                &r,
+                "entitywatch_watcher_stuck_since_timestamp_seconds",
+                "Unix time since which the watermark is held by a rule the watcher cannot \
+                 fetch (retried every poll); 0 when no rule holds it. Alert on time() minus \
                  this.",
             ),
             documents,

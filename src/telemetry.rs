@@ -18,7 +18,15 @@ use crate::outcome::{DeadLetterKind, DeliveryOutcome, MatchLabel, WorkerOutcome}
 
 /// Installs the process-wide log subscriber for `settings` (filter and format).
 pub fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+    // PostgreSQL's notices ("relation _sqlx_migrations already exists, skipping" on every
+    // start) are INFO in sqlx; they are noise unless someone asks for sqlx's logs.
+    let filter = if settings.log.contains("sqlx") {
+        settings.log.clone()
+    } else {
+        format!("{},sqlx::postgres::notice=warn", settings.log)
+    };
+    // The filter was checked by `Settings::resolve`.
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a person at a terminal: in a file, a pipe or a container log
     // they would be noise around every field.
@@ -26,6 +34,10 @@ pub fn init_logging(settings: &Settings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
+        // On a failed write the layer would report it with `eprintln!`, which panics when
+        // stderr is a closed pipe (`entitywatch run 2>&1 | head`) and takes the service down
+        // with exit 101. A log line nobody can read is dropped instead.
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Human => builder.init(),

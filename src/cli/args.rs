@@ -5,7 +5,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::alerts::{RetryPolicy, SinkSettings};
-use crate::config::parse_duration;
+use crate::config::{
+    at_least, MIN_ALERT_BACKOFF, MIN_ALERT_TIMEOUT, MIN_CLAIM_LEASE, MIN_READY_MAX_POLL_AGE,
+};
 
 #[derive(Debug, Args)]
 pub struct SinkArgs {
@@ -39,18 +41,18 @@ pub struct SinkArgs {
     #[arg(long, env = "ENTITYWATCH_ALERT_MAX_ATTEMPTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
     pub alert_max_attempts: u32,
     /// How long one delivery attempt may take before it counts as failed and is retried.
-    #[arg(long, env = "ENTITYWATCH_ALERT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "ENTITYWATCH_ALERT_TIMEOUT", default_value = "10s", value_parser = at_least(MIN_ALERT_TIMEOUT))]
     pub alert_timeout: Duration,
     /// First wait between attempts; each next one doubles (with jitter).
-    #[arg(long, env = "ENTITYWATCH_ALERT_MIN_BACKOFF", default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, env = "ENTITYWATCH_ALERT_MIN_BACKOFF", default_value = "500ms", value_parser = at_least(MIN_ALERT_BACKOFF))]
     pub alert_min_backoff: Duration,
     /// Longest wait between attempts, also for a receiver's Retry-After.
-    #[arg(long, env = "ENTITYWATCH_ALERT_MAX_BACKOFF", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "ENTITYWATCH_ALERT_MAX_BACKOFF", default_value = "60s", value_parser = at_least(MIN_ALERT_BACKOFF))]
     pub alert_max_backoff: Duration,
     /// How long a worker's claim on an alert it is delivering lasts unless renewed (it renews
     /// every third of it). Another worker of the group handed the same event waits on the claim
     /// instead of sending too; if the holder died, the alert is sent again once this ran out.
-    #[arg(long, env = "ENTITYWATCH_ALERT_CLAIM_LEASE", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "ENTITYWATCH_ALERT_CLAIM_LEASE", default_value = "30s", value_parser = at_least(MIN_CLAIM_LEASE))]
     pub alert_claim_lease: Duration,
 }
 
@@ -76,6 +78,10 @@ impl SinkArgs {
 pub struct ReadinessArgs {
     /// /readyz fails when the last successful Federal Register poll is older than this
     /// (counted from start until the first poll succeeds).
-    #[arg(long, env = "ENTITYWATCH_READY_MAX_POLL_AGE", default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, env = "ENTITYWATCH_READY_MAX_POLL_AGE", default_value = "30m", value_parser = at_least(MIN_READY_MAX_POLL_AGE))]
     pub ready_max_poll_age: Duration,
+    /// /readyz fails when one rule has failed to fetch (and so held the watermark) for longer
+    /// than this; entitywatch_watcher_stuck_since_timestamp_seconds shows it to alert rules.
+    #[arg(long, env = "ENTITYWATCH_READY_MAX_STUCK", default_value = "1h", value_parser = at_least(MIN_READY_MAX_POLL_AGE))]
+    pub ready_max_stuck: Duration,
 }

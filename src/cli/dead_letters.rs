@@ -9,7 +9,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::args::SinkArgs;
-use crate::app::{open_store, Bus};
+use crate::app::{open_existing_store, Bus};
 use crate::config::Settings;
 use crate::dead_letter::{Cause, DeadLetter};
 
@@ -59,7 +59,7 @@ pub async fn run(command: DeadLettersCommand, settings: &Settings) -> Result<()>
 }
 
 async fn list(args: DeadLettersListArgs, settings: &Settings) -> Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_existing_store(settings).await?;
     let letters = Bus::connect_existing(settings, &store)?
         .read_dead_letters()
         .await?;
@@ -107,7 +107,7 @@ async fn list(args: DeadLettersListArgs, settings: &Settings) -> Result<()> {
 }
 
 async fn redrive(args: DeadLettersRedriveArgs, settings: &Settings) -> Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_existing_store(settings).await?;
     let bus = Bus::connect_existing(settings, &store)?;
     let letters: Vec<DeadLetter> = bus
         .read_dead_letters()

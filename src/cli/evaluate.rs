@@ -9,15 +9,15 @@ use crate::screening::evaluate_pairs;
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// Labelled pairs CSV.
+    /// Labelled pairs CSV (`-` for standard input).
     #[arg(long)]
     pub pairs: PathBuf,
 }
 
 pub fn run(args: EvaluateArgs) -> Result<()> {
-    let file = std::fs::File::open(&args.pairs)
-        .with_context(|| format!("cannot open {}", args.pairs.display()))?;
-    let report = evaluate_pairs(std::io::BufReader::new(file))?;
+    let bytes = super::read_input(&args.pairs, super::MAX_INPUT_BYTES)?;
+    let report = evaluate_pairs(bytes.as_slice())
+        .with_context(|| format!("cannot evaluate {}", args.pairs.display()))?;
     print!("{report}");
     Ok(())
 }

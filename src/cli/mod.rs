@@ -3,9 +3,18 @@
 //! alerts; `main.rs` only parses, sets up telemetry and calls [`dispatch`].
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::{GlobalArgs, Settings};
+use crate::config::{ConfigError, ConfigFile, GlobalArgs, Settings};
+
+/// `eprintln!` that never panics: a closed stderr (a log pipe whose reader went away) must not
+/// kill a command, as `eprintln!` would.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 pub mod args;
 pub mod dead_letters;
@@ -97,6 +106,19 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
 }
 
+/// Parses the process's command line, with the values of the configuration file (named by
+/// `--config` or `ENTITYWATCH_CONFIG`) as the flags' defaults. Exits as clap does on `--help`
+/// or a bad flag; a bad file is returned.
+pub fn parse_command_line() -> Result<Cli, ConfigError> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if let Some(path) = ConfigFile::named_by(&argv, std::env::var_os("ENTITYWATCH_CONFIG")) {
+        command = ConfigFile::read(&path)?.apply(command)?;
+    }
+    let matches = command.get_matches_from(argv);
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
 /// Runs one subcommand with the resolved settings.
 pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
     match command {
@@ -116,6 +138,84 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
     }
 }
 
+/// An error as one line: the outermost message, then each cause that the messages before it
+/// do not already say. Our errors often carry their source in their own message (`opening
+/// store X: cannot open the store at X: ...`), and `{:#}` would then print each cause again.
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line.replace('\n', " ")
+}
+
+/// The exit status of a failed command: 2 for a configuration error (as for one found before
+/// the command started), 1 for any other failure.
+pub fn exit_status(error: &anyhow::Error) -> u8 {
+    if error
+        .chain()
+        .any(|c| c.downcast_ref::<crate::config::ConfigError>().is_some())
+    {
+        2
+    } else {
+        1
+    }
+}
+
+/// Largest input file a command reads whole (pairs CSVs): far above any real one, and a bound
+/// for `/dev/zero` or a pipe that never ends.
+pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is larger than the limit of {limit} bytes this command reads")]
+    TooLarge { path: String, limit: u64 },
+}
+
+/// The whole of an input file, or of standard input for `-`, refusing more than `limit` bytes.
+/// The limit holds for anything that is not a regular file too (a device, a FIFO), whose
+/// size nobody can ask for up front.
+pub fn read_input(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    use std::io::Read;
+    let shown = path.display().to_string();
+    let read = |source| InputError::Read {
+        path: shown.clone(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    let taken = limit.saturating_add(1);
+    if path == std::path::Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(taken)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+    } else {
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(taken)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+    }
+    if bytes.len() as u64 > limit {
+        return Err(InputError::TooLarge { path: shown, limit });
+    }
+    Ok(bytes)
+}
+
 /// A progress bar on stderr for long work (reading and storing a supplier file).
 pub(crate) fn progress_bar(len: u64, what: &'static str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::with_draw_target(
@@ -129,4 +229,41 @@ pub(crate) fn progress_bar(len: u64, what: &'static str) -> indicatif::ProgressB
     }
     bar.set_message(what);
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the store at db: {0}")]
+    struct Inner(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("opening store db: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[test]
+    fn inputs_that_never_end_are_cut_at_the_limit() {
+        let e = read_input(std::path::Path::new("/dev/zero"), 1024).unwrap_err();
+        assert!(matches!(e, InputError::TooLarge { limit: 1024, .. }), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"abc").unwrap();
+        assert_eq!(read_input(&small, 3).unwrap(), b"abc");
+        assert!(read_input(&small, 2).is_err());
+    }
+
+    #[test]
+    fn an_error_is_one_line_with_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = anyhow::Error::new(Outer(Inner(io))).context("cannot import x.csv");
+        let line = describe_error(&e);
+        assert_eq!(
+            line,
+            "cannot import x.csv: opening store db: cannot open the store at db: connection refused"
+        );
+        assert_eq!(line.matches("connection refused").count(), 1);
+        assert_eq!(exit_status(&e), 1);
+    }
 }

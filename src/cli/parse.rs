@@ -13,7 +13,8 @@ use crate::federal_register::amendment::{parse_rule, ParseLimits};
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {
-    /// The rule's full-text XML (as served at the document's full_text_xml_url).
+    /// The rule's full-text XML (as served at the document's full_text_xml_url); `-` for
+    /// standard input. At most --max-document-bytes are read.
     pub file: PathBuf,
     /// The document number to attribute changes to, if the XML carries no FRDOC line.
     #[arg(long)]
@@ -24,8 +25,8 @@ pub struct ParseArgs {
 }
 
 pub fn run(args: ParseArgs, settings: &Settings) -> Result<()> {
-    let xml = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    // Bounded before the parser sees it: `/dev/zero` or an endless pipe has no size to check.
+    let xml = super::read_input(&args.file, settings.max_document_bytes as u64)?;
     let source = args
         .document_number
         .as_deref()

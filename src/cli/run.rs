@@ -14,7 +14,8 @@ use crate::shutdown::Shutdown;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Time between Federal Register polls, e.g. 60s, 5m.
+    /// Time between Federal Register polls, e.g. 60s, 5m, 1h30m; at least 10s (100ms for a
+    /// Federal Register on this machine).
     #[arg(long, env = "ENTITYWATCH_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Search from this publication date (YYYY-MM-DD) on the first poll (backfill).
@@ -30,6 +31,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs, settings: &Settings) -> Result<()> {
+    settings.check_poll_interval(args.interval)?;
     let spec = ServiceSpec {
         watcher: Some(WatcherSpec {
             interval: args.interval,
@@ -41,6 +43,7 @@ pub async fn run(args: RunArgs, settings: &Settings) -> Result<()> {
         sinks: args.sinks.settings(),
         http: true,
         ready_max_poll_age: args.readiness.ready_max_poll_age,
+        ready_max_stuck: Some(args.readiness.ready_max_stuck),
         retry_delay: None,
     };
     let app = App::build(settings, spec).await?;

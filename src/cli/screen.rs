@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::app::open_store;
+use crate::app::open_existing_store;
 use crate::config::Settings;
 use crate::domain::recognise_country;
 use crate::screening::{ListedEntry, Screener};
@@ -18,12 +18,23 @@ pub struct ScreenArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// How many entries to show at most.
-    #[arg(long, default_value_t = 10)]
+    /// How many entries to show at most (1 or more).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     pub limit: usize,
 }
 
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(0) => Err("0 would show nothing; give 1 or more".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{raw:?} is not a whole number")),
+    }
+}
+
 pub async fn run(args: ScreenArgs, settings: &Settings) -> Result<()> {
+    if args.name.trim().is_empty() {
+        bail!("the name to screen is empty");
+    }
     let country = match &args.country {
         Some(c) => Some(
             recognise_country(c)
@@ -31,7 +42,7 @@ pub async fn run(args: ScreenArgs, settings: &Settings) -> Result<()> {
         ),
         None => None,
     };
-    let store = open_store(settings).await?;
+    let store = open_existing_store(settings).await?;
     let entries: Vec<ListedEntry> = store
         .listed_entries()
         .await?

@@ -8,9 +8,11 @@ use tracing::info;
 
 use super::args::SinkArgs;
 use super::progress_bar;
-use crate::app::{open_store, Bus};
+use crate::app::{open_existing_store, open_store, Bus};
 use crate::config::Settings;
-use crate::suppliers::{read_suppliers_with_progress, write_suppliers, ReadLimits};
+use crate::suppliers::{
+    read_suppliers_with_progress, write_suppliers, ReadLimits, SupplierFileError,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum SuppliersCommand {
@@ -22,11 +24,21 @@ pub enum SuppliersCommand {
     Import(SuppliersImportArgs),
     /// Write the stored supplier records as CSV to stdout (or --output).
     Export(SuppliersExportArgs),
+    /// Delete supplier records by id: they are no longer screened. An id that is not stored is
+    /// an error naming it (the others are still deleted).
+    Delete(SuppliersDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuppliersDeleteArgs {
+    /// The ids of the suppliers to delete.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct SuppliersImportArgs {
-    /// The CSV file.
+    /// The CSV file (`-` for standard input).
     pub file: PathBuf,
     /// Longest accepted field, in bytes; longer fields reject their row.
     #[arg(long, default_value_t = 64 * 1024)]
@@ -52,13 +64,20 @@ pub async fn run(command: SuppliersCommand, settings: &Settings) -> Result<()> {
     match command {
         SuppliersCommand::Import(args) => import(args, settings).await,
         SuppliersCommand::Export(args) => export(args, settings).await,
+        SuppliersCommand::Delete(args) => delete(args, settings).await,
     }
 }
 
 async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("cannot open {}", args.file.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let stdin = args.file == std::path::Path::new("-");
+    let (input, size): (Box<dyn std::io::Read>, u64) = if stdin {
+        (Box::new(std::io::stdin().lock()), 0)
+    } else {
+        let file = std::fs::File::open(&args.file)
+            .with_context(|| format!("cannot open {}", args.file.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(file), size)
+    };
     let store = open_store(settings).await?;
 
     let bar = progress_bar(size, "reading");
@@ -66,14 +85,25 @@ async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
         max_field_bytes: args.max_field_bytes,
         ..ReadLimits::default()
     };
-    let import = read_suppliers_with_progress(std::io::BufReader::new(file), limits, |p| {
+    let import = read_suppliers_with_progress(std::io::BufReader::new(input), limits, |p| {
         bar.set_position(p.bytes)
     })
-    .with_context(|| format!("cannot import {}", args.file.display()))?;
+    .map_err(|e| {
+        let hint = match &e {
+            SupplierFileError::MissingColumns { found, .. }
+                if found.len() == 1 && found[0].contains(';') =>
+            {
+                " (the header looks semicolon-separated, as some spreadsheets save CSV; save \
+                 it comma-separated)"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("cannot import {}: {e}{hint}", args.file.display())
+    })?;
     bar.finish_and_clear();
 
     for error in &import.errors {
-        eprintln!("{}: {error}", args.file.display());
+        note!("{}: {error}", args.file.display());
     }
     let bar = progress_bar(import.records.len() as u64, "storing");
     let counts = store
@@ -113,7 +143,7 @@ async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
 }
 
 async fn export(args: SuppliersExportArgs, settings: &Settings) -> Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_existing_store(settings).await?;
     let records = store.suppliers().await?;
     match &args.output {
         Some(path) => {
@@ -125,5 +155,27 @@ async fn export(args: SuppliersExportArgs, settings: &Settings) -> Result<()> {
     }
     info!(suppliers = records.len(), "exported");
     store.close().await;
+    Ok(())
+}
+
+async fn delete(args: SuppliersDeleteArgs, settings: &Settings) -> Result<()> {
+    let store = open_existing_store(settings).await?;
+    let mut missing = Vec::new();
+    for id in &args.ids {
+        if store.delete_supplier(id).await? {
+            println!("deleted {id}");
+        } else {
+            missing.push(id.as_str());
+        }
+    }
+    let left = store.supplier_count().await?;
+    store.close().await;
+    if !missing.is_empty() {
+        bail!(
+            "no supplier with id {}; {left} suppliers in store",
+            missing.join(", ")
+        );
+    }
+    println!("{left} suppliers in store");
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Args;
 use tracing::info;
@@ -15,7 +15,8 @@ use crate::shutdown::Shutdown;
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Time between polls, e.g. 60s, 5m.
+    /// Time between polls, e.g. 60s, 5m, 1h30m; at least 10s (100ms for a Federal Register
+    /// on this machine).
     #[arg(long, env = "ENTITYWATCH_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Search from this publication date (YYYY-MM-DD) to backfill; documents already
@@ -37,9 +38,7 @@ pub struct WatchArgs {
 }
 
 pub async fn run(args: WatchArgs, settings: &Settings) -> Result<()> {
-    if args.interval.is_zero() {
-        bail!("--interval must be greater than zero");
-    }
+    settings.check_poll_interval(args.interval)?;
     let output = match (&args.output, &settings.kafka_brokers) {
         (Some(path), _) => WatcherOutput::File(path.clone()),
         (None, Some(_)) => WatcherOutput::Bus,
@@ -54,6 +53,7 @@ pub async fn run(args: WatchArgs, settings: &Settings) -> Result<()> {
         }),
         http: !args.once,
         ready_max_poll_age: args.readiness.ready_max_poll_age,
+        ready_max_stuck: Some(args.readiness.ready_max_stuck),
         ..ServiceSpec::default()
     };
     let app = App::build(settings, spec).await?;

@@ -139,6 +139,26 @@ impl SourceFilter {
     }
 }
 
+impl SourceFilter {
+    /// The terms that match none of `sources`.
+    pub fn unmatched_terms<'s>(
+        &self,
+        sources: impl Iterator<Item = &'s str> + Clone,
+    ) -> Vec<String> {
+        match self {
+            SourceFilter::All => Vec::new(),
+            SourceFilter::Any(terms) => terms
+                .iter()
+                .filter(|t| {
+                    let one = SourceFilter::Any(vec![(*t).clone()]);
+                    !sources.clone().any(|s| one.matches(s))
+                })
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 impl fmt::Display for SourceFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -197,6 +217,8 @@ pub struct CslImport {
     /// Rows of lists the filter did not select.
     pub other_sources: usize,
     pub warnings: Vec<CslWarning>,
+    /// Every list the file has rows of, with its row count.
+    pub sources: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +243,15 @@ pub enum CslError {
     #[error("malformed screening list JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
+        "no list in the file matches --source {terms}; the lists in it: {known}",
+        terms = terms.join(","),
+        known = if known.is_empty() { "(none)".to_string() } else { known.join("; ") }
+    )]
+    UnknownSource {
+        terms: Vec<String>,
+        known: Vec<String>,
+    },
+    #[error(
         "unrecognised screening list JSON: expected an object with `results` or `entries`, or \
          an array; found keys: {0}"
     )]
@@ -244,10 +275,55 @@ impl Default for CslLimits {
 }
 
 /// Reads a CSL file (CSV or JSON, optionally gzip-compressed; the content decides, not the
-/// file name).
+/// file name); `-` is standard input.
 pub fn read_csl_path(path: &Path, filter: &SourceFilter) -> Result<CslImport, CslError> {
+    if path == Path::new("-") {
+        return read_csl(io::stdin().lock(), filter, CslLimits::default());
+    }
     let file = std::fs::File::open(path)?;
     read_csl(file, filter, CslLimits::default())
+}
+
+/// How much of a list a replace may remove before it is refused. A snapshot import replaces
+/// the list, so a file cut short (40 lines of a 2,000-row CSV, a one-entry JSON) would
+/// otherwise mark nearly every entry removed, and screening would go quiet without a word.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShrinkGuard {
+    /// Largest share (0.0-1.0) of the listed entries one replace may remove.
+    pub max_removed_share: f64,
+}
+
+impl Default for ShrinkGuard {
+    fn default() -> Self {
+        ShrinkGuard {
+            max_removed_share: 0.05,
+        }
+    }
+}
+
+impl ShrinkGuard {
+    /// Whether removing `removed` of `listed_before` entries is within the share. A first
+    /// import (nothing listed) always is.
+    pub fn allows(&self, listed_before: u64, removed: u64) -> bool {
+        listed_before == 0 || removed as f64 <= self.max_removed_share * listed_before as f64
+    }
+
+    /// Parses `5%`, `5` (per cent) or `0.05`.
+    pub fn parse_share(raw: &str) -> Result<f64, String> {
+        let t = raw.trim();
+        let (num, percent) = match t.strip_suffix('%') {
+            Some(n) => (n.trim(), true),
+            None => (t, false),
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("{raw:?} is not a share like 5% or 0.05"))?;
+        let share = if percent || n > 1.0 { n / 100.0 } else { n };
+        if !(0.0..=1.0).contains(&share) {
+            return Err(format!("{raw:?} is not a share between 0% and 100%"));
+        }
+        Ok(share)
+    }
 }
 
 /// Reads a CSL from any reader: gzip is recognised by its magic bytes, JSON by a leading `{`
@@ -265,11 +341,24 @@ pub fn read_csl(
         read_bounded(buffered, limits)?
     };
     let body = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => Err(CslError::Empty),
-        Some(b'{' | b'[') => read_json(body, filter),
-        Some(_) => read_csv(body, filter),
+    let import = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(CslError::Empty),
+        Some(b'{' | b'[') => read_json(body, filter)?,
+        Some(_) => read_csv(body, filter)?,
+    };
+    // A term that selects nothing is a typo (`--source XYZ`), not a request for an empty list.
+    let unmatched = filter.unmatched_terms(import.sources.keys().map(String::as_str));
+    if !unmatched.is_empty() {
+        return Err(CslError::UnknownSource {
+            terms: unmatched,
+            known: import
+                .sources
+                .iter()
+                .map(|(s, n)| format!("{s} ({n} rows)"))
+                .collect(),
+        });
     }
+    Ok(import)
 }
 
 fn read_bounded(reader: impl Read, limits: CslLimits) -> Result<Vec<u8>, CslError> {
@@ -317,14 +406,37 @@ impl<'a> Collector<'a> {
                 rows: 0,
                 other_sources: 0,
                 warnings: Vec::new(),
+                sources: BTreeMap::new(),
             },
         }
     }
 
     fn push(&mut self, location: impl FnOnce() -> String, raw: RawEntry) {
         self.out.rows += 1;
-        if !self.filter.matches(&raw.source) {
-            self.out.other_sources += 1;
+        // A row with no list or no name is reported whatever the filter: counted among "other
+        // lists" it would vanish without a word.
+        if raw.source.trim().is_empty() {
+            self.out.warnings.push(CslWarning {
+                location: location(),
+                message: "row without a source list, skipped".to_string(),
+            });
+            return;
+        }
+        *self.out.sources.entry(raw.source.clone()).or_default() += 1;
+        // PostgreSQL cannot store a NUL in text, and would fail the whole import on it.
+        let text = [&raw.name, &raw.source]
+            .into_iter()
+            .chain(&raw.alt_names)
+            .chain(&raw.addresses)
+            .chain(raw.license_requirement.iter())
+            .chain(raw.license_policy.iter())
+            .chain(raw.federal_register_notice.iter());
+        if text.into_iter().any(|t| t.contains('\0')) {
+            self.out.warnings.push(CslWarning {
+                location: location(),
+                message: "a field contains a NUL byte (0x00), which cannot be stored; skipped"
+                    .to_string(),
+            });
             return;
         }
         let name = match EntityName::parse(&raw.name) {
@@ -337,6 +449,10 @@ impl<'a> Collector<'a> {
                 return;
             }
         };
+        if !self.filter.matches(&raw.source) {
+            self.out.other_sources += 1;
+            return;
+        }
         let start_date = match raw.start_date.as_deref() {
             None => None,
             Some(d) => match NaiveDate::parse_from_str(d, "%Y-%m-%d") {

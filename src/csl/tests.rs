@@ -336,3 +336,22 @@ fn folding_keeps_every_citation_once() {
     join_distinct(&mut a, Some("84 FR 1".into()), "; ");
     assert_eq!(a.as_deref(), Some("84 FR 1; 85 FR 2"));
 }
+
+#[test]
+fn a_nul_byte_costs_its_row_only() {
+    let csv = "source,name\nEntity List (EL) - Bureau of Industry and Security,Good Ltd\n\
+               Entity List (EL) - Bureau of Industry and Security,Ba\0d Ltd\n";
+    let r = read_csl(
+        csv.as_bytes(),
+        &SourceFilter::default(),
+        CslLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(r.entries.len(), 1);
+    assert_eq!(r.warnings.len(), 1);
+    assert!(
+        r.warnings[0].to_string().contains("line 3"),
+        "{}",
+        r.warnings[0]
+    );
+}

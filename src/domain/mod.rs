@@ -5,6 +5,7 @@
 //! validate (a value that exists is well formed).
 
 pub mod country;
+mod country_table;
 pub mod list_entry;
 pub mod supplier;
 

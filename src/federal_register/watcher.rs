@@ -75,6 +75,14 @@ pub struct PollReport {
     pub public_inspection_events: usize,
 }
 
+impl PollReport {
+    /// Rules were tried and not one could be fetched (the Federal Register refuses or fails
+    /// every full text).
+    pub fn all_attempts_failed(&self) -> bool {
+        self.documents_failed > 0 && self.documents_parsed + self.documents_unreadable == 0
+    }
+}
+
 pub struct Watcher {
     client: FederalRegisterClient,
     store: Store,
@@ -87,6 +95,9 @@ pub struct Watcher {
     /// stretch of a poll a shutdown waits for. Anywhere else (searching, fetching, retrying an
     /// unreachable Federal Register) the poll is dropped at once.
     publishing: AtomicBool,
+    /// The oldest rule that could not be fetched, and since when (Unix seconds): it holds the
+    /// watermark until it is read.
+    stuck: std::sync::Mutex<Option<(String, i64)>>,
 }
 
 /// How long a poll in progress may go on after shutdown was requested, to finish the document
@@ -107,6 +118,7 @@ impl Watcher {
             config,
             stopping: AtomicBool::new(false),
             publishing: AtomicBool::new(false),
+            stuck: std::sync::Mutex::new(None),
         }
     }
 
@@ -116,6 +128,12 @@ impl Watcher {
         let result = self.poll(since).await;
         let m = metrics();
         match &result {
+            // A poll in which every rule it tried failed to fetch did nothing: it is no
+            // success, however cleanly it ended.
+            Ok(report) if report.all_attempts_failed() => m
+                .polls
+                .with_label_values(&[PollOutcome::Failure.as_str()])
+                .inc(),
             Ok(report) => {
                 m.polls
                     .with_label_values(&[PollOutcome::Success.as_str()])
@@ -165,6 +183,7 @@ impl Watcher {
         info!(since = %start, found = documents.len(), "searched the Federal Register for Entity List rules");
 
         let mut earliest_failed: Option<NaiveDate> = None;
+        let mut oldest_unfetchable: Option<(NaiveDate, String)> = None;
         let mut latest_seen: Option<NaiveDate> = None;
         for doc in &documents {
             latest_seen = latest_seen.max(Some(doc.publication_date));
@@ -183,6 +202,10 @@ impl Watcher {
                 Ok(()) => {}
                 Err(DocumentFailure::Fetch(e)) => {
                     report.documents_failed += 1;
+                    let this = (doc.publication_date, doc.document_number.clone());
+                    if oldest_unfetchable.as_ref().is_none_or(|o| this < *o) {
+                        oldest_unfetchable = Some(this);
+                    }
                     earliest_failed = earliest_failed
                         .map(|d| d.min(doc.publication_date))
                         .or(Some(doc.publication_date));
@@ -206,10 +229,14 @@ impl Watcher {
             self.store.set_watermark(new).await?;
         }
 
+        self.note_stuck(oldest_unfetchable.map(|(_, number)| number));
+
         if self.config.public_inspection && !self.stopping.load(Ordering::SeqCst) {
             self.poll_public_inspection(&mut report).await?;
         }
-        self.store.set_last_successful_poll(Utc::now()).await?;
+        if !report.all_attempts_failed() {
+            self.store.set_last_successful_poll(Utc::now()).await?;
+        }
         info!(
             parsed = report.documents_parsed,
             unreadable = report.documents_unreadable,
@@ -219,6 +246,30 @@ impl Watcher {
             "poll finished"
         );
         Ok(report)
+    }
+
+    /// Records which rule (if any) holds the watermark, keeping the time it first failed while
+    /// it is the same rule, and shows it on `entitywatch_watcher_stuck_since_timestamp_seconds`.
+    fn note_stuck(&self, oldest_unfetchable: Option<String>) {
+        let Ok(mut stuck) = self.stuck.lock() else {
+            return;
+        };
+        let now = Utc::now().timestamp();
+        *stuck = match (stuck.take(), oldest_unfetchable) {
+            (Some((held, since)), Some(number)) if held == number => Some((held, since)),
+            (_, Some(number)) => {
+                warn!(document = %number, "rule cannot be fetched; it holds the watermark until it is read");
+                Some((number, now))
+            }
+            (Some((held, since)), None) => {
+                info!(document = %held, stuck_seconds = now - since, "watermark no longer held");
+                None
+            }
+            (None, None) => None,
+        };
+        metrics()
+            .stuck_since
+            .set(stuck.as_ref().map_or(0, |(_, since)| *since));
     }
 
     async fn handle_document(

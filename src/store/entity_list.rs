@@ -79,6 +79,17 @@ pub struct SnapshotCounts {
     pub removed: u64,
 }
 
+/// What a replace would do, shown to the caller before it is committed
+/// ([`Store::replace_entity_list_snapshot_if`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotPlan {
+    pub counts: SnapshotCounts,
+    /// Entries currently listed in the lists the new snapshot covers.
+    pub listed_before: u64,
+    /// (key, name) of each entry the replace marks removed, by key.
+    pub removed: Vec<(String, String)>,
+}
+
 /// What one change event did to the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeOutcome {
@@ -117,7 +128,33 @@ impl Store {
         &self,
         entries: &[ListEntry],
     ) -> Result<SnapshotCounts, StoreError> {
-        self.write_snapshot(entries, true).await
+        let plan = self
+            .write_snapshot(entries, Some(&|_: &SnapshotPlan| true))
+            .await?;
+        Ok(plan.counts)
+    }
+
+    /// As [`Store::replace_entity_list_snapshot`], but `accept` sees what the replace would do
+    /// (inside its transaction, before anything is committed) and may refuse it: then nothing
+    /// changes. Returns the plan and whether it was committed. The store decides nothing here;
+    /// the caller's policy (a file cut short must not empty the list) does.
+    pub async fn replace_entity_list_snapshot_if(
+        &self,
+        entries: &[ListEntry],
+        accept: &(dyn Fn(&SnapshotPlan) -> bool + Sync),
+    ) -> Result<(SnapshotPlan, bool), StoreError> {
+        let accepted = std::sync::atomic::AtomicBool::new(false);
+        let plan = self
+            .write_snapshot(
+                entries,
+                Some(&|plan: &SnapshotPlan| {
+                    let ok = accept(plan);
+                    accepted.store(ok, std::sync::atomic::Ordering::Relaxed);
+                    ok
+                }),
+            )
+            .await?;
+        Ok((plan, accepted.load(std::sync::atomic::Ordering::Relaxed)))
     }
 
     /// Inserts or updates `entries` without removing anything. One transaction.
@@ -125,16 +162,18 @@ impl Store {
         &self,
         entries: &[ListEntry],
     ) -> Result<SnapshotCounts, StoreError> {
-        self.write_snapshot(entries, false).await
+        Ok(self.write_snapshot(entries, None).await?.counts)
     }
 
+    /// `replace`: remove the missing entries of the covered lists, once `replace` accepts the
+    /// plan (a refusal rolls everything back).
     async fn write_snapshot(
         &self,
         entries: &[ListEntry],
-        remove_missing: bool,
-    ) -> Result<SnapshotCounts, StoreError> {
+        replace: Option<&(dyn Fn(&SnapshotPlan) -> bool + Sync)>,
+    ) -> Result<SnapshotPlan, StoreError> {
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing: HashMap<String, (Encoded, bool)> = sqlx::query(SELECT_ALL)
             .fetch_all(&mut *tx)
             .await?
@@ -169,22 +208,35 @@ impl Store {
             }
             to_write.push(enc);
         }
+        let mut plan = SnapshotPlan::default();
+        let sources: BTreeSet<&str> = entries.iter().map(|e| e.source_list.as_str()).collect();
+        let mut gone: Vec<&str> = Vec::new();
+        if let Some(accept) = replace {
+            for (key, (enc, removed)) in &existing {
+                if *removed || !sources.contains(enc.source_list.as_str()) {
+                    continue;
+                }
+                plan.listed_before += 1;
+                if !last.contains_key(key.as_str()) {
+                    gone.push(key.as_str());
+                    plan.removed.push((key.clone(), enc.name.clone()));
+                }
+            }
+            gone.sort_unstable();
+            plan.removed.sort();
+            plan.counts = counts;
+            plan.counts.removed = gone.len() as u64;
+            if !accept(&plan) {
+                tx.rollback().await?;
+                return Ok(plan);
+            }
+        }
         let batch = rows_per_statement(self.backend(), VALUES_PER_ROW);
         for chunk in to_write.chunks(batch) {
             upsert_batch(&mut tx, chunk, SNAPSHOT, None, &now).await?;
         }
 
-        if remove_missing {
-            let sources: BTreeSet<&str> = entries.iter().map(|e| e.source_list.as_str()).collect();
-            let gone: Vec<&str> = existing
-                .iter()
-                .filter(|(key, (enc, removed))| {
-                    !removed
-                        && sources.contains(enc.source_list.as_str())
-                        && !last.contains_key(key.as_str())
-                })
-                .map(|(key, _)| key.as_str())
-                .collect();
+        if replace.is_some() {
             for chunk in gone.chunks(rows_per_statement(self.backend(), 1)) {
                 let sql = format!(
                     "UPDATE listed_entries SET removed_at = $1, updated_at = $1, \
@@ -200,7 +252,8 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(counts)
+        plan.counts = counts;
+        Ok(plan)
     }
 
     /// Current entries (not removed), ordered by key.
@@ -257,7 +310,7 @@ impl Store {
         let key = change.entity_key.as_str();
         let action = change.action.as_str();
         let document = change.source.document_number.as_str();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let current = state(&mut tx, key).await?;
         if let Some(s) = &current {
             if s.last_action == action && s.last_document.as_deref() == Some(document) {
@@ -679,7 +732,7 @@ impl Store {
         if marker.as_deref() == Some(KEY_SCHEME) {
             return Ok(0);
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query("SELECT entity_key, name FROM listed_entries")
             .fetch_all(&mut *tx)
             .await?;

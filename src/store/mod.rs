@@ -13,7 +13,7 @@ mod worker_state;
 
 pub use checkpoint::ProcessedDocument;
 pub use entity_list::{
-    AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, StoredEntry,
+    AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,
 };
 pub use suppliers::UpsertCounts;
 pub use worker_state::{Claim, Decision, Delivery, LoggedMessage};
@@ -22,15 +22,22 @@ use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
+use sqlx::ConnectOptions as _;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
+    #[error("connection refused at {address}: is PostgreSQL running there?")]
+    Refused { address: String },
     #[error("cannot migrate the store: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error(
+        "no database at {path}: check --database-url (a command that only reads never creates one)"
+    )]
+    Missing { path: String },
     #[error("stored value {name} is corrupt: {value:?}")]
     Corrupt { name: String, value: String },
 }
@@ -51,22 +58,70 @@ pub struct Store {
 impl Store {
     /// Opens (creating the SQLite file if needed) and migrates the store at `url`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::open(url, true).await
+    }
+
+    /// Opens the store at `url` only if it exists: for commands that only read (`suppliers
+    /// export`, `dead-letters list`, `screen`), where a mistyped SQLite path must be an error
+    /// naming it, not a new empty database that makes the command "succeed".
+    pub async fn connect_existing(url: &str) -> Result<Store, StoreError> {
+        if let Some(path) = sqlite_file(url) {
+            if !std::path::Path::new(path).exists() {
+                return Err(StoreError::Missing {
+                    path: path.to_string(),
+                });
+            }
+        }
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let redacted = crate::config::redact_url(url);
         let (url, backend) = if url.starts_with("sqlite:") {
-            (sqlite_url_creating_file(url), Backend::Sqlite)
+            let url = if create {
+                sqlite_url_creating_file(url)
+            } else {
+                url.to_string()
+            };
+            (url, Backend::Sqlite)
         } else {
             (url.to_string(), Backend::Postgres)
         };
-        let options = AnyConnectOptions::from_str(&url).map_err(|source| StoreError::Connect {
-            url: redacted.clone(),
-            source,
-        })?;
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|source| StoreError::Connect {
+                url: redacted.clone(),
+                source,
+            })?
+            // A long export or import is slow by nature; sqlx would warn on each statement
+            // over a second, on the normal path.
+            .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(1));
+        if backend == Backend::Postgres {
+            // One plain attempt first: the pool retries a refused connection until its acquire
+            // timeout (30 s) and then says only "pool timed out", hiding the cause.
+            first_connection(&url, &options, &redacted).await?;
+        }
         // SQLite serialises writers anyway; one connection avoids "database is locked" between
         // our own tasks, and an in-memory database must stay on one connection to exist at all.
         let max = if backend == Backend::Sqlite { 1 } else { 8 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Every connection, not only the first: a writer that waits for
+                        // another process (an import beside `run`) waits this long for its
+                        // turn instead of failing with "database is locked".
+                        sqlx::query(&format!(
+                            "PRAGMA busy_timeout = {}",
+                            SQLITE_BUSY_TIMEOUT.as_millis()
+                        ))
+                        .execute(conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Connect {
@@ -78,14 +133,24 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
-            sqlx::query("PRAGMA busy_timeout = 5000")
-                .execute(&pool)
-                .await?;
         }
         sqlx::migrate!("./migrations").run(&pool).await?;
         let store = Store { pool, backend };
         store.migrate_entity_keys().await?;
         Ok(store)
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so it waits its turn behind another process's writer under the busy
+    /// timeout; a plain `BEGIN` that reads first and writes later would instead fail at once
+    /// with "database is locked" when another writer got in between.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -144,6 +209,60 @@ pub struct SnapshotStats {
     pub entity_list_last_change: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// Connects once, within [`FIRST_CONNECTION_TIMEOUT`], to report a server that is not there
+/// as such ("connection refused at HOST:PORT") within a second or two.
+async fn first_connection(
+    url: &str,
+    options: &AnyConnectOptions,
+    redacted: &str,
+) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let address = || {
+        url::Url::parse(url)
+            .ok()
+            .map(|u| {
+                format!(
+                    "{}:{}",
+                    u.host_str().unwrap_or("localhost"),
+                    u.port().unwrap_or(5432)
+                )
+            })
+            .unwrap_or_else(|| redacted.to_string())
+    };
+    match tokio::time::timeout(FIRST_CONNECTION_TIMEOUT, options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(StoreError::Refused { address: address() })
+        }
+        Ok(Err(source)) => Err(StoreError::Connect {
+            url: redacted.to_string(),
+            source,
+        }),
+        Err(_) => Err(StoreError::Connect {
+            url: redacted.to_string(),
+            source: sqlx::Error::PoolTimedOut,
+        }),
+    }
+}
+
+/// How long a SQLite writer waits for another writer (another process) to finish.
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long the first connection to PostgreSQL may take.
+const FIRST_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The file a SQLite URL names, or `None` for PostgreSQL and in-memory databases.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!in_memory && !path.is_empty()).then_some(path)
+}
+
 /// `sqlite://entitywatch.db` must create the file on first use, as a user running the embedded
 /// default for the first time expects; sqlx only does so with `mode=rwc`.
 fn sqlite_url_creating_file(url: &str) -> String {
@@ -157,6 +276,27 @@ fn sqlite_url_creating_file(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(sqlite_file("sqlite://x.db?mode=rwc"), Some("x.db"));
+        assert_eq!(sqlite_file("sqlite:///tmp/x.db"), Some("/tmp/x.db"));
+        assert_eq!(sqlite_file("sqlite:x.db"), Some("x.db"));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
+
+    #[tokio::test]
+    async fn a_missing_sqlite_file_is_not_created_by_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.db");
+        let url = format!("sqlite://{}", path.display());
+        let e = Store::connect_existing(&url).await.err().expect("refused");
+        assert!(e.to_string().contains("typo.db"), "{e}");
+        assert!(!path.exists());
+        Store::connect(&url).await.unwrap().close().await;
+        Store::connect_existing(&url).await.unwrap().close().await;
+    }
 
     #[test]
     fn sqlite_urls_create_their_file() {

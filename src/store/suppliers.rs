@@ -62,7 +62,7 @@ impl Store {
         let mut counts = UpsertCounts::default();
         let mut done = records.len() - unique.len();
         let batch = rows_per_statement(self.backend(), VALUES_PER_ROW);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in unique.chunks(batch) {
             // Counted inside the transaction, so the split is exact for this import.
             let existing_sql = format!(

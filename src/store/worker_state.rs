@@ -84,7 +84,7 @@ impl Store {
         topic: &str,
         messages: &[(String, String)],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let last: Option<i64> =
             sqlx::query("SELECT MAX(position) AS last FROM bus_log WHERE topic = $1")
                 .bind(topic)

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::io::{self, Read};
 
+use crate::domain::recognise_country;
 use crate::domain::supplier::{
     SupplierError, SupplierRecord, ADDRESS_COLUMN, ALIASES_COLUMN, COUNTRY_COLUMN, ID_COLUMN,
     NAME_COLUMN,
@@ -74,6 +75,10 @@ pub enum RowProblem {
     InvalidUtf8 {
         column: String,
     },
+    /// A NUL byte (0x00), which no text column of the store can hold.
+    NulByte {
+        column: String,
+    },
     ValueInUnnamedColumn {
         column: usize,
     },
@@ -90,6 +95,8 @@ pub enum RowProblem {
         id: String,
         later_line: u64,
     },
+    /// A country that is no code or name we know: the row is kept, without a country.
+    UnknownCountry(String),
 }
 
 impl fmt::Display for RowProblem {
@@ -110,6 +117,10 @@ impl fmt::Display for RowProblem {
             RowProblem::InvalidUtf8 { column } => {
                 write!(f, "invalid UTF-8 in field {column}; save the file as UTF-8")
             }
+            RowProblem::NulByte { column } => write!(
+                f,
+                "field {column} contains a NUL byte (0x00), which cannot be stored; remove it"
+            ),
             RowProblem::ValueInUnnamedColumn { column } => write!(
                 f,
                 "a value in column {column}, which has no name in the header"
@@ -125,6 +136,11 @@ impl fmt::Display for RowProblem {
                  the rows there were not imported; close the quote"
             ),
             RowProblem::Invalid(e) => e.fmt(f),
+            RowProblem::UnknownCountry(raw) => write!(
+                f,
+                "country {raw:?} is not an ISO 3166 code or a country name we know; the row is \
+                 stored and screened without a country"
+            ),
             RowProblem::DuplicateId { id, later_line } => write!(
                 f,
                 "duplicate id {id:?} also on line {later_line}; the later row wins and this one \
@@ -138,7 +154,10 @@ impl RowProblem {
     /// A warning leaves the file's data complete (the row's id is still imported from another
     /// row); anything else means the row's data is not imported.
     pub fn is_warning(&self) -> bool {
-        matches!(self, RowProblem::DuplicateId { .. })
+        matches!(
+            self,
+            RowProblem::DuplicateId { .. } | RowProblem::UnknownCountry(_)
+        )
     }
 }
 
@@ -167,6 +186,8 @@ impl std::error::Error for RowError {}
 pub struct SupplierRow {
     pub line: u64,
     pub record: Result<SupplierRecord, RowError>,
+    /// A problem that did not cost the row (a country we do not know).
+    pub warning: Option<RowProblem>,
 }
 
 /// Where each header column goes.
@@ -194,7 +215,11 @@ impl<R: Read> SupplierReader<R> {
     pub fn new(reader: R, limits: ReadLimits) -> Result<Self, SupplierFileError> {
         let mut csv = BoundedCsv::new(reader, limits);
         let mut header = RawRecord::default();
-        if !csv.next_record(&mut header, limits.max_columns + 1)? {
+        // A header can be long (many columns) but not endless: `/dev/zero` or a binary file
+        // with no line break would otherwise be read to its end, which may never come.
+        let header_limit =
+            (limits.max_field_bytes as u64).saturating_mul(limits.max_columns as u64 + 1);
+        if !csv.next_record_within(&mut header, limits.max_columns + 1, Some(header_limit))? {
             return Err(SupplierFileError::Empty);
         }
         if header.field_count > limits.max_columns {
@@ -237,15 +262,20 @@ impl<R: Read> SupplierReader<R> {
             return Ok(None);
         }
         let line = self.record.line;
+        let (record, warning) = match self.build_record() {
+            Ok((record, warning)) => (Ok(record), warning),
+            Err((id, reason)) => (Err(RowError { line, id, reason }), None),
+        };
         Ok(Some(SupplierRow {
             line,
-            record: self
-                .build_record()
-                .map_err(|(id, reason)| RowError { line, id, reason }),
+            record,
+            warning,
         }))
     }
 
-    fn build_record(&self) -> Result<SupplierRecord, (Option<String>, RowProblem)> {
+    fn build_record(
+        &self,
+    ) -> Result<(SupplierRecord, Option<RowProblem>), (Option<String>, RowProblem)> {
         let rec = &self.record;
         // The id is worth reporting even for a row with another problem, when it is readable.
         let id = self
@@ -278,7 +308,14 @@ impl<R: Read> SupplierReader<R> {
         let mut text = Vec::with_capacity(self.columns.len());
         for (i, f) in rec.fields[..rec.field_count].iter().enumerate() {
             match std::str::from_utf8(f) {
-                Ok(s) => text.push(s),
+                // PostgreSQL cannot store a NUL in text at all, and would fail the whole
+                // import on it; SQLite would store it. Both refuse the row alike.
+                Ok(s) if s.contains('\0') => {
+                    return fail(RowProblem::NulByte {
+                        column: self.column_label(i),
+                    })
+                }
+                Ok(s) => text.push(restore_formula(s)),
                 Err(_) => {
                     return fail(RowProblem::InvalidUtf8 {
                         column: self.column_label(i),
@@ -302,9 +339,22 @@ impl<R: Read> SupplierReader<R> {
                 ColumnRole::Unnamed | ColumnRole::Reference(_) => {}
             }
         }
-        let mut record = SupplierRecord::new(id_v, name_v)
-            .and_then(|r| r.with_country_text(country_v))
-            .map_err(|e| (id.clone(), RowProblem::Invalid(e)))?
+        let record =
+            SupplierRecord::new(id_v, name_v).map_err(|e| (id.clone(), RowProblem::Invalid(e)))?;
+        // A country we cannot read costs the country, never the row: a supplier left out of
+        // screening for its spelling of "United States" would be the worse failure. "XX" (the
+        // list's "unknown") is no country either, and is said so.
+        let raw_country = country_v.trim();
+        let (country, warning) = match recognise_country(raw_country) {
+            Some(c) => (Some(c), None),
+            None if raw_country.is_empty() => (None, None),
+            None => (
+                None,
+                Some(RowProblem::UnknownCountry(raw_country.to_string())),
+            ),
+        };
+        let record = record.with_country(country);
+        let mut record = record
             .with_aliases([aliases_v])
             .with_address(Some(address_v));
         for (i, (_, role)) in self.columns.iter().enumerate() {
@@ -313,7 +363,7 @@ impl<R: Read> SupplierReader<R> {
                 record.set_reference(key, text[i]);
             }
         }
-        Ok(record)
+        Ok((record, warning))
     }
 
     fn role_is_id(&self, i: usize) -> bool {
@@ -332,6 +382,15 @@ impl<R: Read> Iterator for SupplierReader<R> {
     type Item = Result<SupplierRow, SupplierFileError>;
     fn next(&mut self) -> Option<Self::Item> {
         self.next_row().transpose()
+    }
+}
+
+/// Undoes [`super::neutralise_formula`]: `'=x` is read as `=x`. A `'` before anything else is
+/// part of the value.
+fn restore_formula(field: &str) -> &str {
+    match field.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(super::FORMULA_TRIGGERS) => rest,
+        _ => field,
     }
 }
 
@@ -423,6 +482,13 @@ pub fn read_suppliers_with_progress(
     let mut count = 0u64;
     while let Some(row) = rows.next_row()? {
         count += 1;
+        if let Some(reason) = row.warning {
+            errors.push(RowError {
+                line: row.line,
+                id: row.record.as_ref().ok().map(|r| r.id().to_string()),
+                reason,
+            });
+        }
         match row.record {
             Ok(record) => {
                 let slot = slots.len();
@@ -537,6 +603,17 @@ impl<R: Read> BoundedCsv<R> {
     /// Reads the next record into `rec`, keeping at most `width` fields. Returns false at the
     /// end of the input.
     fn next_record(&mut self, rec: &mut RawRecord, width: usize) -> io::Result<bool> {
+        self.next_record_within(rec, width, None)
+    }
+
+    /// As `next_record`; past `limit` bytes the record is cut short and marked oversized.
+    fn next_record_within(
+        &mut self,
+        rec: &mut RawRecord,
+        width: usize,
+        limit: Option<u64>,
+    ) -> io::Result<bool> {
+        let mut record_bytes: u64 = 0;
         // Skip blank lines ourselves (csv_core would too) so the record's first line is known.
         loop {
             self.fill()?;
@@ -589,7 +666,14 @@ impl<R: Read> BoundedCsv<R> {
             self.line += count_breaks(consumed, &mut self.last_byte);
             self.pos += nin;
             self.bytes += nin as u64;
+            record_bytes += nin as u64;
             let idx = rec.field_count;
+            if limit.is_some_and(|l| record_bytes > l) {
+                rec.oversized
+                    .get_or_insert((idx.min(width.saturating_sub(1)), record_bytes));
+                rec.field_count = (idx + 1).min(width);
+                return Ok(true);
+            }
             if idx < width && !matches!(rec.oversized, Some((i, _)) if i == idx) {
                 let f = &mut rec.fields[idx];
                 if f.len() + nout <= max {

@@ -157,7 +157,7 @@ fn duplicate_ids_keep_the_last_row_and_warn_about_earlier_ones() {
 }
 
 #[test]
-fn empty_ids_names_bad_countries_and_field_counts_are_row_errors() {
+fn empty_ids_names_and_field_counts_are_row_errors_and_bad_countries_warnings() {
     let i = read(
         b"id,name,country\n,Acme,CN\n2,  ,CN\n3,--,CN\n4,Delta,Atlantis\n5,Echo,QQ\n6,Fox\n\
           7,Golf,CN,extra\n8,Hotel,cn\n9,India,\n",
@@ -167,8 +167,14 @@ fn empty_ids_names_bad_countries_and_field_counts_are_row_errors() {
     assert_eq!(got[0], (2, "empty id".to_string()));
     assert_eq!(got[1].0, 3);
     assert_eq!(got[2], (4, "empty name (no letter or digit)".to_string()));
-    assert!(got[3].1.starts_with("unrecognised country \"Atlantis\""));
-    assert!(got[4].1.starts_with("unrecognised country \"QQ\""));
+    // An unknown country costs the country, not the row: a warning naming the line.
+    assert_eq!(got[3].0, 5);
+    assert!(
+        got[3].1.starts_with("country \"Atlantis\" is not"),
+        "{got:?}"
+    );
+    assert!(got[4].1.starts_with("country \"QQ\" is not"), "{got:?}");
+    assert!(i.errors[3].reason.is_warning() && i.errors[4].reason.is_warning());
     assert_eq!(
         got[5],
         (
@@ -179,7 +185,24 @@ fn empty_ids_names_bad_countries_and_field_counts_are_row_errors() {
     assert_eq!(got[6].0, 8);
     assert_eq!(i.errors[6].id.as_deref(), Some("7"));
     let ids: Vec<_> = i.records.iter().map(|r| r.id()).collect();
-    assert_eq!(ids, ["8", "9"]);
+    assert_eq!(ids, ["4", "5", "8", "9"]);
+    assert!(i.records[0].country().is_none() && i.records[1].country().is_none());
+    assert_eq!(i.rejected(), 5);
+    assert_eq!(i.warnings(), 2);
+}
+
+#[test]
+fn nul_bytes_reject_their_row_only() {
+    let i = read(b"id,name\n1,Ac\0me\n2,Beta\n");
+    assert_eq!(i.records.len(), 1);
+    assert_eq!(i.records[0].id(), "2");
+    assert_eq!(i.errors.len(), 1);
+    assert_eq!(i.errors[0].line, 2);
+    assert!(
+        i.errors[0].reason.to_string().contains("NUL"),
+        "{}",
+        i.errors[0]
+    );
 }
 
 #[test]
@@ -292,4 +315,45 @@ fn countries_are_codes_or_names() {
     for raw in ["QQ", "Atlantis", "TX", ""] {
         assert!(recognise_country(raw).is_none(), "{raw}");
     }
+}
+
+#[test]
+fn formulas_are_neutralised_in_exports_and_read_back_unchanged() {
+    let records = vec![
+        SupplierRecord::new("=1+1", "=HYPERLINK(\"http://x\",\"y\")")
+            .unwrap()
+            .with_aliases(["@SUM(1)"])
+            .with_address(Some("-2+3"))
+            .with_reference("note", "+cmd|' /C calc'!A0")
+            .unwrap(),
+        SupplierRecord::new("2", "'quoted' Ltd").unwrap(),
+    ];
+    let mut out = Vec::new();
+    write_suppliers(&mut out, &records).unwrap();
+    let text = String::from_utf8(out.clone()).unwrap();
+    let mut cells = csv::Reader::from_reader(text.as_bytes());
+    for row in cells.records() {
+        for cell in row.unwrap().iter() {
+            assert!(!cell.starts_with(FORMULA_TRIGGERS), "{cell:?} in\n{text}");
+        }
+    }
+    assert!(text.contains("'=HYPERLINK"), "{text}");
+    assert!(text.contains("'@SUM(1)"), "{text}");
+    let back = read(&out);
+    assert!(back.errors.is_empty(), "{:?}", back.errors);
+    assert_eq!(back.records, records);
+}
+
+#[test]
+fn an_endless_header_is_refused_not_read_forever() {
+    let endless = std::io::repeat(0).take(u64::MAX);
+    let limits = ReadLimits {
+        max_field_bytes: 1024,
+        max_columns: 4,
+    };
+    let e = read_suppliers(endless, limits).unwrap_err();
+    assert!(
+        matches!(e, SupplierFileError::HeaderFieldTooLong { limit: 1024 }),
+        "{e}"
+    );
 }

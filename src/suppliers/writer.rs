@@ -7,7 +7,8 @@ use crate::domain::supplier::{SupplierRecord, KNOWN_COLUMNS};
 
 /// Writes records as CSV that [`read_suppliers`] reads back to the same records: the columns
 /// id, name, aliases (joined with `; `), country (ISO code), address, then every reference
-/// field name used by any record, sorted.
+/// field name used by any record, sorted. A field a spreadsheet would run as a formula is
+/// written neutralised (see [`neutralise_formula`]).
 pub fn write_suppliers(writer: impl Write, records: &[SupplierRecord]) -> io::Result<()> {
     let refs: BTreeSet<&str> = records
         .iter()
@@ -59,12 +60,32 @@ impl<W: Write> SupplierWriter<W> {
             .iter()
             .map(|k| r.references().get(k).map_or("", String::as_str));
         self.csv
-            .write_record(fixed.into_iter().chain(refs))
+            .write_record(
+                fixed
+                    .into_iter()
+                    .chain(refs)
+                    .map(|f| neutralise_formula(f).into_owned().into_bytes()),
+            )
             .map_err(csv_to_io)
     }
 
     pub fn finish(mut self) -> io::Result<()> {
         self.csv.flush()
+    }
+}
+
+/// First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection"):
+/// a supplier named `=HYPERLINK("http://evil","x")` would run when the export is opened.
+pub const FORMULA_TRIGGERS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// A field starting with a [`FORMULA_TRIGGERS`] character, written with a leading `'`, which
+/// spreadsheets take as "text" and do not show. The supplier reader drops that `'` again, so an
+/// export still reads back to the same records.
+pub fn neutralise_formula(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.starts_with(FORMULA_TRIGGERS) {
+        std::borrow::Cow::Owned(format!("'{field}"))
+    } else {
+        std::borrow::Cow::Borrowed(field)
     }
 }
 

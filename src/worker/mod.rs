@@ -19,8 +19,7 @@ use tracing::{info, warn};
 pub mod consume;
 
 use crate::alerts::{
-    deliver_until, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, DeliveryFailure,
-    RetryPolicy,
+    deliver_until, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, RetryPolicy,
 };
 use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetters};
 use crate::domain::list_entry::{resolve_change, Resolution};
@@ -78,6 +77,26 @@ pub struct Worker {
     /// Set once by [`Worker::request_stop`]; deliveries stop retrying and consumers stop
     /// taking messages. Sticky: a stopped worker is done.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Sinks whose last delivery ran out of retries: down, as far as this worker knows.
+    failing_sinks: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// What one (alert, sink) delivery came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Delivered,
+    AlreadyDelivered,
+    DeadLettered,
+}
+
+impl Sent {
+    fn count(self, outcome: &mut EventOutcome) {
+        match self {
+            Sent::Delivered => outcome.alerts_delivered += 1,
+            Sent::AlreadyDelivered => outcome.alerts_already_delivered += 1,
+            Sent::DeadLettered => outcome.alerts_dead_lettered += 1,
+        }
+    }
 }
 
 impl Worker {
@@ -99,6 +118,7 @@ impl Worker {
             owner: claim_owner(),
             claim_lease: DEFAULT_CLAIM_LEASE,
             stop: tokio::sync::watch::Sender::new(false),
+            failing_sinks: Default::default(),
         }
     }
 
@@ -200,6 +220,7 @@ impl Worker {
             return Ok(EventOutcome::default());
         }
         let mut outcome = EventOutcome::default();
+        let mut alerts = Vec::new();
 
         if change.action == ChangeAction::Removed {
             for supplier_id in self
@@ -226,8 +247,9 @@ impl Worker {
                     label: MatchLabel::Cleared,
                 }
                 .emit();
-                self.send(&alert, &mut outcome).await?;
+                alerts.push(alert);
             }
+            self.send_all(&alerts, &mut outcome).await?;
             return Ok(outcome);
         }
 
@@ -297,8 +319,9 @@ impl Worker {
                     Vec::new()
                 },
             );
-            self.send(&alert, &mut outcome).await?;
+            alerts.push(alert);
         }
+        self.send_all(&alerts, &mut outcome).await?;
         info!(
             version,
             candidates = outcome.candidates,
@@ -415,6 +438,7 @@ impl Worker {
         .await
         .map_err(|e| WorkerError::Screening(e.to_string()))?;
         timer.observe_duration();
+        let mut alerts = Vec::new();
         for (supplier, matches) in results {
             outcome.candidates += matches.len();
             for matched in matches {
@@ -436,9 +460,10 @@ impl Worker {
                     decision.explanation,
                     Vec::new(),
                 );
-                self.send(&alert, &mut outcome).await?;
+                alerts.push(alert);
             }
         }
+        self.send_all(&alerts, &mut outcome).await?;
         info!(
             matches = outcome.matches,
             delivered = outcome.alerts_delivered,
@@ -531,95 +556,189 @@ impl Worker {
     }
 
     /// Delivers `alert` to every sink that has not accepted it yet.
-    #[tracing::instrument(skip_all, fields(alert_id = %alert.alert_id, kind = alert.kind.as_str()))]
     async fn send(&self, alert: &Alert, outcome: &mut EventOutcome) -> Result<(), WorkerError> {
-        let payload = serde_json::to_string(alert).unwrap_or_default();
-        for sink in &self.sinks {
-            let delivery = Delivery {
-                alert_id: alert.alert_id.clone(),
-                sink: sink.name().to_string(),
-                supplier_id: alert.supplier.id.clone(),
-                entity_key: alert.entry.entity_key.to_string(),
-                entry_version: alert.entry.version,
-                kind: alert.kind.as_str().to_string(),
-                payload: payload.clone(),
-            };
-            if !self.claim(&delivery).await? {
-                outcome.alerts_already_delivered += 1;
-                AlertAlreadyDelivered {
-                    sink: sink.name(),
-                    alert_id: &alert.alert_id,
-                }
-                .emit();
-                continue;
+        self.send_all(std::slice::from_ref(alert), outcome).await
+    }
+
+    /// Delivers `alerts` (those of one event) to every sink that has not accepted them yet:
+    /// first each to the alert topic, the durable record downstream consumers read, then to
+    /// the other sinks, each sink a queue of its own going through the alerts in order, all
+    /// sinks at once. A slow or dead webhook then holds neither Slack nor the alert topic, and
+    /// a sink whose last alert ran out of retries (it is down, not refusing one alert) gets a
+    /// single attempt per alert until one succeeds, so it costs later alerts one attempt each,
+    /// not a whole retry sequence. Each (alert, sink) is still claimed, sent and marked
+    /// delivered (or dead-lettered) in the ledger before this returns, and the caller commits
+    /// the event only then.
+    async fn send_all(
+        &self,
+        alerts: &[Alert],
+        outcome: &mut EventOutcome,
+    ) -> Result<(), WorkerError> {
+        let Some((topic, others)) = self.sinks.split_first() else {
+            return Ok(());
+        };
+        let payloads: Vec<String> = alerts
+            .iter()
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .collect();
+        for (alert, payload) in alerts.iter().zip(&payloads) {
+            let sent = self.deliver_to(topic, alert, payload).await?;
+            sent.count(outcome);
+        }
+        let queues = others.iter().map(|sink| async {
+            let mut sent = Vec::with_capacity(alerts.len());
+            for (alert, payload) in alerts.iter().zip(&payloads) {
+                sent.push(self.deliver_to(sink, alert, payload).await?);
             }
-            let delivered = self
-                .renewing_claim(
-                    &delivery,
-                    deliver_until(
-                        sink.as_ref(),
-                        alert,
-                        &self.retry,
-                        |notice| DeliveryRetried { sink: notice.sink }.emit(),
-                        self.stopped(),
-                    ),
-                )
-                .await;
-            match delivered {
-                Ok(_) => {
-                    let first = self
-                        .store
-                        .mark_delivered(&alert.alert_id, sink.name(), &self.owner)
-                        .await?;
-                    if !first {
-                        warn!(
-                            sink = sink.name(),
-                            alert_id = %alert.alert_id,
-                            "alert delivered after this worker's claim had run out and another \
-                             worker had delivered it: the sink got it twice"
-                        );
-                    }
-                    outcome.alerts_delivered += 1;
-                    AlertDelivered {
-                        sink: sink.name(),
-                        alert,
-                    }
-                    .emit();
-                }
-                Err(failure) if failure.interrupted => {
-                    self.store
-                        .release_claim(&alert.alert_id, sink.name(), &self.owner)
-                        .await?;
-                    info!(sink = sink.name(), alert_id = %alert.alert_id, "delivery left for after the restart");
-                    return Err(WorkerError::Interrupted {
-                        alert_id: alert.alert_id.clone(),
-                        sink: sink.name().to_string(),
-                    });
-                }
-                Err(failure) => {
-                    let DeliveryFailure { reason, .. } = &failure;
-                    let letter = DeadLetter::sink_failure(
-                        sink.name(),
-                        &alert.alert_id,
-                        reason,
-                        payload.clone(),
-                    );
-                    self.dead_letters.write(&letter).await?;
-                    // Only once the dead letter is durable: a redrive claims it afresh.
-                    self.store
-                        .release_claim(&alert.alert_id, sink.name(), &self.owner)
-                        .await?;
-                    outcome.alerts_dead_lettered += 1;
-                    AlertDeadLettered {
-                        sink: sink.name(),
-                        alert_id: &alert.alert_id,
-                        reason,
-                    }
-                    .emit();
+            Ok::<_, WorkerError>(sent)
+        });
+        let mut first_error = None;
+        for result in futures::future::join_all(queues).await {
+            match result {
+                Ok(sent) => sent.iter().for_each(|s| s.count(outcome)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// One alert to one sink: claim, send (with retries, renewing the claim), mark delivered;
+    /// or dead-letter and release the claim.
+    #[tracing::instrument(skip_all, fields(alert_id = %alert.alert_id, kind = alert.kind.as_str()))]
+    async fn deliver_to(
+        &self,
+        sink: &Arc<dyn AlertSink>,
+        alert: &Alert,
+        payload: &str,
+    ) -> Result<Sent, WorkerError> {
+        let delivery = Delivery {
+            alert_id: alert.alert_id.clone(),
+            sink: sink.name().to_string(),
+            supplier_id: alert.supplier.id.clone(),
+            entity_key: alert.entry.entity_key.to_string(),
+            entry_version: alert.entry.version,
+            kind: alert.kind.as_str().to_string(),
+            payload: payload.to_string(),
+        };
+        if !self.claim(&delivery).await? {
+            AlertAlreadyDelivered {
+                sink: sink.name(),
+                alert_id: &alert.alert_id,
+            }
+            .emit();
+            return Ok(Sent::AlreadyDelivered);
+        }
+        let failing = self.is_failing(sink.name());
+        let policy = if failing {
+            RetryPolicy {
+                max_attempts: 1,
+                ..self.retry.clone()
+            }
+        } else {
+            self.retry.clone()
+        };
+        let delivered = self
+            .renewing_claim(
+                &delivery,
+                deliver_until(
+                    sink.as_ref(),
+                    alert,
+                    &policy,
+                    |notice| DeliveryRetried { sink: notice.sink }.emit(),
+                    self.stopped(),
+                ),
+            )
+            .await;
+        match delivered {
+            Ok(_) => {
+                self.set_failing(sink.name(), false);
+                let first = self
+                    .store
+                    .mark_delivered(&alert.alert_id, sink.name(), &self.owner)
+                    .await?;
+                if !first {
+                    warn!(
+                        sink = sink.name(),
+                        alert_id = %alert.alert_id,
+                        "alert delivered after this worker's claim had run out and another \
+                         worker had delivered it: the sink got it twice"
+                    );
+                }
+                AlertDelivered {
+                    sink: sink.name(),
+                    alert,
+                }
+                .emit();
+                Ok(Sent::Delivered)
+            }
+            Err(failure) if failure.interrupted => {
+                self.store
+                    .release_claim(&alert.alert_id, sink.name(), &self.owner)
+                    .await?;
+                info!(sink = sink.name(), alert_id = %alert.alert_id, "delivery left for after the restart");
+                Err(WorkerError::Interrupted {
+                    alert_id: alert.alert_id.clone(),
+                    sink: sink.name().to_string(),
+                })
+            }
+            Err(failure) => {
+                if !failure.permanent {
+                    if !failing {
+                        warn!(
+                            sink = sink.name(),
+                            "sink ran out of retries; its next alerts get one attempt each \
+                             until one is delivered"
+                        );
+                    }
+                    self.set_failing(sink.name(), true);
+                }
+                let reason = if failing && !failure.permanent {
+                    format!(
+                        "{} (one attempt only: the sink's previous alert had run out of retries)",
+                        failure.reason
+                    )
+                } else {
+                    failure.reason.clone()
+                };
+                let letter = DeadLetter::sink_failure(
+                    sink.name(),
+                    &alert.alert_id,
+                    &reason,
+                    payload.to_string(),
+                );
+                self.dead_letters.write(&letter).await?;
+                // Only once the dead letter is durable: a redrive claims it afresh.
+                self.store
+                    .release_claim(&alert.alert_id, sink.name(), &self.owner)
+                    .await?;
+                AlertDeadLettered {
+                    sink: sink.name(),
+                    alert_id: &alert.alert_id,
+                    reason: &reason,
+                }
+                .emit();
+                Ok(Sent::DeadLettered)
+            }
+        }
+    }
+
+    fn is_failing(&self, sink: &str) -> bool {
+        self.failing_sinks
+            .lock()
+            .map(|f| f.contains(sink))
+            .unwrap_or(false)
+    }
+
+    fn set_failing(&self, sink: &str, failing: bool) {
+        if let Ok(mut f) = self.failing_sinks.lock() {
+            if failing {
+                f.insert(sink.to_string());
+            } else {
+                f.remove(sink);
+            }
+        }
     }
 
     /// Claims `delivery` for this worker. False if a sink already accepted it. While another

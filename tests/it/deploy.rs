@@ -25,6 +25,7 @@ const ALERTS: &[&str] = &[
     "EntitywatchAlertSinkFailing",
     "EntitywatchDeadLetters",
     "EntitywatchDown",
+    "EntitywatchWatermarkStuck",
 ];
 
 /// The Secret every Kubernetes secretKeyRef must name.

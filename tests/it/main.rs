@@ -20,6 +20,7 @@ mod faults_alerts;
 mod faults_federal_register;
 mod faults_kafka;
 mod faults_suppliers;
+mod inputs;
 mod kafka_bus;
 mod operations;
 mod parse_fixtures;

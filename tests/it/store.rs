@@ -323,12 +323,20 @@ fn generate_supplier_csv(
             Planted::EmptyId => Some("empty id"),
             Planted::WrongFieldCount => Some("wrong number of fields: expected 7"),
             Planted::InvalidUtf8 => Some("invalid UTF-8 in field name"),
-            Planted::UnknownCountry => Some("unrecognised country \"Atlantis\""),
+            // A warning, not a rejection: the row is stored and screened without a country.
+            Planted::UnknownCountry => None,
             Planted::FieldTooLong => Some("field address is 71680 bytes"),
         };
         match problem {
             Some(p) => expected.push((line, p.to_string())),
             None => {
+                if kind == Planted::UnknownCountry {
+                    expected.push((
+                        line,
+                        "country \"Atlantis\" is not an ISO 3166 code or a country name we know"
+                            .to_string(),
+                    ));
+                }
                 good_rows += 1;
                 if let Some(earlier) = good_ids.insert(id.clone(), line) {
                     dup_warnings += 1;

@@ -9,6 +9,7 @@ pub const METRICS: &[&str] = &[
     "entitywatch_build_info",
     "entitywatch_watcher_polls_total",
     "entitywatch_watcher_last_successful_poll_timestamp_seconds",
+    "entitywatch_watcher_stuck_since_timestamp_seconds",
     "entitywatch_watcher_documents_total",
     "entitywatch_watcher_parser_warnings_total",
     "entitywatch_federal_register_requests_total",
