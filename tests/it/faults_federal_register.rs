@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::wait::wait_until;
-use crate::common::{entitywatch, fixture, fresh_db, no_panic, read_events, run, watch_once, Db};
+use crate::common::{
+    entitywatch, fixture, fresh_db, no_panic, read_events, run, watch_once, Db, Run, TestDb,
+};
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
@@ -440,6 +442,43 @@ fn except(all: &[String], gone: &[&String]) -> Vec<String> {
     all.iter().filter(|n| !gone.contains(n)).cloned().collect()
 }
 
+/// What each `watch --once` fault test polls: its store, the rules on the replay server behind
+/// the test's injector, and the watcher's events file.
+struct Polled {
+    db: TestDb,
+    server: ReplayServer,
+    out: PathBuf,
+}
+
+impl Polled {
+    async fn start(
+        db: TestDb,
+        docs: Vec<ReplayDocument>,
+        page_size: usize,
+        injector: &Arc<Injector>,
+    ) -> Polled {
+        let server = start_server(docs, page_size, injector.clone()).await;
+        let out = db.dir.path().join("events.jsonl");
+        Polled { db, server, out }
+    }
+
+    /// One `watch --once` on the published rules, with `extra` flags.
+    async fn poll(&self, extra: &[&str]) -> Run {
+        run(watch_published_once(
+            &self.out,
+            &self.db.url,
+            &self.server.base_url(),
+            extra,
+        ))
+        .await
+    }
+
+    /// The events published so far.
+    fn events(&self) -> Vec<Value> {
+        read_events(&self.out)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // watch --once: one fault at a time
 
@@ -462,19 +501,14 @@ async fn xml_slower_than_the_client_timeout_is_retried() {
             body: xml_of(&docs, &slow),
         },
     )]);
-    let server = start_server(docs, 20, injector.clone()).await;
-    let out = db.dir.path().join("events.jsonl");
+    let w = Polled::start(db, docs, 20, &injector).await;
 
-    let first = run(watch_published_once(
-        &out,
-        &db.url,
-        &server.base_url(),
-        &["--since", "2019-01-01", "--federal-register-timeout", "2s"],
-    ))
-    .await;
+    let first = w
+        .poll(&["--since", "2019-01-01", "--federal-register-timeout", "2s"])
+        .await;
     no_panic(&first.stderr);
     assert!(first.status.success(), "{}", first.stderr);
-    let events = read_events(&out);
+    let events = w.events();
     assert_published_once(&events, &all, "a poll with one timed-out attempt");
     let attempts = injector.count(&Target::Xml(slow.clone()));
     assert_eq!(attempts, 2, "one timed-out attempt, one retry");
@@ -486,16 +520,12 @@ async fn xml_slower_than_the_client_timeout_is_retried() {
         "no warning naming the timeout:\n{}",
         first.stderr
     );
-    let (watermark, processed) = checkpoint(&db.url).await;
+    let (watermark, processed) = checkpoint(&w.db.url).await;
     assert_eq!(processed.len(), all.len());
 
-    let second = run(watch_published_once(&out, &db.url, &server.base_url(), &[])).await;
+    let second = w.poll(&[]).await;
     assert!(second.status.success(), "{}", second.stderr);
-    assert_eq!(
-        read_events(&out).len(),
-        events.len(),
-        "second poll published"
-    );
+    assert_eq!(w.events().len(), events.len(), "second poll published");
 
     eprintln!(
         "xml_slower_than_the_client_timeout_is_retried: injected {} (client timeout {} s); \
@@ -526,16 +556,9 @@ async fn persistent_500s_hold_the_checkpoint_until_they_clear() {
         Target::Xml(failing.clone()),
         Fault::status(500, None),
     )]);
-    let server = start_server(docs, 20, injector.clone()).await;
-    let out = db.dir.path().join("events.jsonl");
+    let w = Polled::start(db, docs, 20, &injector).await;
 
-    let first = run(watch_published_once(
-        &out,
-        &db.url,
-        &server.base_url(),
-        &["--since", "2019-01-01"],
-    ))
-    .await;
+    let first = w.poll(&["--since", "2019-01-01"]).await;
     no_panic(&first.stderr);
     assert!(first.status.success(), "{}", first.stderr);
     let attempts = injector.count(&Target::Xml(failing.clone()));
@@ -544,7 +567,7 @@ async fn persistent_500s_hold_the_checkpoint_until_they_clear() {
         ClientConfig::default().max_retries + 1,
         "the first attempt and every retry"
     );
-    let events = read_events(&out);
+    let events = w.events();
     assert_not_published(&events, std::slice::from_ref(&failing), "persistent 500s");
     assert_published_once(&events, &except(&all, &[&failing]), "persistent 500s");
     assert!(
@@ -554,7 +577,7 @@ async fn persistent_500s_hold_the_checkpoint_until_they_clear() {
         "no warning that {failing} is left for the next poll:\n{}",
         first.stderr
     );
-    let (watermark, processed) = checkpoint(&db.url).await;
+    let (watermark, processed) = checkpoint(&w.db.url).await;
     assert_eq!(
         watermark,
         Some(failing_date),
@@ -563,12 +586,12 @@ async fn persistent_500s_hold_the_checkpoint_until_they_clear() {
     assert!(!processed.contains_key(&failing));
 
     injector.clear();
-    let second = run(watch_published_once(&out, &db.url, &server.base_url(), &[])).await;
+    let second = w.poll(&[]).await;
     no_panic(&second.stderr);
     assert!(second.status.success(), "{}", second.stderr);
-    let after = read_events(&out);
+    let after = w.events();
     assert_published_once(&after, &all, "the 500s cleared");
-    let (watermark_after, processed) = checkpoint(&db.url).await;
+    let (watermark_after, processed) = checkpoint(&w.db.url).await;
     assert_eq!(processed.len(), all.len());
 
     eprintln!(
@@ -606,16 +629,9 @@ async fn throttling_is_waited_out_or_left_for_the_next_poll() {
             Fault::status(503, Some("0")),
         ),
     ]);
-    let server = start_server(docs, 20, injector.clone()).await;
-    let out = db.dir.path().join("events.jsonl");
+    let w = Polled::start(db, docs, 20, &injector).await;
 
-    let first = run(watch_published_once(
-        &out,
-        &db.url,
-        &server.base_url(),
-        &["--since", "2019-01-01"],
-    ))
-    .await;
+    let first = w.poll(&["--since", "2019-01-01"]).await;
     no_panic(&first.stderr);
     assert!(first.status.success(), "{}", first.stderr);
     // The HTTP-date Retry-After was honoured: the retry came no sooner than the date allowed
@@ -634,16 +650,16 @@ async fn throttling_is_waited_out_or_left_for_the_next_poll() {
     );
     let attempts = injector.count(&Target::Xml(throttled.clone()));
     assert_eq!(attempts, ClientConfig::default().max_retries + 1);
-    let events = read_events(&out);
+    let events = w.events();
     assert_not_published(&events, std::slice::from_ref(&throttled), "throttling");
     assert_published_once(&events, &except(&all, &[&throttled]), "throttling");
-    let (watermark, _) = checkpoint(&db.url).await;
+    let (watermark, _) = checkpoint(&w.db.url).await;
     assert_eq!(watermark, Some(publication_date(&rules()[1])));
 
     injector.clear();
-    let second = run(watch_published_once(&out, &db.url, &server.base_url(), &[])).await;
+    let second = w.poll(&[]).await;
     assert!(second.status.success(), "{}", second.stderr);
-    let after = read_events(&out);
+    let after = w.events();
     assert_published_once(&after, &all, "the throttling stopped");
 
     eprintln!(
@@ -694,16 +710,9 @@ async fn truncated_search_json_is_retried_and_never_half_applied() {
         Fault::body(truncated.clone()),
     )]);
     // Two rules a page: three pages.
-    let server = start_server(docs, 2, injector.clone()).await;
-    let out = db.dir.path().join("events.jsonl");
+    let w = Polled::start(db, docs, 2, &injector).await;
 
-    let first = run(watch_published_once(
-        &out,
-        &db.url,
-        &server.base_url(),
-        &["--since", "2019-01-01"],
-    ))
-    .await;
+    let first = w.poll(&["--since", "2019-01-01"]).await;
     no_panic(&first.stderr);
     assert!(
         !first.status.success(),
@@ -717,9 +726,9 @@ async fn truncated_search_json_is_retried_and_never_half_applied() {
     );
     let page2 = injector.count(&Target::SearchPage(2));
     assert_eq!(page2, ClientConfig::default().max_retries + 1);
-    let events_1 = read_events(&out).len();
+    let events_1 = w.events().len();
     assert_eq!(events_1, 0, "nothing published from a half-read search");
-    let (watermark, processed) = checkpoint(&db.url).await;
+    let (watermark, processed) = checkpoint(&w.db.url).await;
     assert_eq!((watermark, processed.len()), (None, 0));
 
     // Now each page is cut once (and page 1 also once as an empty 200), then served whole.
@@ -729,16 +738,10 @@ async fn truncated_search_json_is_retried_and_never_half_applied() {
         times(1, Target::SearchPage(2), Fault::body(truncated.clone())),
         times(1, Target::SearchPage(3), Fault::body(truncated)),
     ]);
-    let second = run(watch_published_once(
-        &out,
-        &db.url,
-        &server.base_url(),
-        &["--since", "2019-01-01"],
-    ))
-    .await;
+    let second = w.poll(&["--since", "2019-01-01"]).await;
     no_panic(&second.stderr);
     assert!(second.status.success(), "{}", second.stderr);
-    let events = read_events(&out);
+    let events = w.events();
     assert_published_once(&events, &all, "truncated pages retried");
 
     eprintln!(
@@ -794,17 +797,12 @@ async fn oversized_documents_are_refused_and_retried_next_poll() {
             Fault::gzip_bomb(&padded(&bomb, 16 * 1024 * 1024)),
         ),
     ]);
-    let server = start_server(docs.clone(), 20, injector.clone()).await;
-    let out = db.dir.path().join("events.jsonl");
+    let w = Polled::start(db, docs.clone(), 20, &injector).await;
     let huge = [announced.clone(), chunked.clone(), bomb.clone()];
 
-    let first = run(watch_published_once(
-        &out,
-        &db.url,
-        &server.base_url(),
-        &["--since", "2019-01-01", "--max-document-bytes", &limit_arg],
-    ))
-    .await;
+    let first = w
+        .poll(&["--since", "2019-01-01", "--max-document-bytes", &limit_arg])
+        .await;
     no_panic(&first.stderr);
     assert!(first.status.success(), "{}", first.stderr);
     for n in &huge {
@@ -821,25 +819,19 @@ async fn oversized_documents_are_refused_and_retried_next_poll() {
             first.stderr
         );
     }
-    let events = read_events(&out);
+    let events = w.events();
     assert_not_published(&events, &huge, "oversized documents");
     let rest = except(&all, &huge.iter().collect::<Vec<_>>());
     assert_published_once(&events, &rest, "oversized documents");
-    let (watermark, processed) = checkpoint(&db.url).await;
+    let (watermark, processed) = checkpoint(&w.db.url).await;
     assert_eq!(watermark, Some(publication_date(&docs[0])));
     assert!(huge.iter().all(|n| !processed.contains_key(n)));
 
     injector.clear();
-    let second = run(watch_published_once(
-        &out,
-        &db.url,
-        &server.base_url(),
-        &["--max-document-bytes", &limit_arg],
-    ))
-    .await;
+    let second = w.poll(&["--max-document-bytes", &limit_arg]).await;
     no_panic(&second.stderr);
     assert!(second.status.success(), "{}", second.stderr);
-    let after = read_events(&out);
+    let after = w.events();
     assert_published_once(&after, &all, "normal-size documents served again");
 
     eprintln!(
@@ -916,19 +908,12 @@ async fn unreadable_documents_are_reported_once_and_skipped() {
             .map(|(n, _, body)| always(Target::Xml(n.clone()), Fault::body(body.clone())))
             .collect(),
     );
-    let server = start_server(docs, 20, injector.clone()).await;
-    let out = db.dir.path().join("events.jsonl");
+    let w = Polled::start(db, docs, 20, &injector).await;
 
-    let first = run(watch_published_once(
-        &out,
-        &db.url,
-        &server.base_url(),
-        &["--since", "2019-01-01"],
-    ))
-    .await;
+    let first = w.poll(&["--since", "2019-01-01"]).await;
     no_panic(&first.stderr);
     assert!(first.status.success(), "{}", first.stderr);
-    let events = read_events(&out);
+    let events = w.events();
     let got = published(&events);
     for (n, what, _) in &bad {
         assert_eq!(
@@ -960,24 +945,20 @@ async fn unreadable_documents_are_reported_once_and_skipped() {
         "the bomb and the external entity: DTD refused"
     );
     assert_published_once(&events, &all[5..], "unreadable neighbours");
-    let everything = format!("{}{}{}", first.stdout, first.stderr, read_to_string(&out));
+    let everything = format!("{}{}{}", first.stdout, first.stderr, read_to_string(&w.out));
     assert!(
         !everything.contains(&canary),
         "the external entity was read"
     );
-    let (_, processed) = checkpoint(&db.url).await;
+    let (_, processed) = checkpoint(&w.db.url).await;
     for (n, _, _) in &bad {
         assert_eq!(processed.get(n).map(String::as_str), Some("unreadable"));
     }
 
-    let second = run(watch_published_once(&out, &db.url, &server.base_url(), &[])).await;
+    let second = w.poll(&[]).await;
     no_panic(&second.stderr);
     assert!(second.status.success(), "{}", second.stderr);
-    assert_eq!(
-        read_events(&out).len(),
-        events.len(),
-        "second poll published"
-    );
+    assert_eq!(w.events().len(), events.len(), "second poll published");
 
     eprintln!(
         "unreadable_documents_are_reported_once_and_skipped: injected {}; counted 5 document \

@@ -1,7 +1,8 @@
 //! Spawn helpers for black-box tests: a fresh database per test (a SQLite file in a temporary
 //! directory, or a new PostgreSQL database on 127.0.0.1:5432), the binary under test with a
-//! clean environment, and the fixture directories. The submodules hold the rest of what more
-//! than one test module needs; a helper only one module uses lives in that module.
+//! clean environment, the commands several tests run, and the fixture directories. The
+//! submodules hold the rest of what the test modules share; a helper only one module needs
+//! lives in that module (except the bounded waits, kept together in [`wait`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
