@@ -152,6 +152,17 @@ pub enum ClientError {
     },
 }
 
+/// What a conditional GET ([`FederalRegisterClient::fetch_conditional`]) returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConditionalBody {
+    /// 304: the copy whose tag was sent is current.
+    NotModified { etag: Option<String> },
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+    },
+}
+
 /// Counters for metrics. Cheap to read at any time; they only ever grow.
 #[derive(Debug, Default)]
 pub struct ClientStats {
@@ -309,10 +320,35 @@ impl FederalRegisterClient {
         let target = self.resolve(url, &base)?;
         let fetched = self
             .with_retries(&target, || {
-                self.fetch_once(&target, "application/xml, text/xml;q=0.9, */*;q=0.1")
+                self.fetch_once(&target, "application/xml, text/xml;q=0.9, */*;q=0.1", None)
             })
             .await?;
         Ok(fetched.body)
+    }
+
+    /// A body from another public source served on this client's base (the eCFR, the CSL bulk
+    /// file: see `list_sources`), under the same host rule, size limit and retries as the
+    /// Federal Register's own requests. `url` may be relative to the base. With
+    /// `if_none_match` the GET is conditional and a 304 is [`ConditionalBody::NotModified`].
+    pub(crate) async fn fetch_conditional(
+        &self,
+        url: &str,
+        accept: &'static str,
+        if_none_match: Option<&str>,
+    ) -> Result<ConditionalBody, ClientError> {
+        let base = self.config.base_url.clone();
+        let target = self.resolve(url, &base)?;
+        let fetched = self
+            .with_retries(&target, || self.fetch_once(&target, accept, if_none_match))
+            .await?;
+        Ok(if fetched.not_modified {
+            ConditionalBody::NotModified { etag: fetched.etag }
+        } else {
+            ConditionalBody::Body {
+                bytes: fetched.body,
+                etag: fetched.etag,
+            }
+        })
     }
 
     fn endpoint(&self, path: &str) -> Result<Url, ClientError> {
