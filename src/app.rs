@@ -27,6 +27,8 @@ use crate::federal_register::amendment::ParseLimits;
 use crate::federal_register::client::{ClientConfig, ClientError, FederalRegisterClient};
 use crate::federal_register::watcher::{PollReport, WatchError, Watcher, WatcherConfig};
 use crate::http::{HttpError, HttpServer, Readiness};
+use crate::list_sources::sync::ListSync;
+use crate::list_sources::{ListSourceKind, ListSourcesClient};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 use crate::worker::consume::{
@@ -57,6 +59,8 @@ pub enum AppError {
     Consume(#[from] ConsumeError),
     #[error(transparent)]
     Watch(#[from] WatchError),
+    #[error("building the list sources client: {0}")]
+    ListClient(ClientError),
     #[error("this process runs no {0}")]
     NotRunning(&'static str),
 }
@@ -74,6 +78,18 @@ pub struct ServiceSpec {
     pub ready_max_poll_age: Duration,
     /// Pause before a failed message is handled again.
     pub retry_delay: Option<Duration>,
+    /// Sync the snapshot from the codified list (first, on an empty snapshot) and every
+    /// interval.
+    pub list_sync: Option<ListSyncSpec>,
+}
+
+/// Where and how often `run` syncs the codified list.
+#[derive(Debug, Clone)]
+pub struct ListSyncSpec {
+    pub ecfr_url: url::Url,
+    pub csl_url: url::Url,
+    pub source: ListSourceKind,
+    pub interval: Duration,
 }
 
 /// How the watcher polls and where it publishes.
@@ -132,6 +148,33 @@ pub fn federal_register_watcher(
             public_inspection,
             ..WatcherConfig::default()
         },
+    ))
+}
+
+/// The codified-list sync as these settings configure it: its clients take the Federal
+/// Register client's limits, and it publishes through `publisher` (the change topic).
+pub fn list_sync(
+    settings: &Settings,
+    store: &Store,
+    publisher: Arc<dyn Publisher>,
+    ecfr_url: &url::Url,
+    csl_url: &url::Url,
+) -> Result<ListSync, AppError> {
+    let client = ListSourcesClient::new(
+        ecfr_url,
+        csl_url,
+        &ClientConfig {
+            max_document_bytes: settings.max_document_bytes,
+            timeout: settings.federal_register_timeout,
+            ..ClientConfig::default()
+        },
+    )
+    .map_err(AppError::ListClient)?;
+    Ok(ListSync::new(
+        client,
+        store.clone(),
+        publisher,
+        settings.max_document_bytes,
     ))
 }
 
@@ -327,6 +370,7 @@ pub struct App {
     http: Option<HttpServer>,
     retry_delay: Duration,
     suppliers_topic: Option<String>,
+    list_sync: Option<(ListSync, ListSyncSpec)>,
 }
 
 /// What a run did.
@@ -372,6 +416,19 @@ impl App {
             }
             None => None,
         };
+        let list_sync = match &spec.list_sync {
+            Some(l) => Some((
+                list_sync(
+                    settings,
+                    &store,
+                    bus.change_publisher(),
+                    &l.ecfr_url,
+                    &l.csl_url,
+                )?,
+                l.clone(),
+            )),
+            None => None,
+        };
         let worker = if spec.worker {
             Some((bus.worker(&store, &spec.sinks)?, bus.worker_source()?))
         } else {
@@ -407,6 +464,7 @@ impl App {
             ),
         }
         Ok(App {
+            list_sync,
             suppliers_topic: bus.suppliers_topic(),
             store,
             bus,
@@ -467,6 +525,7 @@ impl App {
             http,
             retry_delay,
             suppliers_topic,
+            list_sync,
         } = self;
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http_task = http.map(|server| {
@@ -474,6 +533,20 @@ impl App {
                 let _ = http_stopped.await;
             }))
         });
+        // On an empty snapshot the list comes first, so the workers screen every supplier
+        // against all of it before any rule's change.
+        let bootstrapped = match &list_sync {
+            Some((sync, spec)) if store.listed_entry_count().await? == 0 => {
+                bootstrap(sync, spec.source, &store).await;
+                true
+            }
+            _ => false,
+        };
+        let resync = async {
+            if let Some((sync, spec)) = &list_sync {
+                resync_every(sync, spec, bootstrapped, shutdown.requested()).await;
+            }
+        };
         let watch = async {
             if let Some((watcher, spec)) = &watcher {
                 watcher
@@ -496,7 +569,7 @@ impl App {
                 None => Ok(None),
             }
         };
-        let ((), worked) = tokio::join!(watch, work);
+        let ((), (), worked) = tokio::join!(watch, resync, work);
         let _ = http_stop.send(());
         if let Some(task) = http_task {
             let _ = task.await;
@@ -521,5 +594,54 @@ impl App {
         self.bus.flush().await?;
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// The first sync of an empty snapshot: every entry of the list is published as an addition,
+/// which the workers screen every stored supplier against (the initial screening). A failure
+/// is logged and the service starts anyway; the next interval tries again.
+async fn bootstrap(sync: &ListSync, source: ListSourceKind, store: &Store) {
+    let suppliers = store
+        .snapshot_stats()
+        .await
+        .map(|s| s.suppliers)
+        .unwrap_or(0);
+    match sync.sync(source).await {
+        Ok(report) => info!(
+            source = source.as_str(),
+            entries = report.added,
+            suppliers,
+            "initial screening: the empty snapshot is filled from the codified list; every \
+             supplier is screened against each entry and alerted on as for a rule"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "initial screening postponed: the codified list could not be fetched; the watcher \
+             starts on an empty snapshot"
+        ),
+    }
+}
+
+/// Syncs every `spec.interval` until `stop`; at once first unless `bootstrapped` just did.
+async fn resync_every(
+    sync: &ListSync,
+    spec: &ListSyncSpec,
+    bootstrapped: bool,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut wait = if bootstrapped {
+        spec.interval
+    } else {
+        Duration::ZERO
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        // A failure is logged and counted by the sync itself; the service keeps running.
+        let _ = sync.sync(spec.source).await;
+        wait = spec.interval;
     }
 }
