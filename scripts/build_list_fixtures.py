@@ -43,6 +43,17 @@ def state():
     return [entries[k] for k in sorted(entries, key=lambda k: (k[0], k[1].lower()))]
 
 
+def sentence(text):
+    """A sentence ends in one period: "Co., Ltd." is not written "Co., Ltd.."."""
+    return text if text.endswith(".") else text + "."
+
+
+def joined_addresses(addresses):
+    if len(addresses) > 1:
+        return "; ".join(addresses[:-1]) + "; and " + addresses[-1]
+    return addresses[0]
+
+
 def entity_cell(e):
     text = e["name"]
     aliases = e["aliases"]
@@ -52,13 +63,13 @@ def entity_cell(e):
         listed = "; ".join("\u2014" + a for a in aliases[:-1])
         last = "\u2014" + aliases[-1]
         joined = f"{listed}; and {last}" if n > 1 else last
-        text += f", a.k.a., the following {word} alias{'es' if n > 1 else ''}: {joined}."
+        text += sentence(f", a.k.a., the following {word} alias{'es' if n > 1 else ''}: {joined}")
         if e["addresses"]:
-            text += " " + "; and ".join(["; ".join(e["addresses"][:-1]), e["addresses"][-1]] if len(e["addresses"]) > 1 else e["addresses"]) + "."
+            text += " " + sentence(joined_addresses(e["addresses"]))
     elif e["addresses"]:
-        text += ", " + "; and ".join(["; ".join(e["addresses"][:-1]), e["addresses"][-1]] if len(e["addresses"]) > 1 else e["addresses"]) + "."
+        text += ", " + sentence(joined_addresses(e["addresses"]))
     else:
-        text += "."
+        text = sentence(text)
     return escape(text)
 
 
