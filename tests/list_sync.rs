@@ -454,3 +454,199 @@ async fn faults_publish_nothing_sqlite() {
 async fn faults_publish_nothing_postgres() {
     faults_publish_nothing(Db::Postgres).await;
 }
+
+/// Issue 13 item 2 acceptance: the 2022 CSL snapshot imported, a supplier alerted on the BARC
+/// entry (its CSL name carries the bracketed alias), then a rule that revises (renaming) one
+/// imported entry and removes BARC: one entry revised, one removed, the supplier gets a
+/// `cleared` notice, and no entry is stored twice.
+async fn a_rule_revises_and_removes_imported_entries(kind: Db) {
+    let db = fresh_db(kind).await;
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url")
+        .arg(&db.url)
+        .args(["list", "import"])
+        .arg(fixture(
+            "csl/EL_only_from_watchman_consolidated_2022-05.csv",
+        ));
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", r.stderr);
+    let csv = db.dir.path().join("suppliers.csv");
+    std::fs::write(
+        &csv,
+        "id,name,country\nS-BARC,Department of Atomic Energy Bhabha Atomic Research Center,IN\n\
+         L-1,Hangzhou Robam Appliances Co Ltd,CN\n",
+    )
+    .unwrap();
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url")
+        .arg(&db.url)
+        .args(["suppliers", "import"])
+        .arg(&csv);
+    assert!(run(cmd).await.status.success());
+    let mut cmd = entitywatch();
+    cmd.arg("--database-url").arg(&db.url).arg("rescreen");
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", r.stderr);
+
+    let store = Store::connect(&db.url).await.unwrap();
+    let before = store.listed_entry_count().await.unwrap();
+    let barc = entitywatch::events::EntityKey::parse(
+        "IN/department-of-atomic-energy-entity-bhabha-atomic-research-center",
+    )
+    .unwrap();
+    assert!(
+        store.listed_entry(&barc).await.unwrap().is_some(),
+        "BARC imported under its key"
+    );
+    assert_eq!(
+        store.suppliers_alerted_on(barc.as_str()).await.unwrap(),
+        ["S-BARC"]
+    );
+
+    let docs = ReplayDocument::load_dir(&fixture("federal_register_identity")).unwrap();
+    assert_eq!(docs.len(), 1);
+    let replay = server(docs, CodifiedReplay::default(), None).await;
+    let mut cmd = entitywatch();
+    cmd.args(["run", "--interval", "1h", "--since", "2025-01-01"])
+        .args(["--list-sync-interval", "0s", "--no-public-inspection"])
+        .arg("--database-url")
+        .arg(&db.url)
+        .arg("--federal-register-url")
+        .arg(replay.base_url());
+    let service = Service::start(cmd).await;
+    let start = std::time::Instant::now();
+    while store
+        .all_entry_histories()
+        .await
+        .unwrap()
+        .values()
+        .map(Vec::len)
+        .sum::<usize>()
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            service.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, logs) = service.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{logs}");
+
+    let histories = store.all_entry_histories().await.unwrap();
+    let mut actions: Vec<(String, String, String)> = histories
+        .iter()
+        .flat_map(|(k, h)| {
+            h.iter()
+                .map(move |r| (k.clone(), r.action.clone(), r.matched_by.clone()))
+        })
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            (
+                "IN/department-of-atomic-energy-entity-bhabha-atomic-research-center".to_string(),
+                "removed".to_string(),
+                "key".to_string()
+            ),
+            (
+                "IN/department-of-atomic-energy-facilities-nuclear-reactors-including-power-plants-not-under-international-atomic-energy-agency-iaea-safeguards".to_string(),
+                "revised".to_string(),
+                "key".to_string()
+            ),
+        ],
+        "{logs}"
+    );
+    // The rename moved the imported row; the removal took one: one fewer, nothing doubled.
+    assert_eq!(store.listed_entry_count().await.unwrap(), before - 1);
+    let current = store.listed_entries().await.unwrap();
+    let named = |needle: &str| {
+        current
+            .iter()
+            .filter(|e| e.entry.name.as_str().contains(needle))
+            .count()
+    };
+    assert_eq!(
+        named("Department of Atomic Energy entity: Nuclear reactors"),
+        0
+    );
+    assert_eq!(
+        named("Department of Atomic Energy facilities: Nuclear reactors"),
+        1
+    );
+    assert_eq!(named("Bhabha"), 0);
+    let revised = current
+        .iter()
+        .find(|e| {
+            e.entry
+                .name
+                .as_str()
+                .contains("Atomic Energy facilities: Nuclear reactors")
+        })
+        .unwrap();
+    assert_eq!(revised.version, 2);
+    assert_eq!(revised.last_document.as_deref(), Some("2025-99001"));
+
+    let cleared: Vec<serde_json::Value> = store
+        .read_log("entitywatch.alerts.v1", 0, i64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str(&m.payload).unwrap())
+        .filter(|a: &serde_json::Value| a["kind"] == "cleared")
+        .collect();
+    assert_eq!(cleared.len(), 1, "{cleared:#?}");
+    assert_eq!(cleared[0]["supplier"]["id"], "S-BARC");
+    assert_eq!(cleared[0]["entry"]["document_number"], "2025-99001");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_rule_revises_and_removes_imported_entries_sqlite() {
+    a_rule_revises_and_removes_imported_entries(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_rule_revises_and_removes_imported_entries_postgres() {
+    a_rule_revises_and_removes_imported_entries(Db::Postgres).await;
+}
+
+/// The reduced identity rule parses to exactly its expected changes (the parse fixture test
+/// reads only `federal_register/`, whose six rules other tests count).
+#[tokio::test]
+async fn the_identity_rule_fixture_parses_to_its_expected_changes() {
+    let mut cmd = entitywatch();
+    cmd.arg("parse")
+        .arg(fixture("federal_register_identity/2025-99001.xml"));
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", r.stderr);
+    let fields = [
+        "action",
+        "name",
+        "aliases",
+        "addresses",
+        "license_requirement",
+        "license_policy",
+        "federal_register_citation",
+    ];
+    let parsed: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let mut o = serde_json::Map::new();
+            for f in fields {
+                o.insert(f.into(), v[f].clone());
+            }
+            o.insert("country".into(), v["country_name"].clone());
+            serde_json::Value::Object(o)
+        })
+        .collect();
+    let expected: Vec<serde_json::Value> =
+        serde_json::from_slice(&read("federal_register_identity/2025-99001.expected.json"))
+            .unwrap();
+    assert_eq!(parsed, expected);
+}
