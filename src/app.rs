@@ -151,25 +151,37 @@ pub fn federal_register_watcher(
     ))
 }
 
+/// How patient a list sync is with an unreachable or busy source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPatience {
+    /// The Federal Register client's retries and backoff (`list sync`, every interval).
+    Full,
+    /// Two quick retries: the first sync of an empty snapshot holds the watcher back, and must
+    /// not hold it for long when the source cannot be reached (the interval loop then retries
+    /// with full patience at once).
+    Bootstrap,
+}
+
 /// The codified-list sync as these settings configure it: its clients take the Federal
 /// Register client's limits, and it publishes through `publisher` (the change topic).
 pub fn list_sync(
     settings: &Settings,
     store: &Store,
     publisher: Arc<dyn Publisher>,
-    ecfr_url: &url::Url,
-    csl_url: &url::Url,
+    (ecfr_url, csl_url): (&url::Url, &url::Url),
+    patience: SyncPatience,
 ) -> Result<ListSync, AppError> {
-    let client = ListSourcesClient::new(
-        ecfr_url,
-        csl_url,
-        &ClientConfig {
-            max_document_bytes: settings.max_document_bytes,
-            timeout: settings.federal_register_timeout,
-            ..ClientConfig::default()
-        },
-    )
-    .map_err(AppError::ListClient)?;
+    let mut config = ClientConfig {
+        max_document_bytes: settings.max_document_bytes,
+        timeout: settings.federal_register_timeout,
+        ..ClientConfig::default()
+    };
+    if patience == SyncPatience::Bootstrap {
+        config.max_retries = 2;
+        config.max_backoff = Duration::from_secs(2);
+    }
+    let client =
+        ListSourcesClient::new(ecfr_url, csl_url, &config).map_err(AppError::ListClient)?;
     Ok(ListSync::new(
         client,
         store.clone(),
@@ -370,7 +382,14 @@ pub struct App {
     http: Option<HttpServer>,
     retry_delay: Duration,
     suppliers_topic: Option<String>,
-    list_sync: Option<(ListSync, ListSyncSpec)>,
+    /// The sync every interval, the quicker one of an empty snapshot, and their spec.
+    list_sync: Option<ListSyncParts>,
+}
+
+struct ListSyncParts {
+    every_interval: ListSync,
+    bootstrap: ListSync,
+    spec: ListSyncSpec,
 }
 
 /// What a run did.
@@ -417,16 +436,16 @@ impl App {
             None => None,
         };
         let list_sync = match &spec.list_sync {
-            Some(l) => Some((
-                list_sync(
-                    settings,
-                    &store,
-                    bus.change_publisher(),
-                    &l.ecfr_url,
-                    &l.csl_url,
-                )?,
-                l.clone(),
-            )),
+            Some(l) => {
+                let urls = (&l.ecfr_url, &l.csl_url);
+                let build =
+                    |patience| list_sync(settings, &store, bus.change_publisher(), urls, patience);
+                Some(ListSyncParts {
+                    every_interval: build(SyncPatience::Full)?,
+                    bootstrap: build(SyncPatience::Bootstrap)?,
+                    spec: l.clone(),
+                })
+            }
             None => None,
         };
         let worker = if spec.worker {
@@ -536,15 +555,20 @@ impl App {
         // On an empty snapshot the list comes first, so the workers screen every supplier
         // against all of it before any rule's change.
         let bootstrapped = match &list_sync {
-            Some((sync, spec)) if store.listed_entry_count().await? == 0 => {
-                bootstrap(sync, spec.source, &store).await;
-                true
+            Some(l) if store.listed_entry_count().await? == 0 => {
+                bootstrap(&l.bootstrap, l.spec.source, &store).await
             }
             _ => false,
         };
         let resync = async {
-            if let Some((sync, spec)) = &list_sync {
-                resync_every(sync, spec, bootstrapped, shutdown.requested()).await;
+            if let Some(l) = &list_sync {
+                resync_every(
+                    &l.every_interval,
+                    &l.spec,
+                    bootstrapped,
+                    shutdown.requested(),
+                )
+                .await;
             }
         };
         let watch = async {
@@ -599,30 +623,38 @@ impl App {
 
 /// The first sync of an empty snapshot: every entry of the list is published as an addition,
 /// which the workers screen every stored supplier against (the initial screening). A failure
-/// is logged and the service starts anyway; the next interval tries again.
-async fn bootstrap(sync: &ListSync, source: ListSourceKind, store: &Store) {
+/// is logged and the service starts anyway; the interval loop tries again at once. Returns
+/// whether it synced.
+async fn bootstrap(sync: &ListSync, source: ListSourceKind, store: &Store) -> bool {
     let suppliers = store
         .snapshot_stats()
         .await
         .map(|s| s.suppliers)
         .unwrap_or(0);
     match sync.sync(source).await {
-        Ok(report) => info!(
-            source = source.as_str(),
-            entries = report.added,
-            suppliers,
-            "initial screening: the empty snapshot is filled from the codified list; every \
-             supplier is screened against each entry and alerted on as for a rule"
-        ),
-        Err(e) => tracing::warn!(
-            error = %e,
-            "initial screening postponed: the codified list could not be fetched; the watcher \
-             starts on an empty snapshot"
-        ),
+        Ok(report) => {
+            info!(
+                source = source.as_str(),
+                entries = report.added,
+                suppliers,
+                "initial screening: the empty snapshot is filled from the codified list; every \
+                 supplier is screened against each entry and alerted on as for a rule"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "initial screening postponed: the codified list could not be fetched; the \
+                 watcher starts on an empty snapshot and the sync is retried in the background"
+            );
+            false
+        }
     }
 }
 
 /// Syncs every `spec.interval` until `stop`; at once first unless `bootstrapped` just did.
+/// A failure is logged and counted by the sync itself; the service keeps running.
 async fn resync_every(
     sync: &ListSync,
     spec: &ListSyncSpec,
@@ -640,8 +672,13 @@ async fn resync_every(
             _ = &mut stop => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        // A failure is logged and counted by the sync itself; the service keeps running.
-        let _ = sync.sync(spec.source).await;
+        if sync
+            .sync_unless_stopped(spec.source, &mut stop)
+            .await
+            .is_none()
+        {
+            return;
+        }
         wait = spec.interval;
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use super::args::ListSourceArgs;
-use crate::app::{list_sync, open_store, Bus};
+use crate::app::{list_sync, open_store, Bus, SyncPatience};
 use crate::config::Settings;
 use crate::csl::{read_csl_path, snapshot, SourceFilter};
 use crate::list_sources::ListSourceKind;
@@ -75,8 +75,8 @@ async fn sync(args: ListSyncArgs, settings: &Settings) -> Result<()> {
         settings,
         &store,
         bus.change_publisher(),
-        &args.sources.ecfr_url,
-        &args.sources.csl_url,
+        (&args.sources.ecfr_url, &args.sources.csl_url),
+        SyncPatience::Full,
     )?;
     let report = sync.sync(args.from).await;
     bus.flush().await?;
@@ -112,8 +112,8 @@ async fn reconcile(args: ListReconcileArgs, settings: &Settings) -> Result<()> {
         settings,
         &store,
         bus.change_publisher(),
-        &args.sources.ecfr_url,
-        &args.sources.csl_url,
+        (&args.sources.ecfr_url, &args.sources.csl_url),
+        SyncPatience::Full,
     )?;
     let report = sync.reconcile().await;
     store.close().await;

@@ -79,7 +79,20 @@ impl ListSync {
 
     /// One sync from `kind`, logged and counted whatever its outcome.
     pub async fn sync(&self, kind: ListSourceKind) -> Result<SyncReport, ListSyncError> {
-        let result = self.sync_inner(kind).await;
+        self.sync_unless_stopped(kind, std::future::pending())
+            .await
+            .expect("a pending stop never fires")
+    }
+
+    /// As [`ListSync::sync`], given up (`None`) if `stop` fires while the list is being
+    /// fetched: a shutdown need not wait out a source's retries. Once the list is in hand the
+    /// sync runs to its end, so its one publish is never cut short.
+    pub async fn sync_unless_stopped(
+        &self,
+        kind: ListSourceKind,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Result<SyncReport, ListSyncError>> {
+        let result = self.sync_inner(kind, stop).await?;
         match &result {
             Ok(report) => ListSynced {
                 source: kind.as_str(),
@@ -100,15 +113,39 @@ impl ListSync {
             }
             .emit(),
         }
-        result
+        Some(result)
     }
 
-    async fn sync_inner(&self, kind: ListSourceKind) -> Result<SyncReport, ListSyncError> {
+    async fn sync_inner(
+        &self,
+        kind: ListSourceKind,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Result<SyncReport, ListSyncError>> {
+        let fetched = tokio::select! {
+            fetched = self.etag_and_fetch(kind) => fetched,
+            () = stop => return None,
+        };
+        Some(self.apply(kind, fetched).await)
+    }
+
+    async fn etag_and_fetch(
+        &self,
+        kind: ListSourceKind,
+    ) -> Result<Option<(CodifiedList, Option<String>)>, ListSyncError> {
         let etag = match kind {
             ListSourceKind::Csl => self.store.state(CSL_ETAG_STATE).await?,
             ListSourceKind::Ecfr => None,
         };
-        let Some((list, new_etag)) = self.fetch(kind, etag.as_deref()).await? else {
+        self.fetch(kind, etag.as_deref()).await
+    }
+
+    /// Compares, publishes and records the fetched list (`None`: the CSL's 304).
+    async fn apply(
+        &self,
+        kind: ListSourceKind,
+        fetched: Result<Option<(CodifiedList, Option<String>)>, ListSyncError>,
+    ) -> Result<SyncReport, ListSyncError> {
+        let Some((list, new_etag)) = fetched? else {
             return Ok(SyncReport {
                 source: kind,
                 document_number: None,
