@@ -369,6 +369,14 @@ async fn ecfr_503_with_retry_after_is_retried() {
     let r = list(&db, &["sync"], &replay).await;
     assert!(r.status.success(), "{}", r.stderr);
     assert_eq!(refusals.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        r.stderr
+            .matches("list source request failed; retrying")
+            .count(),
+        2,
+        "{}",
+        r.stderr
+    );
     assert!(r.stdout.contains("changed; 75 added"), "{}", r.stdout);
 }
 

@@ -35,7 +35,7 @@ use url::Url;
 
 use crate::domain::ListEntry;
 use crate::events::SourceDocument;
-use crate::federal_register::client::{ClientConfig, ClientError, FederalRegisterClient};
+use crate::federal_register::client::{ClientConfig, ClientError, FederalRegisterClient, Upstream};
 
 /// Where the codified list comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -126,16 +126,17 @@ impl ListSourcesClient {
         csl_url: &Url,
         template: &ClientConfig,
     ) -> Result<ListSourcesClient, ClientError> {
-        let with_base = |base: Url| ClientConfig {
+        let with_base = |base: Url, upstream| ClientConfig {
             base_url: base,
+            upstream,
             ..template.clone()
         };
         let mut csl_base = csl_url.clone();
         csl_base.set_path("/");
         csl_base.set_query(None);
         Ok(ListSourcesClient {
-            ecfr: FederalRegisterClient::new(with_base(ecfr_url.clone()))?,
-            csl: FederalRegisterClient::new(with_base(csl_base))?,
+            ecfr: FederalRegisterClient::new(with_base(ecfr_url.clone(), Upstream::Ecfr))?,
+            csl: FederalRegisterClient::new(with_base(csl_base, Upstream::Csl))?,
             csl_url: csl_url.clone(),
         })
     }

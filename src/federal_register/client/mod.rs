@@ -98,6 +98,31 @@ pub struct ClientConfig {
     /// Largest response body accepted, JSON or XML.
     pub max_document_bytes: usize,
     pub user_agent: String,
+    /// Which public source this client talks to (see [`Upstream`]).
+    pub upstream: Upstream,
+}
+
+/// The public source a client is configured for. The rules of this module are the same for
+/// each; the name goes into its log lines, and only the Federal Register's requests count in
+/// the `entitywatch_federal_register_*` metrics (the list sources are counted by their syncs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Upstream {
+    #[default]
+    FederalRegister,
+    /// The eCFR versioner (Supplement No. 4 to part 744).
+    Ecfr,
+    /// The Consolidated Screening List bulk file.
+    Csl,
+}
+
+impl Upstream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upstream::FederalRegister => "federal_register",
+            Upstream::Ecfr => "ecfr",
+            Upstream::Csl => "csl",
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -114,6 +139,7 @@ impl Default for ClientConfig {
                 "entitywatch/{} (Entity List watcher)",
                 env!("CARGO_PKG_VERSION")
             ),
+            upstream: Upstream::FederalRegister,
         }
     }
 }

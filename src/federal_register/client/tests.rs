@@ -117,6 +117,7 @@ fn test_config(base: Url) -> ClientConfig {
         max_backoff: Duration::from_millis(20),
         max_document_bytes: 1024 * 1024,
         user_agent: "entitywatch-test".into(),
+        upstream: super::Upstream::FederalRegister,
     }
 }
 

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::api::collapse;
 use super::url_policy::loggable;
-use super::{ClientError, ClientStats, FederalRegisterClient};
+use super::{ClientError, ClientStats, FederalRegisterClient, Upstream};
 
 /// Redirects followed within one attempt. The API itself does not redirect today; a handful
 /// covers an http→https or trailing-slash hop without letting a loop spin.
@@ -83,22 +83,37 @@ impl FederalRegisterClient {
         })
         .notify(|f: &Failure, delay: Duration| {
             ClientStats::add(&self.stats.retries, 1);
-            crate::metrics::metrics().federal_register_retries.inc();
-            tracing::warn!(
-                url = %loggable(url),
-                attempt = attempts.load(Ordering::Relaxed),
-                status = f.status,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                error = %f.error,
-                "Federal Register request failed; retrying"
-            );
+            let upstream = self.config.upstream;
+            if upstream == Upstream::FederalRegister {
+                crate::metrics::metrics().federal_register_retries.inc();
+                tracing::warn!(
+                    url = %loggable(url),
+                    attempt = attempts.load(Ordering::Relaxed),
+                    status = f.status,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    error = %f.error,
+                    "Federal Register request failed; retrying"
+                );
+            } else {
+                tracing::warn!(
+                    upstream = upstream.as_str(),
+                    url = %loggable(url),
+                    attempt = attempts.load(Ordering::Relaxed),
+                    status = f.status,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    error = %f.error,
+                    "list source request failed; retrying"
+                );
+            }
         })
         .await;
-        let outcome = if result.is_ok() { "success" } else { "failure" };
-        crate::metrics::metrics()
-            .federal_register_requests
-            .with_label_values(&[outcome])
-            .inc();
+        if self.config.upstream == Upstream::FederalRegister {
+            let outcome = if result.is_ok() { "success" } else { "failure" };
+            crate::metrics::metrics()
+                .federal_register_requests
+                .with_label_values(&[outcome])
+                .inc();
+        }
         result.map_err(|f| {
             ClientStats::add(&self.stats.failures, 1);
             if f.retryable {
