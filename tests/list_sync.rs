@@ -253,9 +253,8 @@ async fn bootstrap_then_resync_postgres() {
 
 /// The CSL is fetched conditionally: the second sync sends the ETag, gets a 304 and publishes
 /// nothing.
-#[tokio::test]
-async fn csl_sync_honours_304() {
-    let db = fresh_db(Db::Sqlite).await;
+async fn csl_sync_honours_304(kind: Db) {
+    let db = fresh_db(kind).await;
     let conditional = Arc::new(AtomicUsize::new(0));
     let seen = conditional.clone();
     let interceptor: Interceptor = Arc::new(move |req| {
@@ -278,6 +277,16 @@ async fn csl_sync_honours_304() {
     );
     assert_eq!(conditional.load(Ordering::SeqCst), 1);
     assert_eq!(change_count(&db).await, 75);
+}
+
+#[tokio::test]
+async fn csl_sync_honours_304_sqlite() {
+    csl_sync_honours_304(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn csl_sync_honours_304_postgres() {
+    csl_sync_honours_304(Db::Postgres).await;
 }
 
 /// The six rules replayed, then reconciled: the agreeing list explains everything; the list
