@@ -42,7 +42,8 @@ pub struct SyncReport {
     pub source: ListSourceKind,
     /// The source document of its changes; `None` when the CSL answered 304.
     pub document_number: Option<String>,
-    pub outcome: &'static str,
+    #[serde(serialize_with = "as_spelling")]
+    pub outcome: SyncOutcome,
     pub added: usize,
     pub revised: usize,
     pub removed: usize,
@@ -96,11 +97,7 @@ impl ListSync {
         match &result {
             Ok(report) => ListSynced {
                 source: kind.as_str(),
-                outcome: if report.outcome == SyncOutcome::Changed.as_str() {
-                    SyncOutcome::Changed
-                } else {
-                    SyncOutcome::Unchanged
-                },
+                outcome: report.outcome,
                 published: report.added + report.revised + report.removed,
                 error: None,
             }
@@ -149,7 +146,7 @@ impl ListSync {
             return Ok(SyncReport {
                 source: kind,
                 document_number: None,
-                outcome: SyncOutcome::Unchanged.as_str(),
+                outcome: SyncOutcome::Unchanged,
                 added: 0,
                 revised: 0,
                 removed: 0,
@@ -177,9 +174,9 @@ impl ListSync {
             source: kind,
             document_number: Some(list.source.document_number.clone()),
             outcome: if plan.changes.is_empty() {
-                SyncOutcome::Unchanged.as_str()
+                SyncOutcome::Unchanged
             } else {
-                SyncOutcome::Changed.as_str()
+                SyncOutcome::Changed
             },
             added: count(ChangeAction::Added),
             revised: count(ChangeAction::Revised),
@@ -276,6 +273,10 @@ impl ListSync {
             .filter_map(|d| d.publication_date.map(|p| (d.document_number, p)))
             .collect())
     }
+}
+
+fn as_spelling<S: serde::Serializer>(o: &SyncOutcome, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(o.as_str())
 }
 
 /// The source document of an eCFR version (see the module docs of `list_sources`).
