@@ -27,6 +27,8 @@ use crate::federal_register::amendment::ParseLimits;
 use crate::federal_register::client::{ClientConfig, ClientError, FederalRegisterClient};
 use crate::federal_register::watcher::{PollReport, WatchError, Watcher, WatcherConfig};
 use crate::http::{HttpError, HttpServer, Readiness};
+use crate::list_sources::sync::ListSync;
+use crate::list_sources::{ListSourceKind, ListSourcesClient};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 use crate::worker::consume::{
@@ -57,6 +59,8 @@ pub enum AppError {
     Consume(#[from] ConsumeError),
     #[error(transparent)]
     Watch(#[from] WatchError),
+    #[error("building the list sources client: {0}")]
+    ListClient(ClientError),
     #[error("this process runs no {0}")]
     NotRunning(&'static str),
 }
@@ -76,6 +80,18 @@ pub struct ServiceSpec {
     pub ready_max_stuck: Option<Duration>,
     /// Pause before a failed message is handled again.
     pub retry_delay: Option<Duration>,
+    /// Sync the snapshot from the codified list (first, on an empty snapshot) and every
+    /// interval.
+    pub list_sync: Option<ListSyncSpec>,
+}
+
+/// Where and how often `run` syncs the codified list.
+#[derive(Debug, Clone)]
+pub struct ListSyncSpec {
+    pub ecfr_url: url::Url,
+    pub csl_url: url::Url,
+    pub source: ListSourceKind,
+    pub interval: Duration,
 }
 
 /// How the watcher polls and where it publishes.
@@ -144,6 +160,45 @@ pub fn federal_register_watcher(
             public_inspection,
             ..WatcherConfig::default()
         },
+    ))
+}
+
+/// How patient a list sync is with an unreachable or busy source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPatience {
+    /// The Federal Register client's retries and backoff (`list sync`, every interval).
+    Full,
+    /// Two quick retries: the first sync of an empty snapshot holds the watcher back, and must
+    /// not hold it for long when the source cannot be reached (the interval loop then retries
+    /// with full patience at once).
+    Bootstrap,
+}
+
+/// The codified-list sync as these settings configure it: its clients take the Federal
+/// Register client's limits, and it publishes through `publisher` (the change topic).
+pub fn list_sync(
+    settings: &Settings,
+    store: &Store,
+    publisher: Arc<dyn Publisher>,
+    (ecfr_url, csl_url): (&url::Url, &url::Url),
+    patience: SyncPatience,
+) -> Result<ListSync, AppError> {
+    let mut config = ClientConfig {
+        max_document_bytes: settings.max_document_bytes,
+        timeout: settings.federal_register_timeout,
+        ..ClientConfig::default()
+    };
+    if patience == SyncPatience::Bootstrap {
+        config.max_retries = 2;
+        config.max_backoff = Duration::from_secs(2);
+    }
+    let client =
+        ListSourcesClient::new(ecfr_url, csl_url, &config).map_err(AppError::ListClient)?;
+    Ok(ListSync::new(
+        client,
+        store.clone(),
+        publisher,
+        settings.max_document_bytes,
     ))
 }
 
@@ -365,6 +420,14 @@ pub struct App {
     http: Option<HttpServer>,
     retry_delay: Duration,
     suppliers_topic: Option<String>,
+    /// The sync every interval, the quicker one of an empty snapshot, and their spec.
+    list_sync: Option<ListSyncParts>,
+}
+
+struct ListSyncParts {
+    every_interval: ListSync,
+    bootstrap: ListSync,
+    spec: ListSyncSpec,
 }
 
 /// What a run did.
@@ -410,6 +473,19 @@ impl App {
             }
             None => None,
         };
+        let list_sync = match &spec.list_sync {
+            Some(l) => {
+                let urls = (&l.ecfr_url, &l.csl_url);
+                let build =
+                    |patience| list_sync(settings, &store, bus.change_publisher(), urls, patience);
+                Some(ListSyncParts {
+                    every_interval: build(SyncPatience::Full)?,
+                    bootstrap: build(SyncPatience::Bootstrap)?,
+                    spec: l.clone(),
+                })
+            }
+            None => None,
+        };
         let worker = if spec.worker {
             Some((bus.worker(&store, &spec.sinks)?, bus.worker_source()?))
         } else {
@@ -446,6 +522,7 @@ impl App {
             ),
         }
         Ok(App {
+            list_sync,
             suppliers_topic: bus.suppliers_topic(),
             store,
             bus,
@@ -506,6 +583,7 @@ impl App {
             http,
             retry_delay,
             suppliers_topic,
+            list_sync,
         } = self;
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let http_task = http.map(|server| {
@@ -513,6 +591,25 @@ impl App {
                 let _ = http_stopped.await;
             }))
         });
+        // On an empty snapshot the list comes first, so the workers screen every supplier
+        // against all of it before any rule's change.
+        let bootstrapped = match &list_sync {
+            Some(l) if store.listed_entry_count().await? == 0 => {
+                bootstrap(&l.bootstrap, l.spec.source, &store).await
+            }
+            _ => false,
+        };
+        let resync = async {
+            if let Some(l) = &list_sync {
+                resync_every(
+                    &l.every_interval,
+                    &l.spec,
+                    bootstrapped,
+                    shutdown.requested(),
+                )
+                .await;
+            }
+        };
         let watch = async {
             if let Some((watcher, spec)) = &watcher {
                 watcher
@@ -535,7 +632,7 @@ impl App {
                 None => Ok(None),
             }
         };
-        let ((), worked) = tokio::join!(watch, work);
+        let ((), (), worked) = tokio::join!(watch, resync, work);
         let _ = http_stop.send(());
         if let Some(task) = http_task {
             let _ = task.await;
@@ -560,5 +657,67 @@ impl App {
         self.bus.flush().await?;
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// The first sync of an empty snapshot: every entry of the list is published as an addition,
+/// which the workers screen every stored supplier against (the initial screening). A failure
+/// is logged and the service starts anyway; the interval loop tries again at once. Returns
+/// whether it synced.
+async fn bootstrap(sync: &ListSync, source: ListSourceKind, store: &Store) -> bool {
+    let suppliers = store
+        .snapshot_stats()
+        .await
+        .map(|s| s.suppliers)
+        .unwrap_or(0);
+    match sync.sync(source).await {
+        Ok(report) => {
+            info!(
+                source = source.as_str(),
+                entries = report.added,
+                suppliers,
+                "initial screening: the empty snapshot is filled from the codified list; every \
+                 supplier is screened against each entry and alerted on as for a rule"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "initial screening postponed: the codified list could not be fetched; the \
+                 watcher starts on an empty snapshot and the sync is retried in the background"
+            );
+            false
+        }
+    }
+}
+
+/// Syncs every `spec.interval` until `stop`; at once first unless `bootstrapped` just did.
+/// A failure is logged and counted by the sync itself; the service keeps running.
+async fn resync_every(
+    sync: &ListSync,
+    spec: &ListSyncSpec,
+    bootstrapped: bool,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut wait = if bootstrapped {
+        spec.interval
+    } else {
+        Duration::ZERO
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if sync
+            .sync_unless_stopped(spec.source, &mut stop)
+            .await
+            .is_none()
+        {
+            return;
+        }
+        wait = spec.interval;
     }
 }

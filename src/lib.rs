@@ -9,6 +9,7 @@
 //! | stage | module | role |
 //! |---|---|---|
 //! | sources | [`federal_register`] | API client, amendment parser, watcher, local replay server |
+//! | | [`list_sources`] | the codified list (eCFR Supplement No. 4, CSL bulk file) → change events (`list sync`, `list reconcile`) |
 //! | | [`csl`] | Consolidated Screening List files → list entries (`list import`) |
 //! | | [`suppliers`] | supplier files in and out (CSV) |
 //! | domain | [`domain`] | supplier record, list entry, country: one home each |
@@ -55,6 +56,7 @@ pub mod domain;
 pub mod events;
 pub mod federal_register;
 pub mod http;
+pub mod list_sources;
 pub mod metrics;
 pub mod outcome;
 pub mod screening;

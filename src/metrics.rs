@@ -12,7 +12,9 @@
 use std::sync::LazyLock;
 
 use crate::events::ChangeAction;
-use crate::outcome::{DeadLetterKind, DocumentOutcome, MatchLabel, PollOutcome, WorkerOutcome};
+use crate::outcome::{
+    DeadLetterKind, DocumentOutcome, MatchLabel, PollOutcome, SyncOutcome, WorkerOutcome,
+};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -51,6 +53,14 @@ pub struct Metrics {
     pub suppliers_last_change: IntGauge,
     pub entity_list_entries: IntGauge,
     pub entity_list_last_change: IntGauge,
+
+    // The codified list (list sync and reconcile).
+    pub list_syncs: IntCounterVec,
+    pub list_last_sync: IntGauge,
+    pub list_codified_entries: IntGauge,
+    pub list_unexplained_entries: IntGauge,
+    pub list_unreflected_rule_entries: IntGauge,
+    pub list_differing_entries: IntGauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -193,10 +203,52 @@ impl Metrics {
             &["action"],
         );
         touch(&list_unmatched_changes, ["revised", "removed"]);
+        let list_syncs = counter_vec(
+            &r,
+            "entitywatch_list_syncs_total",
+            "Syncs of the codified list (eCFR or CSL) against the snapshot, by outcome: \
+             changed (its changes were published), unchanged, failed (nothing published).",
+            &["outcome"],
+        );
+        touch(
+            &list_syncs,
+            spellings(SyncOutcome::ALL, SyncOutcome::as_str),
+        );
 
         Metrics {
             build_info,
             list_unmatched_changes,
+            list_syncs,
+            list_last_sync: gauge(
+                &r,
+                "entitywatch_list_last_sync_timestamp_seconds",
+                "Unix time of the last sync of the codified list that completed (changed or \
+                 unchanged).",
+            ),
+            list_codified_entries: gauge(
+                &r,
+                "entitywatch_list_codified_entries",
+                "Entries of the codified list (eCFR Supplement No. 4 to part 744) at the last \
+                 reconciliation.",
+            ),
+            list_unexplained_entries: gauge(
+                &r,
+                "entitywatch_list_unexplained_entries",
+                "Entries of the codified list that no parsed rule explains (not in the \
+                 snapshot, or stored by an import or a sync only), at the last reconciliation.",
+            ),
+            list_unreflected_rule_entries: gauge(
+                &r,
+                "entitywatch_list_unreflected_rule_entries",
+                "Entries a parsed rule added, revised or removed that the codified list, dated \
+                 after the rule, does not show: the sign of a misread rule.",
+            ),
+            list_differing_entries: gauge(
+                &r,
+                "entitywatch_list_differing_entries",
+                "Entries a parsed rule made whose fields the codified list states otherwise, at \
+                 the last reconciliation.",
+            ),
             polls,
             last_successful_poll: gauge(
                 &r,

@@ -57,6 +57,18 @@ outcome_enum! {
 }
 
 outcome_enum! {
+    /// What one sync of the codified list came to.
+    SyncOutcome {
+        /// The list differed from the snapshot; its changes were published.
+        Changed => "changed",
+        /// The list equals the snapshot (or the CSL answered 304): nothing published.
+        Unchanged => "unchanged",
+        /// Fetching, reading or publishing failed: nothing published, the snapshot untouched.
+        Failed => "failed",
+    }
+}
+
+outcome_enum! {
     /// The stored screening decision on one (supplier, entry, version).
     DecisionKind {
         /// Scored at or above the threshold and not dismissed: an alert.

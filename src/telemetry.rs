@@ -229,3 +229,74 @@ impl InternalEvent for ChangeUnmatched<'_> {
             .inc();
     }
 }
+
+/// A sync of the codified list came to an end: logged with what it published, counted by
+/// outcome.
+pub struct ListSynced<'a> {
+    pub source: &'a str,
+    pub outcome: crate::outcome::SyncOutcome,
+    pub published: usize,
+    pub error: Option<&'a dyn Display>,
+}
+
+impl InternalEvent for ListSynced<'_> {
+    fn emit(self) {
+        let m = metrics();
+        m.list_syncs
+            .with_label_values(&[self.outcome.as_str()])
+            .inc();
+        match self.error {
+            Some(error) => warn!(
+                source = self.source,
+                error = %error,
+                "list sync failed; nothing was published and the snapshot is unchanged"
+            ),
+            None => {
+                m.list_last_sync.set(chrono::Utc::now().timestamp());
+                info!(
+                    source = self.source,
+                    outcome = %self.outcome,
+                    published = self.published,
+                    "list synced"
+                );
+            }
+        }
+    }
+}
+
+/// The codified list was compared with the rules: the gauges an alert reads, and one warning
+/// per entry a rule's change is missing from the list for.
+pub struct ListReconciled<'a> {
+    pub report: &'a crate::list_sources::plan::ReconcileReport,
+}
+
+impl InternalEvent for ListReconciled<'_> {
+    fn emit(self) {
+        let r = self.report;
+        let m = metrics();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        m.list_codified_entries.set(count(r.codified_entries));
+        m.list_unexplained_entries.set(count(r.unexplained.len()));
+        m.list_unreflected_rule_entries
+            .set(count(r.unreflected.len()));
+        m.list_differing_entries.set(count(r.differing.len()));
+        for u in &r.unreflected {
+            warn!(
+                entity = %u.entity_key,
+                name = %u.name,
+                action = %u.action,
+                document = %u.document_number,
+                list = %r.source,
+                "a rule's change is not in the codified list"
+            );
+        }
+        info!(
+            list = %r.source,
+            codified = r.codified_entries,
+            unexplained = r.unexplained.len(),
+            unreflected = r.unreflected.len(),
+            differing = r.differing.len(),
+            "list reconciled"
+        );
+    }
+}

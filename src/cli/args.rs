@@ -85,3 +85,16 @@ pub struct ReadinessArgs {
     #[arg(long, env = "ENTITYWATCH_READY_MAX_STUCK", default_value = "1h", value_parser = at_least(MIN_READY_MAX_POLL_AGE))]
     pub ready_max_stuck: Duration,
 }
+
+/// Where the codified list comes from (`list sync`, `list reconcile`, `run`).
+#[derive(Debug, Clone, Args)]
+pub struct ListSourceArgs {
+    /// eCFR host whose versioner API serves Supplement No. 4 to part 744 (only this host is
+    /// contacted for it).
+    #[arg(long, env = "ENTITYWATCH_ECFR_URL", value_name = "URL", default_value = crate::list_sources::DEFAULT_ECFR_URL)]
+    pub ecfr_url: url::Url,
+    /// The Consolidated Screening List bulk JSON, fetched conditionally (ETag); only its host
+    /// is contacted.
+    #[arg(long, env = "ENTITYWATCH_CSL_URL", value_name = "URL", default_value = crate::list_sources::DEFAULT_CSL_URL)]
+    pub csl_url: url::Url,
+}

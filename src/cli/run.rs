@@ -7,9 +7,10 @@ use chrono::NaiveDate;
 use clap::Args;
 use tracing::info;
 
-use super::args::{ReadinessArgs, SinkArgs};
-use crate::app::{App, Bus, ServiceSpec, WatcherOutput, WatcherSpec};
+use super::args::{ListSourceArgs, ReadinessArgs, SinkArgs};
+use crate::app::{App, Bus, ListSyncSpec, ServiceSpec, WatcherOutput, WatcherSpec};
 use crate::config::{parse_duration, redact_url, Settings};
+use crate::list_sources::ListSourceKind;
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, Args)]
@@ -24,6 +25,20 @@ pub struct RunArgs {
     /// Do not poll public-inspection filings.
     #[arg(long)]
     pub no_public_inspection: bool,
+    /// Time between syncs of the snapshot from the codified list (the first runs at start,
+    /// before the watcher when the snapshot is empty); 0s turns syncing off.
+    #[arg(long, env = "ENTITYWATCH_LIST_SYNC_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    pub list_sync_interval: Duration,
+    /// Which codified list the sync reads.
+    #[arg(
+        long,
+        env = "ENTITYWATCH_LIST_SYNC_FROM",
+        value_enum,
+        default_value = "ecfr"
+    )]
+    pub list_sync_from: ListSourceKind,
+    #[command(flatten)]
+    pub list_sources: ListSourceArgs,
     #[command(flatten)]
     pub readiness: ReadinessArgs,
     #[command(flatten)]
@@ -45,6 +60,12 @@ pub async fn run(args: RunArgs, settings: &Settings) -> Result<()> {
         ready_max_poll_age: args.readiness.ready_max_poll_age,
         ready_max_stuck: Some(args.readiness.ready_max_stuck),
         retry_delay: None,
+        list_sync: (!args.list_sync_interval.is_zero()).then(|| ListSyncSpec {
+            ecfr_url: args.list_sources.ecfr_url.clone(),
+            csl_url: args.list_sources.csl_url.clone(),
+            source: args.list_sync_from,
+            interval: args.list_sync_interval,
+        }),
     };
     let app = App::build(settings, spec).await?;
     match app.bus() {

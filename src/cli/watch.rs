@@ -8,9 +8,10 @@ use chrono::NaiveDate;
 use clap::Args;
 use tracing::info;
 
-use super::args::ReadinessArgs;
-use crate::app::{App, ServiceSpec, WatcherOutput, WatcherSpec};
+use super::args::{ListSourceArgs, ReadinessArgs};
+use crate::app::{App, ListSyncSpec, ServiceSpec, WatcherOutput, WatcherSpec};
 use crate::config::{parse_duration, redact_url, Settings};
+use crate::list_sources::ListSourceKind;
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, Args)]
@@ -33,6 +34,21 @@ pub struct WatchArgs {
     /// Do not poll public-inspection filings.
     #[arg(long)]
     pub no_public_inspection: bool,
+    /// Time between syncs of the codified list onto the Kafka change topic (the first at start,
+    /// before polling when the snapshot is empty); 0s turns syncing off. Only when publishing
+    /// to Kafka without --once: stdout and files are a rule's events alone.
+    #[arg(long, env = "ENTITYWATCH_LIST_SYNC_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    pub list_sync_interval: Duration,
+    /// Which codified list the sync reads.
+    #[arg(
+        long,
+        env = "ENTITYWATCH_LIST_SYNC_FROM",
+        value_enum,
+        default_value = "ecfr"
+    )]
+    pub list_sync_from: ListSourceKind,
+    #[command(flatten)]
+    pub list_sources: ListSourceArgs,
     #[command(flatten)]
     pub readiness: ReadinessArgs,
 }
@@ -54,6 +70,15 @@ pub async fn run(args: WatchArgs, settings: &Settings) -> Result<()> {
         http: !args.once,
         ready_max_poll_age: args.readiness.ready_max_poll_age,
         ready_max_stuck: Some(args.readiness.ready_max_stuck),
+        list_sync: (output == WatcherOutput::Bus
+            && !args.once
+            && !args.list_sync_interval.is_zero())
+        .then(|| ListSyncSpec {
+            ecfr_url: args.list_sources.ecfr_url.clone(),
+            csl_url: args.list_sources.csl_url.clone(),
+            source: args.list_sync_from,
+            interval: args.list_sync_interval,
+        }),
         ..ServiceSpec::default()
     };
     let app = App::build(settings, spec).await?;

@@ -4,7 +4,10 @@
 //! It answers the three requests the client makes (documents search with `next_page_url`
 //! pagination, public-inspection `current.json`, full-text XML) and writes the links in its
 //! responses with the official host, exactly as the real API does, so the client's host mapping
-//! is exercised too. An optional interceptor lets a test answer a request itself (a 500, a 429,
+//! is exercised too. It also serves the official list's two sources in their real shapes, when
+//! given them ([`CodifiedReplay`]): the eCFR versioner (`versions/title-15.json`, and the
+//! Supplement's XML at `full/{date}/title-15.xml`) and the CSL bulk JSON, with an `ETag` and a
+//! 304 to a matching `If-None-Match`. An optional interceptor lets a test answer a request itself (a 500, a 429,
 //! a slow or truncated body) before the normal handler runs. It must never reach the network.
 
 use std::collections::BTreeMap;
@@ -96,7 +99,24 @@ pub struct ReplayConfig {
     /// Search results per page, whatever `per_page` asks (small values exercise pagination).
     pub page_size: usize,
     pub interceptor: Option<Interceptor>,
+    /// The eCFR and CSL documents to serve, if any.
+    pub codified: CodifiedReplay,
 }
+
+/// The official list's sources as the replay serves them.
+#[derive(Debug, Clone, Default)]
+pub struct CodifiedReplay {
+    /// The body of `/api/versioner/v1/versions/title-15.json` (any `part` query).
+    pub ecfr_versions: Option<Vec<u8>>,
+    /// The Supplement's XML by date (`YYYY-MM-DD`), served at
+    /// `/api/versioner/v1/full/{date}/title-15.xml`.
+    pub ecfr_supplements: BTreeMap<String, Vec<u8>>,
+    /// The CSL bulk JSON, served at [`CSL_BULK_PATH`].
+    pub csl_bulk: Option<Vec<u8>>,
+}
+
+/// Where trade.gov serves the CSL bulk JSON (and so does the replay).
+pub const CSL_BULK_PATH: &str = "/downloadable_consolidated_screening_list/v1/consolidated.json";
 
 impl Default for ReplayConfig {
     fn default() -> Self {
@@ -105,6 +125,7 @@ impl Default for ReplayConfig {
             public_inspection: Vec::new(),
             page_size: 20,
             interceptor: None,
+            codified: CodifiedReplay::default(),
         }
     }
 }
@@ -130,6 +151,12 @@ impl ReplayServer {
                 "/api/v1/public-inspection-documents/current.json",
                 get(public_inspection),
             )
+            .route(
+                "/api/versioner/v1/versions/title-15.json",
+                get(ecfr_versions),
+            )
+            .route("/api/versioner/v1/full/:date/title-15.xml", get(ecfr_full))
+            .route(CSL_BULK_PATH, get(csl_bulk))
             .fallback(get(full_text))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -284,4 +311,60 @@ async fn full_text(State(state): State<Arc<ReplayConfig>>, request: Request) -> 
             .into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
+}
+
+async fn ecfr_versions(State(state): State<Arc<ReplayConfig>>) -> Response {
+    match &state.codified.ecfr_versions {
+        Some(body) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(body.clone()),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+async fn ecfr_full(
+    State(state): State<Arc<ReplayConfig>>,
+    axum::extract::Path(date): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    let pairs = query_pairs(&request);
+    let wants = |k: &str, v: &str| pairs.iter().any(|(n, x)| n == k && x == v);
+    // The versioner answers the Supplement only to the query that names it.
+    if !wants("part", "744") || !wants("appendix", "Supplement No. 4 to Part 744") {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    match state.codified.ecfr_supplements.get(&date) {
+        Some(xml) => (
+            [(header::CONTENT_TYPE, "application/xml")],
+            Body::from(xml.clone()),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+async fn csl_bulk(State(state): State<Arc<ReplayConfig>>, request: Request) -> Response {
+    use sha2::Digest;
+    let Some(body) = &state.codified.csl_bulk else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let tag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(body))[..16]);
+    let current = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    if current {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::ETAG, tag),
+        ],
+        Body::from(body.clone()),
+    )
+        .into_response()
 }

@@ -132,7 +132,8 @@ impl Store {
         self.set_state(LAST_POLL, &at.to_rfc3339()).await
     }
 
-    async fn state(&self, name: &str) -> Result<Option<String>, StoreError> {
+    /// A named value of `watch_state` (checkpoints, the CSL's ETag).
+    pub(crate) async fn state(&self, name: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT value FROM watch_state WHERE name = $1")
             .bind(name)
             .fetch_optional(self.pool())
@@ -140,7 +141,7 @@ impl Store {
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
-    async fn set_state(&self, name: &str, value: &str) -> Result<(), StoreError> {
+    pub(crate) async fn set_state(&self, name: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO watch_state (name, value) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",

@@ -265,6 +265,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Every entry, removed ones (tombstones) included, ordered by key: what reconciliation
+    /// compares the codified list with.
+    pub async fn all_listed_entries(&self) -> Result<Vec<StoredEntry>, StoreError> {
+        let rows = sqlx::query(SELECT_ALL).fetch_all(self.pool()).await?;
+        let mut out = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.entry.entity_key.cmp(&b.entry.entity_key));
+        Ok(out)
+    }
+
     /// One entry by key, removed or not.
     pub async fn listed_entry(&self, key: &EntityKey) -> Result<Option<StoredEntry>, StoreError> {
         let sql = format!("{SELECT_ALL} WHERE entity_key = $1");
@@ -717,6 +726,33 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Every recorded change of every entry, by entry key, oldest first: one query where
+    /// reconciliation would otherwise ask [`Store::entry_history`] once per entry.
+    pub async fn all_entry_histories(
+        &self,
+    ) -> Result<HashMap<String, Vec<EntryChangeRecord>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT entity_key, version, action, document_number, change_key, matched_by, \
+             changed_at FROM entry_changes ORDER BY entity_key, version",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: HashMap<String, Vec<EntryChangeRecord>> = HashMap::new();
+        for r in &rows {
+            out.entry(r.try_get("entity_key")?)
+                .or_default()
+                .push(EntryChangeRecord {
+                    version: r.try_get("version")?,
+                    action: r.try_get("action")?,
+                    document_number: r.try_get("document_number")?,
+                    change_key: r.try_get("change_key")?,
+                    matched_by: r.try_get("matched_by")?,
+                    changed_at: r.try_get("changed_at")?,
+                });
+        }
+        Ok(out)
     }
 
     /// Brings stored keys to the current identity rule ([`EntityKey::derive`]), once per store:

@@ -26,6 +26,7 @@ const ALERTS: &[&str] = &[
     "EntitywatchDeadLetters",
     "EntitywatchDown",
     "EntitywatchWatermarkStuck",
+    "EntitywatchRuleNotInCodifiedList",
 ];
 
 /// The Secret every Kubernetes secretKeyRef must name.

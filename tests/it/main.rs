@@ -22,6 +22,7 @@ mod faults_kafka;
 mod faults_suppliers;
 mod inputs;
 mod kafka_bus;
+mod list_sync;
 mod operations;
 mod parse_fixtures;
 mod parse_shapes;

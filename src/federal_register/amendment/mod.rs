@@ -282,3 +282,24 @@ fn moved_entries(changes: &[EntityChange]) -> Vec<MovedEntry> {
     }
     out
 }
+
+/// An Entity cell read as a rule's table cell is read, for the codified list of
+/// `list_sources`, whose table has the same columns: `lines[0]` is the cell's running text and
+/// any further item one of its line elements; `name_hints` are names the entry may start with
+/// (they split a comma-bearing name from its address). Returns the name, aliases, addresses
+/// and what could not be read.
+pub(crate) fn read_entity_cell(
+    lines: &[String],
+    name_hints: &[&str],
+) -> (String, Vec<String>, Vec<String>, Vec<String>) {
+    let segments: Vec<text::Segment> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| text::Segment {
+            is_line: i > 0,
+            text: line.clone(),
+        })
+        .collect();
+    let e = entity_cell::parse_entity_cell(&segments, name_hints);
+    (e.name, e.aliases, e.addresses, e.warnings)
+}

@@ -98,6 +98,31 @@ pub struct ClientConfig {
     /// Largest response body accepted, JSON or XML.
     pub max_document_bytes: usize,
     pub user_agent: String,
+    /// Which public source this client talks to (see [`Upstream`]).
+    pub upstream: Upstream,
+}
+
+/// The public source a client is configured for. The rules of this module are the same for
+/// each; the name goes into its log lines, and only the Federal Register's requests count in
+/// the `entitywatch_federal_register_*` metrics (the list sources are counted by their syncs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Upstream {
+    #[default]
+    FederalRegister,
+    /// The eCFR versioner (Supplement No. 4 to part 744).
+    Ecfr,
+    /// The Consolidated Screening List bulk file.
+    Csl,
+}
+
+impl Upstream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upstream::FederalRegister => "federal_register",
+            Upstream::Ecfr => "ecfr",
+            Upstream::Csl => "csl",
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -114,6 +139,7 @@ impl Default for ClientConfig {
                 "entitywatch/{} (Entity List watcher)",
                 env!("CARGO_PKG_VERSION")
             ),
+            upstream: Upstream::FederalRegister,
         }
     }
 }
@@ -149,6 +175,17 @@ pub enum ClientError {
         url: String,
         attempts: usize,
         last: String,
+    },
+}
+
+/// What a conditional GET ([`FederalRegisterClient::fetch_conditional`]) returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConditionalBody {
+    /// 304: the copy whose tag was sent is current.
+    NotModified { etag: Option<String> },
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
     },
 }
 
@@ -309,10 +346,35 @@ impl FederalRegisterClient {
         let target = self.resolve(url, &base)?;
         let fetched = self
             .with_retries(&target, || {
-                self.fetch_once(&target, "application/xml, text/xml;q=0.9, */*;q=0.1")
+                self.fetch_once(&target, "application/xml, text/xml;q=0.9, */*;q=0.1", None)
             })
             .await?;
         Ok(fetched.body)
+    }
+
+    /// A body from another public source served on this client's base (the eCFR, the CSL bulk
+    /// file: see `list_sources`), under the same host rule, size limit and retries as the
+    /// Federal Register's own requests. `url` may be relative to the base. With
+    /// `if_none_match` the GET is conditional and a 304 is [`ConditionalBody::NotModified`].
+    pub(crate) async fn fetch_conditional(
+        &self,
+        url: &str,
+        accept: &'static str,
+        if_none_match: Option<&str>,
+    ) -> Result<ConditionalBody, ClientError> {
+        let base = self.config.base_url.clone();
+        let target = self.resolve(url, &base)?;
+        let fetched = self
+            .with_retries(&target, || self.fetch_once(&target, accept, if_none_match))
+            .await?;
+        Ok(if fetched.not_modified {
+            ConditionalBody::NotModified { etag: fetched.etag }
+        } else {
+            ConditionalBody::Body {
+                bytes: fetched.body,
+                etag: fetched.etag,
+            }
+        })
     }
 
     fn endpoint(&self, path: &str) -> Result<Url, ClientError> {

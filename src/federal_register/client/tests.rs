@@ -117,6 +117,7 @@ fn test_config(base: Url) -> ClientConfig {
         max_backoff: Duration::from_millis(20),
         max_document_bytes: 1024 * 1024,
         user_agent: "entitywatch-test".into(),
+        upstream: super::Upstream::FederalRegister,
     }
 }
 
@@ -918,4 +919,58 @@ fn logged_urls_are_path_and_query_only() {
         redacted(&u),
         "https://www.federalregister.gov/api/v1/documents.json"
     );
+}
+
+#[tokio::test]
+async fn a_conditional_get_sends_the_tag_and_honours_a_304() {
+    let router = Router::new().route(
+        "/consolidated.json",
+        get(|headers: axum::http::HeaderMap| async move {
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .map(HeaderValue::as_bytes)
+                == Some(b"\"v1\"")
+            {
+                (StatusCode::NOT_MODIFIED, [(header::ETAG, "\"v1\"")]).into_response()
+            } else {
+                ([(header::ETAG, "\"v1\"")], "{\"results\":[]}").into_response()
+            }
+        }),
+    );
+    let base = serve(router).await;
+    let c = client(test_config(base));
+    assert_eq!(
+        c.fetch_conditional("consolidated.json", "application/json", None)
+            .await
+            .unwrap(),
+        ConditionalBody::Body {
+            bytes: b"{\"results\":[]}".to_vec(),
+            etag: Some("\"v1\"".into())
+        }
+    );
+    assert_eq!(
+        c.fetch_conditional("consolidated.json", "application/json", Some("\"v1\""))
+            .await
+            .unwrap(),
+        ConditionalBody::NotModified {
+            etag: Some("\"v1\"".into())
+        }
+    );
+    // A stale tag gets the body.
+    assert!(matches!(
+        c.fetch_conditional("consolidated.json", "application/json", Some("\"v0\""))
+            .await
+            .unwrap(),
+        ConditionalBody::Body { .. }
+    ));
+    // Another host is refused before any request, as for every Federal Register URL.
+    assert!(matches!(
+        c.fetch_conditional(
+            "http://csl.example.invalid/x.json",
+            "application/json",
+            None
+        )
+        .await,
+        Err(ClientError::ForeignHost { .. })
+    ));
 }

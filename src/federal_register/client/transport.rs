@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, ACCEPT, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, ACCEPT, ETAG, IF_NONE_MATCH, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::api::collapse;
 use super::url_policy::loggable;
-use super::{ClientError, ClientStats, FederalRegisterClient};
+use super::{ClientError, ClientStats, FederalRegisterClient, Upstream};
 
 /// Redirects followed within one attempt. The API itself does not redirect today; a handful
 /// covers an http→https or trailing-slash hop without letting a loop spin.
@@ -33,7 +33,7 @@ impl FederalRegisterClient {
         url: &Url,
     ) -> Result<(T, Url), ClientError> {
         self.with_retries(url, || async {
-            let fetched = self.fetch_once(url, "application/json").await?;
+            let fetched = self.fetch_once(url, "application/json", None).await?;
             match serde_json::from_slice::<T>(&fetched.body) {
                 Ok(v) => Ok((v, fetched.url)),
                 Err(e) => {
@@ -83,22 +83,37 @@ impl FederalRegisterClient {
         })
         .notify(|f: &Failure, delay: Duration| {
             ClientStats::add(&self.stats.retries, 1);
-            crate::metrics::metrics().federal_register_retries.inc();
-            tracing::warn!(
-                url = %loggable(url),
-                attempt = attempts.load(Ordering::Relaxed),
-                status = f.status,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                error = %f.error,
-                "Federal Register request failed; retrying"
-            );
+            let upstream = self.config.upstream;
+            if upstream == Upstream::FederalRegister {
+                crate::metrics::metrics().federal_register_retries.inc();
+                tracing::warn!(
+                    url = %loggable(url),
+                    attempt = attempts.load(Ordering::Relaxed),
+                    status = f.status,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    error = %f.error,
+                    "Federal Register request failed; retrying"
+                );
+            } else {
+                tracing::warn!(
+                    upstream = upstream.as_str(),
+                    url = %loggable(url),
+                    attempt = attempts.load(Ordering::Relaxed),
+                    status = f.status,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    error = %f.error,
+                    "list source request failed; retrying"
+                );
+            }
         })
         .await;
-        let outcome = if result.is_ok() { "success" } else { "failure" };
-        crate::metrics::metrics()
-            .federal_register_requests
-            .with_label_values(&[outcome])
-            .inc();
+        if self.config.upstream == Upstream::FederalRegister {
+            let outcome = if result.is_ok() { "success" } else { "failure" };
+            crate::metrics::metrics()
+                .federal_register_requests
+                .with_label_values(&[outcome])
+                .inc();
+        }
         result.map_err(|f| {
             ClientStats::add(&self.stats.failures, 1);
             if f.retryable {
@@ -114,22 +129,39 @@ impl FederalRegisterClient {
     }
 
     /// One attempt: the request, any redirects, the status check and the bounded body read.
+    /// With `if_none_match` the request is conditional, and a 304 is an empty [`Fetched`]
+    /// marked `not_modified`.
     pub(super) async fn fetch_once(
         &self,
         start: &Url,
         accept: &'static str,
+        if_none_match: Option<&str>,
     ) -> Result<Fetched, Failure> {
         let mut url = start.clone();
         for _ in 0..=MAX_REDIRECTS {
             ClientStats::add(&self.stats.requests, 1);
-            let response = self
-                .http
-                .get(url.clone())
-                .header(ACCEPT, accept)
+            let mut request = self.http.get(url.clone()).header(ACCEPT, accept);
+            if let Some(tag) = if_none_match {
+                request = request.header(IF_NONE_MATCH, tag);
+            }
+            let response = request
                 .send()
                 .await
                 .map_err(|e| Failure::transport(&url, e))?;
             let status = response.status();
+            let etag = response
+                .headers()
+                .get(ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if status == StatusCode::NOT_MODIFIED && if_none_match.is_some() {
+                return Ok(Fetched {
+                    url,
+                    body: Vec::new(),
+                    etag: etag.or_else(|| if_none_match.map(str::to_owned)),
+                    not_modified: true,
+                });
+            }
             if status.is_redirection() {
                 let location = response
                     .headers()
@@ -155,7 +187,12 @@ impl FederalRegisterClient {
             }
             let body = self.read_limited(&url, response).await?;
             ClientStats::add(&self.stats.bytes_received, body.len() as u64);
-            return Ok(Fetched { url, body });
+            return Ok(Fetched {
+                url,
+                body,
+                etag,
+                not_modified: false,
+            });
         }
         Err(Failure::fatal(ClientError::Http {
             url: loggable(start),
@@ -291,6 +328,10 @@ impl Failure {
 pub(super) struct Fetched {
     pub(super) url: Url,
     pub(super) body: Vec<u8>,
+    /// The response's `ETag`, for a later conditional request.
+    pub(super) etag: Option<String>,
+    /// A 304 to a conditional request: `body` is empty, the caller's copy is current.
+    pub(super) not_modified: bool,
 }
 
 /// `Retry-After` as a wait: delta-seconds or an HTTP date (a date in the past means now).

@@ -30,6 +30,13 @@ pub const METRICS: &[&str] = &[
     "entitywatch_suppliers_last_change_timestamp_seconds",
     "entitywatch_entity_list_entries",
     "entitywatch_entity_list_last_change_timestamp_seconds",
+    "entitywatch_list_unmatched_changes_total",
+    "entitywatch_list_syncs_total",
+    "entitywatch_list_last_sync_timestamp_seconds",
+    "entitywatch_list_codified_entries",
+    "entitywatch_list_unexplained_entries",
+    "entitywatch_list_unreflected_rule_entries",
+    "entitywatch_list_differing_entries",
 ];
 
 /// Histograms of [`METRICS`]: their series carry `_bucket`, `_sum` and `_count` suffixes.
