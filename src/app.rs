@@ -231,15 +231,17 @@ impl Bus {
     pub fn connect_existing(settings: &Settings, store: &Store) -> Result<Bus, AppError> {
         match KafkaConfig::from_settings(settings) {
             None => Ok(Bus::embedded(store)),
-            Some(config) => {
-                let producer =
-                    KafkaProducer::new(&config.settings).map_err(|source| AppError::Kafka {
-                        brokers: config.settings.brokers.clone(),
-                        source,
-                    })?;
-                Ok(Bus::Kafka { config, producer })
-            }
+            Some(config) => Bus::kafka_existing(config),
         }
+    }
+
+    /// The Kafka bus of `config` as it is, creating no topic.
+    pub fn kafka_existing(config: KafkaConfig) -> Result<Bus, AppError> {
+        let producer = KafkaProducer::new(&config.settings).map_err(|source| AppError::Kafka {
+            brokers: config.settings.brokers.clone(),
+            source,
+        })?;
+        Ok(Bus::Kafka { config, producer })
     }
 
     /// The Kafka bus of `config`, creating its topics if missing.

@@ -59,11 +59,16 @@ pub async fn run(command: DeadLettersCommand, settings: &Settings) -> Result<()>
 }
 
 async fn list(args: DeadLettersListArgs, settings: &Settings) -> Result<()> {
-    let store = open_existing_store(settings).await?;
-    let letters = Bus::connect_existing(settings, &store)?
-        .read_dead_letters()
-        .await?;
-    store.close().await;
+    // On Kafka the dead letters are on the topic: no store is needed, or opened.
+    let letters = match crate::bus::kafka::KafkaConfig::from_settings(settings) {
+        Some(config) => Bus::kafka_existing(config)?.read_dead_letters().await?,
+        None => {
+            let store = open_existing_store(settings).await?;
+            let letters = Bus::embedded(&store).read_dead_letters().await?;
+            store.close().await;
+            letters
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {

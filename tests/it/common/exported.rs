@@ -21,7 +21,6 @@ pub const METRICS: &[&str] = &[
     "entitywatch_worker_events_total",
     "entitywatch_screening_duration_seconds",
     "entitywatch_suppliers_screened_total",
-    "entitywatch_list_unmatched_changes_total",
     "entitywatch_matches_total",
     "entitywatch_alerts_total",
     "entitywatch_alert_delivery_retries_total",
