@@ -921,6 +921,21 @@ fn logged_urls_are_path_and_query_only() {
     );
 }
 
+#[test]
+fn a_long_query_is_logged_short() {
+    let fields: String = (0..12)
+        .map(|i| format!("&fields%5B%5D=field_{i}"))
+        .collect();
+    let u = Url::parse(&format!(
+        "https://www.federalregister.gov/api/v1/documents.json?per_page=100{fields}"
+    ))
+    .expect("url");
+    let shown = loggable(&u);
+    assert!(shown.starts_with("/api/v1/documents.json?per_page=100&fields%5B%5D=field_0"));
+    assert!(shown.len() < 140, "{} characters: {shown}", shown.len());
+    assert!(shown.ends_with("more bytes)"), "{shown}");
+}
+
 #[tokio::test]
 async fn a_conditional_get_sends_the_tag_and_honours_a_304() {
     let router = Router::new().route(

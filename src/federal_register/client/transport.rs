@@ -86,8 +86,8 @@ impl FederalRegisterClient {
             let upstream = self.config.upstream;
             if upstream == Upstream::FederalRegister {
                 crate::metrics::metrics().federal_register_retries.inc();
+                // The error names the URL already: once per line is enough.
                 tracing::warn!(
-                    url = %loggable(url),
                     attempt = attempts.load(Ordering::Relaxed),
                     status = f.status,
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
@@ -97,7 +97,6 @@ impl FederalRegisterClient {
             } else {
                 tracing::warn!(
                     upstream = upstream.as_str(),
-                    url = %loggable(url),
                     attempt = attempts.load(Ordering::Relaxed),
                     status = f.status,
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),

@@ -95,10 +95,27 @@ pub(super) fn is_official(url: &Url) -> bool {
 /// Path and query only: the form in which URLs reach logs and error messages.
 pub(super) fn loggable(url: &Url) -> String {
     match url.query() {
+        // A search asks for a dozen `fields[]`: the start of the query says which request it
+        // was, the rest would only make every log line and error hundreds of characters long.
+        Some(q) if q.len() > LOGGED_QUERY_CHARS => {
+            let cut = (0..=LOGGED_QUERY_CHARS)
+                .rev()
+                .find(|i| q.is_char_boundary(*i))
+                .unwrap_or(0);
+            format!(
+                "{}?{}… ({} more bytes)",
+                url.path(),
+                &q[..cut],
+                q.len() - cut
+            )
+        }
         Some(q) => format!("{}?{}", url.path(), q),
         None => url.path().to_owned(),
     }
 }
+
+/// How much of a query a log line or error shows.
+const LOGGED_QUERY_CHARS: usize = 80;
 
 /// A foreign URL for an error message: whose host it was matters, its query does not.
 pub(super) fn redacted(url: &Url) -> String {
