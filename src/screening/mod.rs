@@ -405,7 +405,7 @@ impl Screener {
         entry: usize,
         d: &PreparedName,
     ) -> Option<Rules> {
-        pair_rules_between(schema, self.schemas[entry], q, d, &self.weights)
+        pair_rules_between(schema, self.schemas[entry], q, d)
     }
 
     fn screen_names(
@@ -428,7 +428,7 @@ impl Screener {
                 continue;
             }
             cands.clear();
-            let omission = omission_bound(schema, self.has_persons, q, &self.weights);
+            let omission = omission_bound(schema, self.has_persons, q);
             if brute_force {
                 cands.extend(0..self.docs.len() as u32);
             } else {
@@ -538,28 +538,22 @@ fn pair_rules_between(
     entry: Option<Schema>,
     q: &PreparedName,
     d: &PreparedName,
-    weights: &TokenWeights,
 ) -> Option<Rules> {
     match (query, entry) {
         (Some(x), Some(y)) => Rules::for_kinds(x, y),
-        (Some(x), None) | (None, Some(x)) => pair_rules(Some(x), q, d, weights),
-        (None, None) => pair_rules(None, q, d, weights),
+        (Some(x), None) | (None, Some(x)) => pair_rules(Some(x), q, d),
+        (None, None) => pair_rules(None, q, d),
     }
 }
 
 /// The least a query word left unmatched may cost, as a share of its organisation-rules
 /// cost: lower for a name that may be scored by person rules, where a left-out middle name is
 /// cheap. The candidate index and the bounds use it so they never drop such a match.
-fn omission_bound(
-    schema: Option<Schema>,
-    other_side_has_persons: bool,
-    q: &PreparedName,
-    weights: &TokenWeights,
-) -> f64 {
+fn omission_bound(schema: Option<Schema>, other_side_has_persons: bool, q: &PreparedName) -> f64 {
     let may_be_person = match schema {
         Some(Schema::Person) => true,
         Some(_) => false,
-        None => other_side_has_persons || weights.looks_like_person(q),
+        None => other_side_has_persons || q.person_like,
     };
     if may_be_person {
         PERSON_OMISSION_FACTOR
@@ -817,7 +811,7 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
                         continue;
                     }
                     cands.clear();
-                    let omission = omission_bound(entry_schema, self.has_persons, l, weights);
+                    let omission = omission_bound(entry_schema, self.has_persons, l);
                     self.index.candidates_with(
                         l,
                         floor - COUNTRY_BONUS,
@@ -845,7 +839,7 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
                             .entry(doc)
                             .or_insert_with(|| PreparedName::from_raw(self.doc_name(doc), weights));
                         let Some(rules) =
-                            pair_rules_between(self.schemas[item], entry_schema, q, l, weights)
+                            pair_rules_between(self.schemas[item], entry_schema, q, l)
                         else {
                             continue;
                         };
@@ -870,7 +864,7 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
                     let q = &prepared[&doc];
                     let l = &listed[li];
                     let listed_name = e.names().nth(li).unwrap_or(&e.name);
-                    let rules = pair_rules_between(self.schemas[item], entry_schema, q, l, weights);
+                    let rules = pair_rules_between(self.schemas[item], entry_schema, q, l);
                     let al = align_with(q, l, rules.unwrap_or(Rules::Organization));
                     let explanation =
                         Explanation::build(self.doc_name(doc), listed_name, li > 0, q, l, &al)

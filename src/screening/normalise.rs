@@ -639,7 +639,10 @@ fn fuzzy_keys(word: &str) -> impl Iterator<Item = u64> + '_ {
             super::score::fnv_skip(b, i)
         }
     });
-    let skel = skeleton(word).map(|s| super::score::fnv(s.as_bytes()) ^ 0x5bd1_e995);
+    let skel = (word.len() >= FUZZY_LEGAL_MIN_LEN)
+        .then(|| skeleton(word))
+        .flatten()
+        .map(|s| super::score::fnv(s.as_bytes()) ^ 0x5bd1_e995);
     dels.chain(skel)
 }
 

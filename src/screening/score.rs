@@ -271,6 +271,9 @@ fn typo_pair(x: &str, y: &str) -> bool {
 pub struct PreparedName {
     pub(crate) toks: Vec<PTok>,
     pub(crate) legal_forms: Vec<String>,
+    /// Whether the name reads as a person's (see `TokenWeights::looks_like_person`), worked
+    /// out once: a name of unknown kind is scored against many.
+    pub(crate) person_like: bool,
 }
 
 impl PreparedName {
@@ -309,10 +312,13 @@ impl PreparedName {
                 }
             })
             .collect();
-        PreparedName {
+        let mut p = PreparedName {
             toks,
             legal_forms: norm.legal_forms.clone(),
-        }
+            person_like: false,
+        };
+        p.person_like = weights.looks_like_person(&p);
+        p
     }
 
     pub fn from_raw(raw: &str, weights: &TokenWeights) -> Self {
@@ -911,7 +917,7 @@ pub fn score_pair_typed_with(
 ) -> Score {
     let pa = PreparedName::from_raw(a, weights);
     let pb = PreparedName::from_raw(b, weights);
-    let rules = pair_rules(schema, &pa, &pb, weights);
+    let rules = pair_rules(schema, &pa, &pb);
     let al = match rules {
         Some(r) => align_with(&pa, &pb, r),
         None => Alignment {
@@ -935,20 +941,17 @@ pub(crate) fn pair_rules(
     schema: Option<Schema>,
     a: &PreparedName,
     b: &PreparedName,
-    weights: &TokenWeights,
 ) -> Option<Rules> {
     match schema {
         Some(Schema::Person) => {
             (a.legal_forms.is_empty() == b.legal_forms.is_empty()).then_some(Rules::Person)
         }
         Some(_) => Some(Rules::Organization),
-        None => Some(
-            if weights.looks_like_person(a) && weights.looks_like_person(b) {
-                Rules::Person
-            } else {
-                Rules::Organization
-            },
-        ),
+        None => Some(if a.person_like && b.person_like {
+            Rules::Person
+        } else {
+            Rules::Organization
+        }),
     }
 }
 

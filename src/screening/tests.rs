@@ -1214,3 +1214,67 @@ const FIXTURE_FLOORS: &[(&str, f64)] = &[
     ("persons", 0.984),
     ("precision", 1.0),
 ];
+
+/// A listed person is never an alert for an organisation supplier, and a person supplier is
+/// screened by person rules, through the index as by brute force.
+#[test]
+fn typed_screening_keeps_persons_and_organisations_apart() {
+    let entry = |name: &str, key: &str| ListedEntry {
+        key: EntityKey::parse(key).unwrap(),
+        name: name.to_string(),
+        aliases: Vec::new(),
+        countries: Vec::new(),
+    };
+    let screener = Screener::new_typed(vec![
+        (
+            entry("Yevgeniy Viktorovich Prigozhin", "RU/yevgeniy-prigozhin"),
+            Some(Schema::Person),
+        ),
+        (
+            entry("Concord Management and Consulting LLC", "RU/concord"),
+            Some(Schema::Company),
+        ),
+        (
+            entry("Prigozhin Catering", "RU/prigozhin-catering"),
+            Some(Schema::Company),
+        ),
+    ]);
+    let as_org = screener.screen_typed("Prigozhin Yevgeny", &[], None, Schema::Organization);
+    assert!(
+        as_org
+            .iter()
+            .all(|m| m.key.as_str() != "RU/yevgeniy-prigozhin"),
+        "{as_org:?}"
+    );
+    let as_person = screener.screen_typed("Prigozhin Yevgeny", &[], None, Schema::Person);
+    assert_eq!(as_person[0].key.as_str(), "RU/yevgeniy-prigozhin");
+    assert!(as_person[0].is_match);
+    assert_eq!(as_person[0].explanation.rules, RulesApplied::Person);
+    assert!(as_person
+        .iter()
+        .all(|m| m.key.as_str() != "RU/prigozhin-catering"));
+    let initials = screener.screen_typed("Y. V. Prigozhin", &[], None, Schema::Person);
+    let brute = screener.screen_brute_force_typed("Y. V. Prigozhin", &[], None, Schema::Person);
+    assert_eq!(initials, brute);
+    assert!(initials[0].is_match, "{:?}", initials);
+}
+
+/// The screener's weights are the built-in table, whatever the list holds: the same pair
+/// scores the same against a list of one entry as against the whole list.
+#[test]
+fn scores_do_not_depend_on_the_list() {
+    let Some(entries) = entity_list() else { return };
+    let hik: Vec<ListedEntry> = entries
+        .iter()
+        .filter(|e| e.name.contains("Hikvision"))
+        .cloned()
+        .collect();
+    let small = Screener::new(hik);
+    let full = Screener::new(entries);
+    let q = "HANGZHOU HIKVISION DIGITAL TECH CO LTD";
+    let a = small.screen(q, &[], None);
+    let b = full.screen(q, &[], None);
+    assert_eq!(a[0].key, b[0].key);
+    assert_eq!(a[0].score, b[0].score);
+    assert_eq!(full.matcher_version(), MATCHER_VERSION);
+}
