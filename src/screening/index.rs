@@ -413,6 +413,18 @@ impl<Id> CandidateIndex<Id> {
                 }
             }
         }
+        // Or, under person rules, this word and a neighbour written together the other way
+        // round ("jinping xi" / "xijinping").
+        for other in [pi.checked_sub(1), Some(pi + 1).filter(|&n| n < toks.len())]
+            .into_iter()
+            .flatten()
+        {
+            let (x, y) = (toks[pi].surface(), toks[other].surface());
+            if x.len() >= MIN_JOIN_PART && y.len() >= MIN_JOIN_PART {
+                let (first, second) = if other < pi { (x, y) } else { (y, x) };
+                keys.push(fnv_extend(fnv(first.as_bytes()), second.as_bytes()));
+            }
+        }
         // Or this one query word may be several indexed words written apart ("huawei" vs
         // "hua wei"): find indexed words that start it and whose remainder splits into indexed
         // words too.

@@ -488,6 +488,39 @@ fn joined_edges(one: &[PTok], many: &[PTok], one_is_a: bool, out: &mut Vec<Edge>
     }
 }
 
+/// Person rules: two neighbouring words written together in the other order ("Jinping Xi" /
+/// 习近平, "xijinping"): Chinese and Korean names put the family name first when written as one
+/// word, and a Latin register may not.
+fn reversed_pair_edges(one: &[PTok], many: &[PTok], one_is_a: bool, out: &mut Vec<Edge>) {
+    for (j, word) in one.iter().enumerate() {
+        let target = word.surface();
+        for i in 0..many.len().saturating_sub(1) {
+            let (first, second) = (many[i + 1].surface(), many[i].surface());
+            if first.len() < MIN_JOIN_PART || second.len() < MIN_JOIN_PART {
+                continue;
+            }
+            if target.len() == first.len() + second.len()
+                && target.starts_with(first)
+                && target.ends_with(second)
+            {
+                let w = span_weight(many, i, i + 2).min(word.weight);
+                let (a, b) = if one_is_a {
+                    ((j as u8, j as u8 + 1), (i as u8, i as u8 + 2))
+                } else {
+                    ((i as u8, i as u8 + 2), (j as u8, j as u8 + 1))
+                };
+                out.push(Edge {
+                    a,
+                    b,
+                    sim: 1.0,
+                    kind: MatchKind::Joined,
+                    weight: w,
+                });
+            }
+        }
+    }
+}
+
 /// Person rules: an initial ("J") corresponds to a word it starts ("John"); dotted initials
 /// ("V.I.") to as many consecutive words ("Vladimir Ilyich").
 fn initial_edges(one: &[PTok], many: &[PTok], one_is_a: bool, out: &mut Vec<Edge>) {
@@ -566,6 +599,8 @@ pub(crate) fn align_with(a: &PreparedName, b: &PreparedName, rules: Rules) -> Al
     if rules == Rules::Person {
         initial_edges(at, bt, true, &mut edges);
         initial_edges(bt, at, false, &mut edges);
+        reversed_pair_edges(at, bt, true, &mut edges);
+        reversed_pair_edges(bt, at, false, &mut edges);
     }
     edges.sort_by(|x, y| {
         y.sim

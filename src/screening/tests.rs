@@ -1093,6 +1093,8 @@ mod rules {
             ("Maria García-López", "Maria Garcia Lopez"),
             ("Gabriel García Márquez", "Gabriel García"),
             ("V.V. Putin", "Vladimir Vladimirovich Putin"),
+            ("Jinping Xi", "习近平"),
+            ("Xi Jinping", "习近平"),
         ] {
             assert_match(&person(a, b));
         }
