@@ -567,7 +567,8 @@ fn left_over(toks: &[PTok], used: u64) -> Vec<&PTok> {
         .collect()
 }
 
-/// [`align_with`] under organisation rules.
+/// [`align_with`] under organisation rules (the index tests' reference).
+#[cfg(test)]
 pub(crate) fn align(a: &PreparedName, b: &PreparedName) -> Alignment {
     align_with(a, b, Rules::Organization)
 }
