@@ -217,12 +217,19 @@ impl PTok {
         }
     }
 
-    /// Whether this word, left over, is a distinctive word of its name: heavy in itself (a
-    /// place never is), or heavier than everything the two names share (`matched_max`).
+    /// Whether this word, left over, is a distinctive word of its name: heavy in itself, or
+    /// heavier than everything the two names share (`matched_max`).
     fn distinctive(&self, matched_max: f64) -> bool {
-        !self.optional
-            && !self.initial
-            && ((self.weight >= DISTINCTIVE_WEIGHT && !self.place) || self.weight > matched_max)
+        if self.optional || self.initial {
+            return false;
+        }
+        if self.place {
+            // A place only when the names share nothing distinctive themselves: "Public
+            // Security Bureau" against the Xinjiang one, not "Sophgo" against Xiamen Sophgo.
+            matched_max < DISTINCTIVE_WEIGHT && self.weight > matched_max
+        } else {
+            self.weight >= DISTINCTIVE_WEIGHT || self.weight > matched_max
+        }
     }
 }
 
