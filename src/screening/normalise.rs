@@ -352,7 +352,6 @@ fn split_camel_case(raw: &str) -> String {
     }
     let mut out = String::with_capacity(raw.len() + 4);
     let mut lower_run = 0usize;
-    let mut upper_run = 0usize;
     for i in 0..b.len() {
         let c = b[i];
         if i > 0 && c.is_ascii_uppercase() {
@@ -362,9 +361,8 @@ fn split_camel_case(raw: &str) -> String {
                 let n = rest.iter().take_while(|x| x.is_ascii_uppercase()).count();
                 n >= 2 && rest.get(n).is_none_or(|x| !x.is_alphanumeric())
             };
-            let after_word = lower_run >= 2 && (next_lower || caps_to_end);
-            let after_caps = upper_run >= 2 && next_lower;
-            if after_word || after_caps {
+            // After a lowercase run only: in "GosNIIOKhT" the capitals are an acronym's.
+            if lower_run >= 2 && (next_lower || caps_to_end) {
                 let rest: String = b[i..]
                     .iter()
                     .take_while(|x| x.is_ascii_alphanumeric())
@@ -378,13 +376,8 @@ fn split_camel_case(raw: &str) -> String {
         out.push(c);
         if c.is_ascii_lowercase() {
             lower_run += 1;
-            upper_run = 0;
-        } else if c.is_ascii_uppercase() {
-            upper_run += 1;
-            lower_run = 0;
         } else {
             lower_run = 0;
-            upper_run = 0;
         }
     }
     out

@@ -748,6 +748,12 @@ const ELF_IDENTITY_WORDS: &[&str] = &[
     "holding",
     "group",
     "enterprise",
+    "soyuzy",
+    "soyuz",
+    "obedineniya",
+    "obyedineniya",
+    "obedinenie",
+    "obyedinenie",
 ];
 
 /// Whether a word is made of pinyin syllables ("ming", "hezuoshe"): the generated table leaves
