@@ -647,6 +647,31 @@ fn is_one_word_legal_form(word: &str) -> bool {
         .is_some_and(|v| v.iter().any(|&i| lp.phrases[i as usize].words.len() == 1))
 }
 
+/// [`phrases_starting`] through a per-thread memo: supplier masters repeat the same few
+/// thousand words a million times, and the fuzzy lookup costs a dozen hashes per word. The
+/// memo holds answers of a pure function, so it never changes a result; it is emptied when
+/// it grows past a bound.
+fn phrases_starting_cached(word: &str) -> Vec<u32> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const MAX_ENTRIES: usize = 1 << 16;
+    thread_local! {
+        static MEMO: RefCell<HashMap<Box<str>, Vec<u32>>> = RefCell::new(HashMap::new());
+    }
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(v) = m.get(word) {
+            return v.clone();
+        }
+        let v = phrases_starting(word);
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(word.into(), v.clone());
+        v
+    })
+}
+
 /// Indices of the phrases that may start with `word`: exact first word, else (long words only)
 /// one edit or one skeleton away, longest phrase first.
 fn phrases_starting(word: &str) -> Vec<u32> {
@@ -739,7 +764,10 @@ fn legal_phrase_ending(tokens: &[NormToken], starts: &[Vec<u32>], end: usize) ->
 /// nothing else to match on.
 fn strip_legal_forms(tokens: Vec<NormToken>) -> (Vec<NormToken>, Vec<String>) {
     let mut keep = vec![true; tokens.len()];
-    let starts: Vec<Vec<u32>> = tokens.iter().map(|t| phrases_starting(&t.text)).collect();
+    let starts: Vec<Vec<u32>> = tokens
+        .iter()
+        .map(|t| phrases_starting_cached(&t.text))
+        .collect();
     let mut start = 0;
     while start < tokens.len() {
         let mut end = start + 1;
