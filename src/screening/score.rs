@@ -566,12 +566,12 @@ fn initial_edges(one: &[PTok], many: &[PTok], one_is_a: bool, out: &mut Vec<Edge
     }
 }
 
-fn left_over(toks: &[PTok], used: u64) -> Vec<&PTok> {
+/// The words of `toks` no correspondence used (no allocation: align runs millions of times).
+fn left_over(toks: &[PTok], used: u64) -> impl Iterator<Item = &PTok> + Clone {
     toks.iter()
         .enumerate()
-        .filter(|(i, _)| used & (1u64 << i) == 0)
+        .filter(move |(i, _)| used & (1u64 << i) == 0)
         .map(|(_, t)| t)
-        .collect()
 }
 
 /// [`align_with`] under organisation rules (the index tests' reference).
@@ -635,18 +635,21 @@ pub(crate) fn align_with(a: &PreparedName, b: &PreparedName, rules: Rules) -> Al
         den += 2.0 * e.weight;
     }
     let (left_a, left_b) = (left_over(at, a_used), left_over(bt, b_used));
-    let cost = |l: &[&PTok]| -> f64 { l.iter().map(|t| t.unmatched_cost(rules)).sum() };
-    let (mut ua, mut ub) = (cost(&left_a), cost(&left_b));
-    let essential = |l: &[&PTok]| l.iter().any(|t| !t.optional);
+    let (mut ua, mut ub): (f64, f64) = (
+        left_a.clone().map(|t| t.unmatched_cost(rules)).sum(),
+        left_b.clone().map(|t| t.unmatched_cost(rules)).sum(),
+    );
+    let essential_a = left_a.clone().any(|t| !t.optional);
+    let essential_b = left_b.clone().any(|t| !t.optional);
     let capped = match rules {
         Rules::Person => {
             // A family name alone ("Putin" for "Vladimir Putin") is a lead, not an alert.
-            let capped = chosen.len() == 1 && (essential(&left_a) || essential(&left_b));
+            let capped = chosen.len() == 1 && (essential_a || essential_b);
             if chosen.len() >= 2 {
-                if !essential(&left_b) {
+                if !essential_b {
                     ua *= PERSON_OMISSION_FACTOR;
                 }
-                if !essential(&left_a) {
+                if !essential_a {
                     ub *= PERSON_OMISSION_FACTOR;
                 }
             }
@@ -656,21 +659,19 @@ pub(crate) fn align_with(a: &PreparedName, b: &PreparedName, rules: Rules) -> Al
             let matched_max = chosen.iter().map(|e| e.weight).fold(0.0, f64::max);
             // A place left over costs half (registers drop the city), unless it is the name's
             // rarest word: "Public Security Bureau" is not the Xinjiang one.
-            let extra = |l: &[&PTok]| -> f64 {
-                l.iter()
-                    .filter(|t| t.distinctive(matched_max))
-                    .map(|t| {
-                        let full = t.weight * MISSING_DISTINCTIVE_FACTOR;
-                        full - t.unmatched_cost(rules)
-                    })
-                    .sum()
+            let extra = |t: &PTok| -> f64 {
+                if t.distinctive(matched_max) {
+                    t.weight * MISSING_DISTINCTIVE_FACTOR - t.unmatched_cost(rules)
+                } else {
+                    0.0
+                }
             };
-            ua += extra(&left_a);
-            ub += extra(&left_b);
+            ua += left_a.clone().map(extra).sum::<f64>();
+            ub += left_b.clone().map(extra).sum::<f64>();
             chosen.len() == 1
                 && left_a
-                    .iter()
-                    .chain(&left_b)
+                    .clone()
+                    .chain(left_b.clone())
                     .any(|t| t.distinctive(matched_max))
         }
     };
@@ -678,8 +679,9 @@ pub(crate) fn align_with(a: &PreparedName, b: &PreparedName, rules: Rules) -> Al
     // Words left over on *both* sides are a substitution ("Shanghai" for "Beijing",
     // "Technology" for "Communications"): evidence of a different entity, which an omission on
     // one side is not. It can only lower a score, which keeps the index's bound valid.
-    let conflict = |l: &[&PTok]| -> f64 { l.iter().map(|t| t.conflict_weight(rules)).sum() };
-    den += conflict(&left_a).min(conflict(&left_b));
+    let conflict_a: f64 = left_a.map(|t| t.conflict_weight(rules)).sum();
+    let conflict_b: f64 = left_b.map(|t| t.conflict_weight(rules)).sum();
+    den += conflict_a.min(conflict_b);
     let mut score = if den > 0.0 {
         (num / den).clamp(0.0, 1.0)
     } else {
