@@ -1,5 +1,5 @@
-//! Quality measurement on labelled name pairs: precision, recall and F1 at a threshold, overall
-//! and per category, printed as a table.
+//! Quality measurement on labelled name pairs: precision, recall and F1 at a threshold, overall,
+//! per category and per kind of party (the optional `schema` column), printed as a table.
 //!
 //! Reads whatever `impl Read` it is given (the caller opens the file); it must never open files
 //! itself nor tune anything: it reports, a person decides.
@@ -8,32 +8,27 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::score::{score_pair_with, DEFAULT_THRESHOLD};
+use super::pairs::{parse_pairs, PairRowError, PairsFileError, DEFAULT_MAX_FIELD_BYTES};
+use super::score::{score_pair_typed_with, DEFAULT_THRESHOLD};
 use super::weights::TokenWeights;
 
+/// Evaluation stops at the first bad row: a measurement over part of a file would mislead.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("line {line}: {source}")]
-    Csv {
-        line: u64,
-        #[source]
-        source: csv::Error,
-    },
+    #[error(transparent)]
+    Row(#[from] PairRowError),
     #[error("line {line}: is_match must be true/false/1/0, got {value:?}")]
     Label { line: u64, value: String },
     #[error("the CSV needs columns name1,name2,is_match: {0}")]
     Header(String),
 }
 
-#[derive(Debug, Deserialize)]
-struct Row {
-    name1: String,
-    name2: String,
-    is_match: String,
-    #[serde(default)]
-    category: Option<String>,
+impl From<PairsFileError> for EvalError {
+    fn from(e: PairsFileError) -> Self {
+        EvalError::Header(e.to_string())
+    }
 }
 
 /// Counts for one category (or for all rows).
@@ -106,6 +101,8 @@ pub struct Mistake {
     pub expected: bool,
     pub score: f64,
     pub category: String,
+    /// The pair's kind as labelled, or `(unknown)`.
+    pub schema: String,
     pub explanation: String,
 }
 
@@ -115,6 +112,8 @@ pub struct EvalReport {
     pub threshold: f64,
     pub overall: Counts,
     pub by_category: BTreeMap<String, Counts>,
+    /// Per labelled kind of party (`Person`, `Company`, ..., `(unknown)` without a label).
+    pub by_schema: BTreeMap<String, Counts>,
     /// Every misclassified pair, in input order.
     pub mistakes: Vec<Mistake>,
 }
@@ -151,41 +150,39 @@ pub fn evaluate_pairs_with(
     weights: &TokenWeights,
     threshold: f64,
 ) -> Result<EvalReport, EvalError> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-    let headers = rdr
-        .headers()
-        .map_err(|e| EvalError::Csv { line: 1, source: e })?
-        .clone();
-    for needed in ["name1", "name2", "is_match"] {
-        if !headers.iter().any(|h| h.trim() == needed) {
-            return Err(EvalError::Header(
-                headers.iter().collect::<Vec<_>>().join(","),
-            ));
-        }
+    let file = parse_pairs(reader, DEFAULT_MAX_FIELD_BYTES)?;
+    if !file.has_label {
+        return Err(EvalError::Header("no is_match column".to_string()));
     }
     let mut report = EvalReport {
         threshold,
         overall: Counts::default(),
         by_category: BTreeMap::new(),
+        by_schema: BTreeMap::new(),
         mistakes: Vec::new(),
     };
-    for (i, rec) in rdr.deserialize::<Row>().enumerate() {
-        let line = i as u64 + 2;
-        let row = rec.map_err(|e| EvalError::Csv { line, source: e })?;
-        let expected = parse_label(&row.is_match).ok_or_else(|| EvalError::Label {
-            line,
-            value: row.is_match.clone(),
+    for row in file.rows {
+        let row = row?;
+        let value = row.label.clone().unwrap_or_default();
+        let expected = parse_label(&value).ok_or(EvalError::Label {
+            line: row.line,
+            value,
         })?;
-        let s = score_pair_with(&row.name1, &row.name2, weights);
+        let s = score_pair_typed_with(&row.name1, &row.name2, row.schema, weights);
         let predicted = s.value >= threshold;
-        let category = row
-            .category
-            .filter(|c| !c.trim().is_empty())
-            .unwrap_or_else(|| "(none)".to_string());
+        let category = row.category.unwrap_or_else(|| "(none)".to_string());
+        let schema = row
+            .schema
+            .map_or_else(|| "(unknown)".to_string(), |k| k.to_string());
         report.overall.add(expected, predicted);
         report
             .by_category
             .entry(category.clone())
+            .or_default()
+            .add(expected, predicted);
+        report
+            .by_schema
+            .entry(schema.clone())
             .or_default()
             .add(expected, predicted);
         if expected != predicted {
@@ -195,6 +192,7 @@ pub fn evaluate_pairs_with(
                 expected,
                 score: s.value,
                 category,
+                schema,
                 explanation: s.explanation.to_string(),
             });
         }
@@ -229,6 +227,11 @@ impl fmt::Display for EvalReport {
         for (name, c) in &self.by_category {
             row(f, name, c)?;
         }
+        writeln!(f, "{:-<20}", "by type ")?;
+        for (name, c) in &self.by_schema {
+            row(f, name, c)?;
+        }
+        writeln!(f, "{:-<20}", "")?;
         row(f, "ALL", &self.overall)
     }
 }
@@ -251,6 +254,22 @@ mod tests {
         let table = r.to_string();
         assert!(table.contains("variant"));
         assert!(table.contains("ALL"));
+        assert!(table.contains("(unknown)"));
+    }
+
+    #[test]
+    fn counts_per_type() {
+        let csv = "name1,name2,is_match,schema\n\
+                   John Smith,Smith John,true,Person\n\
+                   Huawei Technologies,Huawei Technologies Co Ltd,true,Company\n\
+                   Huawei Technologies,ZTE Corporation,false,Company\n";
+        let r = evaluate_pairs(csv.as_bytes()).unwrap();
+        assert_eq!(r.by_schema["Person"].true_positive, 1);
+        assert_eq!(r.by_schema["Company"].total(), 2);
+        assert!(r.to_string().contains("Company"));
+        let e =
+            evaluate_pairs("name1,name2,is_match,schema\nA,B,true,Robot\n".as_bytes()).unwrap_err();
+        assert!(e.to_string().starts_with("line 2"), "{e}");
     }
 
     #[test]

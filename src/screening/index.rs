@@ -270,6 +270,21 @@ impl<Id> CandidateIndex<Id> {
         scratch: &mut Scratch,
         out: &mut Vec<u32>,
     ) {
+        self.candidates_with(query, floor, 1.0, scratch, out)
+    }
+
+    /// [`CandidateIndex::candidates`] when a query word left unmatched may cost as little as
+    /// `omission` times its organisation-rules cost (person rules: a left-out middle name).
+    /// Person rules also let an initial correspond to any word it starts, which no key finds:
+    /// when an initial is needed to reach the floor, every document is a candidate.
+    pub fn candidates_with(
+        &self,
+        query: &PreparedName,
+        floor: f64,
+        omission: f64,
+        scratch: &mut Scratch,
+        out: &mut Vec<u32>,
+    ) {
         let toks = &query.toks;
         if toks.is_empty() {
             return;
@@ -290,7 +305,10 @@ impl<Id> CandidateIndex<Id> {
                 .filter(|i| in_prefix & (1u64 << i) == 0)
                 .map(|i| toks[i].weight)
                 .sum();
-            let missing: f64 = prefix.iter().map(|&i| toks[i].unmatched_weight()).sum();
+            let missing: f64 = prefix
+                .iter()
+                .map(|&i| toks[i].unmatched_weight() * omission)
+                .sum();
             if prunable(rest, missing) || prefix.len() == toks.len() {
                 break;
             }
@@ -302,6 +320,11 @@ impl<Id> CandidateIndex<Id> {
             .filter(|i| in_prefix & (1u64 << i) == 0)
             .map(|i| toks[i].weight)
             .sum();
+        if omission < 1.0 && prefix.iter().any(|&i| toks[i].initial) {
+            scratch.reach.clear();
+            out.extend(0..self.doc_item.len() as u32);
+            return;
+        }
 
         scratch.reach.clear();
         for pi in (0..toks.len()).filter(|_| scratch.want_reach) {
@@ -347,7 +370,7 @@ impl<Id> CandidateIndex<Id> {
                 if hit & (1u64 << bit) != 0 {
                     matched += toks[pi].weight;
                 } else {
-                    missing += toks[pi].unmatched_weight();
+                    missing += toks[pi].unmatched_weight() * omission;
                 }
             }
             if !prunable(matched, missing) {
@@ -361,6 +384,9 @@ impl<Id> CandidateIndex<Id> {
         let toks = &query.toks;
         let p = &toks[pi];
         keys.push(p.hash);
+        if p.number_hash != 0 {
+            keys.push(p.number_hash);
+        }
         for form in [Some(&*p.text), p.surface.as_deref()].into_iter().flatten() {
             if typo_eligible(form) {
                 let b = form.as_bytes();
@@ -385,6 +411,18 @@ impl<Id> CandidateIndex<Id> {
                 if e >= pi && e > s {
                     keys.push(h);
                 }
+            }
+        }
+        // Or, under person rules, this word and a neighbour written together the other way
+        // round ("jinping xi" / "xijinping").
+        for other in [pi.checked_sub(1), Some(pi + 1).filter(|&n| n < toks.len())]
+            .into_iter()
+            .flatten()
+        {
+            let (x, y) = (toks[pi].surface(), toks[other].surface());
+            if x.len() >= MIN_JOIN_PART && y.len() >= MIN_JOIN_PART {
+                let (first, second) = if other < pi { (x, y) } else { (y, x) };
+                keys.push(fnv_extend(fnv(first.as_bytes()), second.as_bytes()));
             }
         }
         // Or this one query word may be several indexed words written apart ("huawei" vs

@@ -5,17 +5,25 @@
 //! read files; callers hand it entries and names, and evaluation data as any `impl Read`.
 //!
 //! The pieces, in data-flow order: `normalise` folds a name to comparable words (with the word
-//! lists of `lexicon`), `weights` says how rare each word is, `score` aligns two names word by
-//! word, `index` finds the few names worth scoring. [`Screener`] puts them together for
-//! supplier → list screening, [`SupplierIndex`] for the reverse (a changed entry → suppliers),
+//! lists of `lexicon` and the ISO 20275 legal forms of `legal_forms`), `weights` says how rare
+//! each word is (a fixed table, `common_words`), `schema` what kind of party a name names,
+//! `score` aligns two names word by word under that kind's rules, `index` finds the few names
+//! worth scoring. [`Screener`] puts them together for supplier → list screening,
+//! [`SupplierIndex`] for the reverse (a changed entry → suppliers), `pairs` reads pair files,
 //! `eval` measures quality on labelled pairs and `bench` measures speed.
+//!
+//! A decision is a function of (supplier record, entry, [`MATCHER_VERSION`]): the weights
+//! never come from the live list, so a replay scores every pair exactly as before.
 
 pub mod bench;
 mod common_words;
 pub mod eval;
 pub mod index;
+mod legal_forms;
 pub mod lexicon;
 pub mod normalise;
+pub mod pairs;
+pub mod schema;
 pub mod score;
 pub mod weights;
 
@@ -32,20 +40,77 @@ use crate::events::{CountryCode, EntityKey};
 pub use eval::{evaluate_pairs, evaluate_pairs_with, EvalError, EvalReport};
 pub use index::{CandidateIndex, IndexBuilder, Scratch};
 pub use normalise::{normalise, NormalisedName};
+pub use pairs::{
+    parse_pairs, PairRow, PairRowError, PairsFile, PairsFileError, DEFAULT_MAX_FIELD_BYTES,
+};
+pub use schema::{Schema, UnknownSchema};
 pub use score::{
-    score_pair, score_pair_with, CountryEvidence, Explanation, MatchKind, PreparedName, Score,
-    TokenMatch, UnmatchedToken, COUNTRY_BONUS, COUNTRY_PENALTY, DEFAULT_THRESHOLD,
+    score_pair, score_pair_typed, score_pair_typed_with, score_pair_with, CountryEvidence,
+    Explanation, MatchKind, PreparedName, RulesApplied, Score, TokenMatch, UnmatchedToken,
+    COUNTRY_BONUS, COUNTRY_PENALTY, DEFAULT_THRESHOLD,
 };
 pub use weights::TokenWeights;
 
-use score::align;
+use score::{align_with, pair_rules, Rules, PERSON_OMISSION_FACTOR};
+
+/// The version of the matcher's rules and tables. Every stored decision records it; a decision
+/// for the same supplier record version and entry version under the same matcher version is
+/// the same decision, so a replay never re-decides. Bump it with any change to the scoring,
+/// the normaliser or a generated table (the `tables_fingerprint_is_recorded` test fails until
+/// [`TABLES_FINGERPRINT`] is updated, as a reminder); a new version means a deliberate
+/// re-screen.
+pub const MATCHER_VERSION: &str = "2.0.0";
+
+/// The fingerprint of the generated and hand-written word tables [`MATCHER_VERSION`] was set
+/// for (see [`tables_fingerprint`]).
+pub const TABLES_FINGERPRINT: u64 = 10852720084568910588;
+
+/// A stable 64-bit hash of every table the matcher decides with: the built-in word weights,
+/// the legal forms and the word lists. Equal fingerprints mean equal tables.
+pub fn tables_fingerprint() -> u64 {
+    use score::fnv_extend;
+    let mut h = score::fnv(MATCHER_VERSION.as_bytes());
+    let mut add = |s: &str| {
+        h = fnv_extend(h, s.as_bytes());
+        h = fnv_extend(h, &[0]);
+    };
+    add(&common_words::COMMON_WORDS_DOCS.to_string());
+    add(legal_forms::ELF_SOURCE);
+    for (w, n, p) in common_words::COMMON_WORDS {
+        add(w);
+        add(&n.to_string());
+        add(&p.to_string());
+    }
+    for w in legal_forms::ELF_PHRASES
+        .iter()
+        .chain(legal_forms::ELF_END_WORDS)
+        .chain(lexicon::LEGAL_FORMS)
+        .chain(lexicon::AMBIGUOUS_LEGAL_FORMS)
+        .chain(lexicon::STOPWORDS)
+        .chain(lexicon::PLACES)
+    {
+        add(w);
+    }
+    for (a, b) in lexicon::ABBREVIATIONS
+        .iter()
+        .chain(lexicon::NUMBER_WORDS)
+        .chain(lexicon::ROMAN_NUMERALS)
+        .chain(lexicon::INITIALISMS)
+        .chain(lexicon::INITIALISM_EXPANSIONS)
+        .chain(lexicon::PINYIN_WORDS)
+        .chain(lexicon::WADE_GILES)
+        .chain(lexicon::GIVEN_NAME_VARIANTS)
+        .chain(lexicon::CJK_WORDS)
+    {
+        add(a);
+        add(b);
+    }
+    h
+}
 
 /// Below this a listed entry is not worth showing at all; between it and the threshold it is a
 /// near miss a reviewer may want to see (`screen` on the command line shows them).
 pub const DEFAULT_FLOOR: f64 = 0.6;
-
-/// The version of the matcher and its tables; decisions are keyed by it.
-pub const MATCHER_VERSION: &str = "1.0.0";
 
 /// One Entity List entry as the matcher needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +184,11 @@ fn country_evidence(
 /// Screens names against a fixed set of listed entries.
 pub struct Screener {
     entries: Vec<ListedEntry>,
+    /// Each entry's kind when its source gave one.
+    schemas: Vec<Option<Schema>>,
+    /// Whether any entry is a person's (then a query of unknown kind may be scored by person
+    /// rules, which the candidate bound must allow for).
+    has_persons: bool,
     weights: TokenWeights,
     /// One prepared name per (entry, name-or-alias), in index document order.
     docs: Vec<PreparedName>,
@@ -136,13 +206,38 @@ struct Best {
 }
 
 impl Screener {
-    /// Indexes the entries; word weights are learnt from their names and aliases.
+    /// Indexes entries of unknown kind with the built-in word weights.
     pub fn new(entries: Vec<ListedEntry>) -> Self {
+        let n = entries.len();
+        Self::build(entries, vec![None; n], TokenWeights::builtin().clone())
+    }
+
+    /// Indexes entries with their kinds (the CSL `type`, `None` when the source gives none).
+    pub fn new_typed(entries: Vec<(ListedEntry, Option<Schema>)>) -> Self {
+        let (entries, schemas) = entries.into_iter().unzip();
+        Self::build(entries, schemas, TokenWeights::builtin().clone())
+    }
+
+    /// Indexes entries with the caller's word weights (for experiments; decisions use the
+    /// built-in, versioned weights of [`Screener::new`]).
+    pub fn with_weights(
+        entries: Vec<ListedEntry>,
+        schemas: Vec<Option<Schema>>,
+        weights: TokenWeights,
+    ) -> Self {
+        Self::build(entries, schemas, weights)
+    }
+
+    fn build(
+        entries: Vec<ListedEntry>,
+        schemas: Vec<Option<Schema>>,
+        weights: TokenWeights,
+    ) -> Self {
+        assert_eq!(entries.len(), schemas.len(), "one kind per entry");
         let norms: Vec<Vec<NormalisedName>> = entries
             .par_iter()
             .map(|e| e.names().map(normalise).collect())
             .collect();
-        let weights = TokenWeights::from_names(norms.iter().flatten());
         let docs = norms
             .iter()
             .flatten()
@@ -155,7 +250,9 @@ impl Screener {
                 .map(|(i, names)| (i as u32, names)),
         );
         Screener {
+            has_persons: schemas.contains(&Some(Schema::Person)),
             entries,
+            schemas,
             weights,
             docs,
             index,
@@ -179,6 +276,16 @@ impl Screener {
 
     pub fn entries(&self) -> &[ListedEntry] {
         &self.entries
+    }
+
+    /// The kind of entry `i`, when known.
+    pub fn schema(&self, i: usize) -> Option<Schema> {
+        self.schemas[i]
+    }
+
+    /// The version of the rules and tables this screener decides with.
+    pub fn matcher_version(&self) -> &'static str {
+        MATCHER_VERSION
     }
 
     pub fn weights(&self) -> &TokenWeights {
@@ -209,7 +316,28 @@ impl Screener {
         let names: Vec<&str> = std::iter::once(name)
             .chain(aliases.iter().map(String::as_str))
             .collect();
-        self.screen_names(&names, country, &mut Scratch::with_reach(), false)
+        self.screen_names(&names, country, None, &mut Scratch::with_reach(), false)
+    }
+
+    /// [`Screener::screen`] for a name of a known kind: a person is screened by person rules
+    /// and only against entries that may be persons, an organisation never against a person.
+    pub fn screen_typed(
+        &self,
+        name: &str,
+        aliases: &[String],
+        country: Option<&CountryCode>,
+        schema: Schema,
+    ) -> Vec<Match> {
+        let names: Vec<&str> = std::iter::once(name)
+            .chain(aliases.iter().map(String::as_str))
+            .collect();
+        self.screen_names(
+            &names,
+            country,
+            Some(schema),
+            &mut Scratch::with_reach(),
+            false,
+        )
     }
 
     /// [`Screener::screen`] for many suppliers in parallel; results in input order.
@@ -220,7 +348,23 @@ impl Screener {
                 let names: Vec<&str> = std::iter::once(s.name.as_str())
                     .chain(s.aliases.iter().map(String::as_str))
                     .collect();
-                self.screen_names(&names, s.country.as_ref(), scratch, false)
+                self.screen_names(&names, s.country.as_ref(), None, scratch, false)
+            })
+            .collect()
+    }
+
+    /// [`Screener::screen_many`] for suppliers of known kinds.
+    pub fn screen_many_typed<Id: Sync>(
+        &self,
+        suppliers: &[(SupplierRecord<Id>, Schema)],
+    ) -> Vec<Vec<Match>> {
+        suppliers
+            .par_iter()
+            .map_init(Scratch::with_reach, |scratch, (s, schema)| {
+                let names: Vec<&str> = std::iter::once(s.name.as_str())
+                    .chain(s.aliases.iter().map(String::as_str))
+                    .collect();
+                self.screen_names(&names, s.country.as_ref(), Some(*schema), scratch, false)
             })
             .collect()
     }
@@ -236,13 +380,39 @@ impl Screener {
         let names: Vec<&str> = std::iter::once(name)
             .chain(aliases.iter().map(String::as_str))
             .collect();
-        self.screen_names(&names, country, &mut Scratch::default(), true)
+        self.screen_names(&names, country, None, &mut Scratch::default(), true)
+    }
+
+    /// [`Screener::screen_brute_force`] for a name of a known kind.
+    pub fn screen_brute_force_typed(
+        &self,
+        name: &str,
+        aliases: &[String],
+        country: Option<&CountryCode>,
+        schema: Schema,
+    ) -> Vec<Match> {
+        let names: Vec<&str> = std::iter::once(name)
+            .chain(aliases.iter().map(String::as_str))
+            .collect();
+        self.screen_names(&names, country, Some(schema), &mut Scratch::default(), true)
+    }
+
+    /// The rules for query `q` (of kind `schema`) against listed document `d` of entry `e`.
+    fn rules(
+        &self,
+        schema: Option<Schema>,
+        q: &PreparedName,
+        entry: usize,
+        d: &PreparedName,
+    ) -> Option<Rules> {
+        pair_rules_between(schema, self.schemas[entry], q, d)
     }
 
     fn screen_names(
         &self,
         names: &[&str],
         country: Option<&CountryCode>,
+        schema: Option<Schema>,
         scratch: &mut Scratch,
         brute_force: bool,
     ) -> Vec<Match> {
@@ -258,26 +428,37 @@ impl Screener {
                 continue;
             }
             cands.clear();
+            let omission = omission_bound(schema, self.has_persons, q);
             if brute_force {
                 cands.extend(0..self.docs.len() as u32);
             } else {
-                self.index
-                    .candidates(q, self.floor - COUNTRY_BONUS, scratch, &mut cands);
+                self.index.candidates_with(
+                    q,
+                    self.floor - COUNTRY_BONUS,
+                    omission,
+                    scratch,
+                    &mut cands,
+                );
             }
             let floor = self.floor - COUNTRY_BONUS - 1e-9;
+            let initials = omission < 1.0 && q.toks.iter().any(|t| t.initial);
             for &doc in &cands {
                 let d = &self.docs[doc as usize];
                 if !brute_force
                     && scratch.reach_known()
-                    && !listed_side_may_reach(d, scratch, floor)
+                    && !initials
+                    && !listed_side_may_reach(d, scratch, floor, omission)
                 {
                     continue;
                 }
-                let s = align(q, d).score;
+                let entry = self.index.doc_location(doc).0 as u32;
+                let Some(rules) = self.rules(schema, q, entry as usize, d) else {
+                    continue;
+                };
+                let s = align_with(q, d, rules).score;
                 if s <= 0.0 {
                     continue;
                 }
-                let entry = self.index.doc_location(doc).0 as u32;
                 let b = match best.iter().position(|(e, _)| *e == entry) {
                     Some(p) => &mut best[p].1,
                     None => {
@@ -314,8 +495,11 @@ impl Screener {
                 let listed = e.names().nth(ordinal).unwrap_or(&e.name);
                 let q = &prepared[b.query];
                 let d = &self.docs[b.doc as usize];
+                let rules = self.rules(schema, q, entry as usize, d);
+                let al = align_with(q, d, rules.unwrap_or(Rules::Organization));
                 let explanation =
-                    Explanation::build(names[b.query], listed, ordinal > 0, q, d, &align(q, d))
+                    Explanation::build(names[b.query], listed, ordinal > 0, q, d, &al)
+                        .with_rules(rules)
                         .with_country(evidence, adj);
                 Some(Match {
                     key: e.key.clone(),
@@ -335,16 +519,47 @@ impl Screener {
 /// The index's bound seen from the listed name: its words that no query word can correspond to
 /// cost their weight, so if they outweigh what can match, the pair cannot reach the floor
 /// (same argument as in `index.rs`, on the other side).
-fn listed_side_may_reach(d: &PreparedName, scratch: &Scratch, floor: f64) -> bool {
+fn listed_side_may_reach(d: &PreparedName, scratch: &Scratch, floor: f64, omission: f64) -> bool {
     let (mut matched, mut missing) = (0.0, 0.0);
     for t in &d.toks {
         if scratch.may_match(t.hash) || scratch.may_match(t.surface_hash) {
             matched += t.weight;
         } else {
-            missing += t.unmatched_weight();
+            missing += t.unmatched_weight() * omission;
         }
     }
     2.0 * matched * (1.0 - floor) >= floor * missing
+}
+
+/// The rules for a query of kind `query` against an entry of kind `entry`: two known kinds
+/// decide, one known kind speaks for both, and with none the names' look decides.
+fn pair_rules_between(
+    query: Option<Schema>,
+    entry: Option<Schema>,
+    q: &PreparedName,
+    d: &PreparedName,
+) -> Option<Rules> {
+    match (query, entry) {
+        (Some(x), Some(y)) => Rules::for_kinds(x, y),
+        (Some(x), None) | (None, Some(x)) => pair_rules(Some(x), q, d),
+        (None, None) => pair_rules(None, q, d),
+    }
+}
+
+/// The least a query word left unmatched may cost, as a share of its organisation-rules
+/// cost: lower for a name that may be scored by person rules, where a left-out middle name is
+/// cheap. The candidate index and the bounds use it so they never drop such a match.
+fn omission_bound(schema: Option<Schema>, other_side_has_persons: bool, q: &PreparedName) -> f64 {
+    let may_be_person = match schema {
+        Some(Schema::Person) => true,
+        Some(_) => false,
+        None => other_side_has_persons || q.person_like,
+    };
+    if may_be_person {
+        PERSON_OMISSION_FACTOR
+    } else {
+        1.0
+    }
 }
 
 fn sort_matches(v: &mut [Match]) {
@@ -370,6 +585,9 @@ pub struct SupplierIndex<Id> {
     word_starts: Vec<u32>,
     words: Vec<(u64, u64)>,
     word_flags: Vec<u8>,
+    /// Each supplier's kind when its record says (`None`: unknown).
+    schemas: Vec<Option<Schema>>,
+    has_persons: bool,
 }
 
 const FLAG_OPTIONAL: u8 = 1;
@@ -388,7 +606,15 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
     /// Indexes the suppliers, normalising in parallel chunks so that memory holds one chunk of
     /// normalised names at a time.
     pub fn new(records: impl IntoIterator<Item = SupplierRecord<Id>>) -> Self {
+        Self::new_typed(records.into_iter().map(|r| (r, None)))
+    }
+
+    /// [`SupplierIndex::new`] for suppliers whose records may say what kind of party they are.
+    pub fn new_typed(
+        records: impl IntoIterator<Item = (SupplierRecord<Id>, Option<Schema>)>,
+    ) -> Self {
         const CHUNK: usize = 1 << 16;
+        let mut schemas = Vec::new();
         let mut builder = IndexBuilder::new();
         let mut names = String::new();
         let mut name_ends = Vec::new();
@@ -399,7 +625,10 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
         let mut chunk: Vec<SupplierRecord<Id>> = Vec::with_capacity(CHUNK);
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
-            chunk.extend(records.by_ref().take(CHUNK));
+            chunk.extend(records.by_ref().take(CHUNK).map(|(r, schema)| {
+                schemas.push(schema);
+                r
+            }));
             let norms: Vec<Vec<NormalisedName>> = chunk
                 .par_iter()
                 .map(|r| {
@@ -449,7 +678,10 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
         countries.shrink_to_fit();
         words.shrink_to_fit();
         word_flags.shrink_to_fit();
+        schemas.shrink_to_fit();
         SupplierIndex {
+            has_persons: schemas.contains(&Some(Schema::Person)),
+            schemas,
             index: builder.finish(),
             names,
             name_ends,
@@ -477,6 +709,7 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
             + self.word_starts.capacity() * 4
             + self.words.capacity() * 16
             + self.word_flags.capacity()
+            + self.schemas.capacity()
     }
 
     /// The candidate-side bound (see `listed_side_may_reach`) from the stored word hashes, so
@@ -488,6 +721,7 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
         unknown_weight: f64,
         scratch: &Scratch,
         floor: f64,
+        omission: f64,
     ) -> bool {
         let (mut matched, mut missing) = (0.0, 0.0);
         let range =
@@ -507,11 +741,11 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
             if scratch.may_match(h) || scratch.may_match(sh) {
                 matched += w;
             } else if f & FLAG_OPTIONAL != 0 {
-                missing += w * score::OPTIONAL_FACTOR;
+                missing += w * score::OPTIONAL_FACTOR * omission;
             } else if f & FLAG_PLACE != 0 {
-                missing += w * score::PLACE_FACTOR;
+                missing += w * score::PLACE_FACTOR * omission;
             } else {
-                missing += w;
+                missing += w * omission;
             }
         }
         2.0 * matched * (1.0 - floor) >= floor * missing
@@ -544,6 +778,17 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
         screener: &Screener,
         changed: &[ListedEntry],
     ) -> Vec<SupplierHit<'_, Id>> {
+        let typed: Vec<(ListedEntry, Option<Schema>)> =
+            changed.iter().map(|e| (e.clone(), None)).collect();
+        self.rescreen_typed(screener, &typed)
+    }
+
+    /// [`SupplierIndex::rescreen`] for changed entries whose kind the source gives.
+    pub fn rescreen_typed(
+        &self,
+        screener: &Screener,
+        changed: &[(ListedEntry, Option<Schema>)],
+    ) -> Vec<SupplierHit<'_, Id>> {
         let floor = screener.floor();
         let weights = screener.weights();
         let by_hash = weights.by_hash();
@@ -552,7 +797,8 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
         let mut hits: Vec<SupplierHit<'_, Id>> = changed
             .par_iter()
             .enumerate()
-            .map_init(Scratch::with_reach, |scratch, (ei, e)| {
+            .map_init(Scratch::with_reach, |scratch, (ei, (e, entry_schema))| {
+                let entry_schema = *entry_schema;
                 let listed: Vec<PreparedName> = e
                     .names()
                     .map(|n| PreparedName::from_raw(n, weights))
@@ -565,28 +811,42 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
                         continue;
                     }
                     cands.clear();
-                    self.index
-                        .candidates(l, floor - COUNTRY_BONUS, scratch, &mut cands);
+                    let omission = omission_bound(entry_schema, self.has_persons, l);
+                    self.index.candidates_with(
+                        l,
+                        floor - COUNTRY_BONUS,
+                        omission,
+                        scratch,
+                        &mut cands,
+                    );
+                    let initials = omission < 1.0 && l.toks.iter().any(|t| t.initial);
                     for &doc in &cands {
                         if !prepared.contains_key(&doc)
+                            && !initials
                             && !self.supplier_side_may_reach(
                                 doc,
                                 &by_hash,
                                 unknown_weight,
                                 scratch,
                                 bound_floor,
+                                omission,
                             )
                         {
                             continue;
                         }
+                        let item = self.index.doc_location(doc).0;
                         let q = prepared
                             .entry(doc)
                             .or_insert_with(|| PreparedName::from_raw(self.doc_name(doc), weights));
-                        let s = align(q, l).score;
+                        let Some(rules) =
+                            pair_rules_between(self.schemas[item], entry_schema, q, l)
+                        else {
+                            continue;
+                        };
+                        let s = align_with(q, l, rules).score;
                         if s <= 0.0 {
                             continue;
                         }
-                        let item = self.index.doc_location(doc).0;
                         let b = best.entry(item).or_insert((-1.0, doc, li));
                         if s > b.0 {
                             *b = (s, doc, li);
@@ -604,15 +864,12 @@ impl<Id: Send + Sync> SupplierIndex<Id> {
                     let q = &prepared[&doc];
                     let l = &listed[li];
                     let listed_name = e.names().nth(li).unwrap_or(&e.name);
-                    let explanation = Explanation::build(
-                        self.doc_name(doc),
-                        listed_name,
-                        li > 0,
-                        q,
-                        l,
-                        &align(q, l),
-                    )
-                    .with_country(evidence, adj);
+                    let rules = pair_rules_between(self.schemas[item], entry_schema, q, l);
+                    let al = align_with(q, l, rules.unwrap_or(Rules::Organization));
+                    let explanation =
+                        Explanation::build(self.doc_name(doc), listed_name, li > 0, q, l, &al)
+                            .with_rules(rules)
+                            .with_country(evidence, adj);
                     out.push(SupplierHit {
                         supplier: self.index.id(item),
                         matched: Match {

@@ -9,10 +9,12 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+use super::legal_forms::{ELF_END_WORDS, ELF_PHRASES};
 use super::lexicon::{
-    abbreviation, is_stopword, number_word, AMBIGUOUS_LEGAL_FORMS, AMBIGUOUS_LEGAL_FORMS_FIRST,
-    BRANCH_WORDS, CJK_WORDS, FUZZY_LEGAL_MIN_LEN, LEGAL_FORMS, NUMBER_MARKERS, ORDINAL_SUFFIXES,
-    PATRONYMIC_ENDINGS, PLACES,
+    abbreviation, is_stopword, number_word, spelling_variant, AMBIGUOUS_LEGAL_FORMS,
+    AMBIGUOUS_LEGAL_FORMS_FIRST, BRANCH_WORDS, CJK_WORDS, FUZZY_LEGAL_MIN_LEN, INITIALISMS,
+    INITIALISM_EXPANSIONS, LEGAL_FORMS, NUMBER_MARKERS, ORDINAL_SUFFIXES, PATRONYMIC_ENDINGS,
+    PINYIN_WORDS, PLACES,
 };
 
 /// One word of a normalised name.
@@ -27,6 +29,9 @@ pub struct NormToken {
     /// Inside parentheses or part of a branch qualifier: supporting detail ("(CETC)",
     /// "(Shenzhen Branch)") whose absence on the other side must not break a match.
     pub optional: bool,
+    /// Written as dotted initials ("V.I." → `vi`): never a roman numeral, and a person's
+    /// initials may stand for several of the other name's words.
+    pub initials: bool,
 }
 
 impl NormToken {
@@ -58,21 +63,104 @@ pub fn is_numeric(s: &str) -> bool {
 /// Normalises a name: Unicode folding and transliteration, punctuation and case folding, number
 /// words, abbreviations, plurals, legal forms and stopwords, in that order.
 pub fn normalise(raw: &str) -> NormalisedName {
-    let ascii = glue_single_characters(&to_ascii(raw));
-    let pieces = split_pieces(&ascii);
-    let mut tokens = fold_numbers(pieces);
-    for t in &mut tokens {
-        t.text = fold_word(&t.text);
-    }
+    let tokens = words_before_legal_forms(raw);
     let (mut tokens, legal_forms) = strip_legal_forms(tokens);
     if tokens.iter().any(|t| !is_stopword(&t.text)) {
         tokens.retain(|t| !is_stopword(&t.text));
     }
+    let mut tokens = fold_initialisms(tokens);
     mark_optional(&mut tokens);
     NormalisedName {
         tokens,
         legal_forms,
     }
+}
+
+/// The folded words of a name before legal forms and stopwords go: what the legal-form table
+/// generator folds the ISO 20275 names with, so that table and names speak the same words.
+pub(crate) fn words_before_legal_forms(raw: &str) -> Vec<NormToken> {
+    let ascii = glue_single_characters(&to_ascii(&split_camel_case(raw)));
+    let pieces = split_digits(split_pieces(&ascii));
+    let mut tokens = fold_numbers(pieces);
+    for t in &mut tokens {
+        t.text = fold_word(&t.text);
+    }
+    tokens
+}
+
+/// "Plant2", "SMU5", "MiG29" → a word and a number: registers write the number glued, spaced
+/// or hyphenated, and the number is what identifies. Ordinals ("54th", "5y") are left to
+/// [`fold_numbers`], codes with several letter/digit runs ("A1B2") stay one word.
+fn split_digits(pieces: Vec<NormToken>) -> Vec<NormToken> {
+    let mut out = Vec::with_capacity(pieces.len());
+    for t in pieces {
+        let b = t.text.as_bytes();
+        let boundary = |w: &[u8]| w[0].is_ascii_digit() != w[1].is_ascii_digit();
+        let boundaries = b.windows(2).filter(|w| boundary(w)).count();
+        if boundaries != 1 || t.initials || ordinal_digits(&t.text).is_some() {
+            out.push(t);
+            continue;
+        }
+        let at = b.windows(2).position(boundary).map_or(0, |p| p + 1);
+        let (x, y) = t.text.split_at(at);
+        for part in [x, y] {
+            out.push(NormToken {
+                text: part.to_string(),
+                surface: part.to_string(),
+                optional: t.optional,
+                initials: false,
+            });
+        }
+    }
+    out
+}
+
+/// Country names to their short form ([`INITIALISMS`]): "United Kingdom" → `uk`; generic
+/// initialisms to their expansion ([`INITIALISM_EXPANSIONS`]): "PRC" → `people republic
+/// china`; pinyin words to their translation ([`PINYIN_WORDS`]).
+fn fold_initialisms(tokens: Vec<NormToken>) -> Vec<NormToken> {
+    type Phrases = Vec<(Vec<&'static str>, &'static str)>;
+    static PHRASES: std::sync::OnceLock<Phrases> = std::sync::OnceLock::new();
+    let phrases = PHRASES.get_or_init(|| {
+        let mut p: Phrases = INITIALISMS
+            .iter()
+            .chain(PINYIN_WORDS)
+            .chain(INITIALISM_EXPANSIONS)
+            .map(|(long, short)| (long.split(' ').collect(), *short))
+            .collect();
+        p.sort_by_key(|(w, _)| std::cmp::Reverse(w.len()));
+        p
+    });
+    let mut out: Vec<NormToken> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let hit = phrases.iter().find(|(words, _)| {
+            i + words.len() <= tokens.len()
+                && words.iter().zip(&tokens[i..]).all(|(w, t)| *w == t.text)
+        });
+        match hit {
+            Some((words, short)) => {
+                let span = &tokens[i..i + words.len()];
+                let surface: String = span.iter().map(|t| t.surface.as_str()).collect();
+                let optional = span.iter().all(|t| t.optional);
+                // A fold may stand for two words ("yanjiusuo" → research institute).
+                for word in short.split(' ') {
+                    out.push(NormToken {
+                        text: word.to_string(),
+                        surface: surface.clone(),
+                        optional,
+                        initials: false,
+                    });
+                }
+                i += words.len();
+            }
+            None => {
+                out.push(tokens[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// NFKC, then Latin transliteration, leaving only ASCII. Pure-ASCII input (most supplier
@@ -82,6 +170,11 @@ pub fn to_ascii(raw: &str) -> String {
         return raw.to_string();
     }
     let mut s: String = raw.nfkc().collect();
+    // ISO 9 writes щ as ŝ, a letter no Latin orthography in use has: spell it as the other
+    // systems do before accents are dropped, so "Ŝit" meets "Shchit".
+    if s.contains(['ŝ', 'Ŝ']) {
+        s = s.replace('ŝ', "shch").replace('Ŝ', "Shch");
+    }
     if s.chars().any(is_cjk) {
         for (word, english) in CJK_WORDS {
             if s.contains(word) {
@@ -200,7 +293,7 @@ fn chinese_numerals(s: &str) -> String {
 fn glue_single_characters(ascii: &str) -> String {
     let b = ascii.as_bytes();
     let is_part = |c: u8| c.is_ascii_alphanumeric();
-    let is_glue = |c: u8| c == b'-' || c == b'&' || c == b'.';
+    let is_glue = |c: u8| c == b'-' || c == b'&' || c == b'+' || c == b'.';
     let mut out = String::with_capacity(ascii.len());
     let mut i = 0;
     while i < b.len() {
@@ -233,12 +326,59 @@ fn glue_single_characters(ascii: &str) -> String {
         let alphabetic = compound
             .bytes()
             .all(|c| c.is_ascii_alphabetic() || is_glue(c));
-        if parts > 1 && short_part && (!dotted || alphabetic) {
+        // Dotted initials only ("V.I.", "U.S.A."): left to `split_pieces`, which merges them and
+        // remembers they were initials.
+        let initials_only = dotted
+            && compound
+                .split('.')
+                .all(|p| p.len() == 1 && p.bytes().all(|c| c.is_ascii_alphabetic()));
+        if parts > 1 && short_part && (!dotted || alphabetic) && !initials_only {
             out.extend(compound.chars().filter(|c| !is_glue(*c as u8)));
         } else {
             out.push_str(compound);
         }
         i = end;
+    }
+    out
+}
+
+/// "RheinmetallAG" → "Rheinmetall AG", "HuaweiLtd" → "Huawei Ltd": a legal form glued to the
+/// name, marked by its capital. Only a legal form is split off: "HuaWei" and "OpenLab" stay one
+/// word (the scorer joins "Hua Wei" to it), which keeps a typo in them ("Openab") one typo.
+fn split_camel_case(raw: &str) -> String {
+    let b: Vec<char> = raw.chars().collect();
+    if !b.iter().any(char::is_ascii_lowercase) || !b.iter().any(char::is_ascii_uppercase) {
+        return raw.to_string();
+    }
+    let mut out = String::with_capacity(raw.len() + 4);
+    let mut lower_run = 0usize;
+    for i in 0..b.len() {
+        let c = b[i];
+        if i > 0 && c.is_ascii_uppercase() {
+            let next_lower = b.get(i + 1).is_some_and(char::is_ascii_lowercase);
+            let caps_to_end = {
+                let rest = &b[i..];
+                let n = rest.iter().take_while(|x| x.is_ascii_uppercase()).count();
+                n >= 2 && rest.get(n).is_none_or(|x| !x.is_alphanumeric())
+            };
+            // After a lowercase run only: in "GosNIIOKhT" the capitals are an acronym's.
+            if lower_run >= 2 && (next_lower || caps_to_end) {
+                let rest: String = b[i..]
+                    .iter()
+                    .take_while(|x| x.is_ascii_alphanumeric())
+                    .map(|x| x.to_ascii_lowercase())
+                    .collect();
+                if is_one_word_legal_form(&rest) {
+                    out.push(' ');
+                }
+            }
+        }
+        out.push(c);
+        if c.is_ascii_lowercase() {
+            lower_run += 1;
+        } else {
+            lower_run = 0;
+        }
     }
     out
 }
@@ -252,13 +392,14 @@ fn split_pieces(ascii: &str) -> Vec<NormToken> {
     // Whether the previous finished word was a single letter directly followed by '.'.
     let mut initial_run = false;
     let bytes = ascii.as_bytes();
-    let flush = |word: &mut String, out: &mut Vec<NormToken>, depth: i32| {
+    let flush = |word: &mut String, out: &mut Vec<NormToken>, depth: i32, initials: bool| {
         if !word.is_empty() {
             let text = std::mem::take(word);
             out.push(NormToken {
                 surface: text.clone(),
                 text,
                 optional: depth > 0,
+                initials,
             });
         }
     };
@@ -281,48 +422,50 @@ fn split_pieces(ascii: &str) -> Vec<NormToken> {
                         }
                     }
                     initial_run = true;
-                    flush(&mut word, &mut out, depth);
+                    flush(&mut word, &mut out, depth, true);
                 } else if single_letter && initial_run {
                     if let Some(last) = out.pop() {
                         word.insert_str(0, &last.text);
                     }
                     initial_run = false;
-                    flush(&mut word, &mut out, depth);
+                    flush(&mut word, &mut out, depth, true);
                 } else {
                     initial_run = false;
-                    flush(&mut word, &mut out, depth);
+                    flush(&mut word, &mut out, depth, single_letter);
                 }
             }
             b'(' | b'[' | b'{' => {
                 initial_run = false;
-                flush(&mut word, &mut out, depth);
+                flush(&mut word, &mut out, depth, false);
                 depth += 1;
             }
             b')' | b']' | b'}' => {
                 initial_run = false;
-                flush(&mut word, &mut out, depth);
+                flush(&mut word, &mut out, depth, false);
                 depth = (depth - 1).max(0);
             }
             _ => {
                 if !word.is_empty() {
-                    if initial_run && word.len() == 1 {
+                    let merged = initial_run && word.len() == 1;
+                    if merged {
                         if let Some(last) = out.pop() {
                             word.insert_str(0, &last.text);
                         }
                     }
                     initial_run = false;
-                    flush(&mut word, &mut out, depth);
+                    flush(&mut word, &mut out, depth, merged);
                 }
             }
         }
         i += 1;
     }
-    if initial_run && word.len() == 1 {
+    let merged = initial_run && word.len() == 1;
+    if merged {
         if let Some(last) = out.pop() {
             word.insert_str(0, &last.text);
         }
     }
-    flush(&mut word, &mut out, depth);
+    flush(&mut word, &mut out, depth, merged);
     out
 }
 
@@ -378,7 +521,7 @@ fn ordinal_digits(word: &str) -> Option<String> {
 /// "Technology"/"Technologies" and "System"/"Systems" for the same entity; names that end in
 /// -ss, -us, -is, -os, -as keep their final s ("Abbas", "Kronos", "Paris").
 pub fn fold_word(word: &str) -> String {
-    if let Some(full) = abbreviation(word) {
+    if let Some(full) = abbreviation(word).or_else(|| spelling_variant(word)) {
         return full.to_string();
     }
     let b = word.as_bytes();
@@ -398,83 +541,211 @@ pub fn fold_word(word: &str) -> String {
 
 type Phrase = Vec<&'static str>;
 
+/// How freely a legal-form phrase may be removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Anywhere in a name ("Limited Liability Company", "GmbH").
+    Anywhere,
+    /// At either end only: one-word forms from the ISO list ("Aktiengesellschaft", "ZAT") and
+    /// the hand-listed forms that open a name ("AO", "PT").
+    Ends,
+    /// Closing a name only: forms that are also initials or words ("AS", "SA", "AG").
+    Last,
+}
+
+struct LegalPhrase {
+    words: Phrase,
+    placement: Placement,
+}
+
 /// Legal-form phrases by first word, longest first (so "company limited" wins over "company"),
-/// and those whose first word is long enough to be recognised with a typo.
+/// and an index of the long first words by their one-deletion variants and skeletons, so a
+/// misspelt or differently transliterated form ("Obshchestvo"/"Obshestvo") is found without
+/// scanning thousands of phrases for every word of a million names.
 struct LegalPhrases {
-    by_first: std::collections::HashMap<&'static str, Vec<Phrase>>,
-    fuzzy_first: Vec<Phrase>,
+    phrases: Vec<LegalPhrase>,
+    by_first: std::collections::HashMap<&'static str, Vec<u32>>,
+    fuzzy_first: std::collections::HashMap<u64, Vec<u32>>,
 }
 
 fn legal_phrases() -> &'static LegalPhrases {
     static PHRASES: std::sync::OnceLock<LegalPhrases> = std::sync::OnceLock::new();
     PHRASES.get_or_init(|| {
-        let mut p: Vec<Phrase> = LEGAL_FORMS.iter().map(|f| f.split(' ').collect()).collect();
-        p.sort_by_key(|words| std::cmp::Reverse(words.len()));
-        p.dedup();
-        let mut by_first: std::collections::HashMap<&'static str, Vec<Phrase>> = Default::default();
-        for phrase in &p {
-            by_first.entry(phrase[0]).or_default().push(phrase.clone());
-        }
-        let fuzzy_first = p
+        let placement_of = |words: &Phrase, generated_end_word: bool| {
+            let one = words.len() == 1;
+            if one && AMBIGUOUS_LEGAL_FORMS_FIRST.contains(&words[0]) {
+                Placement::Ends
+            } else if one && AMBIGUOUS_LEGAL_FORMS.contains(&words[0]) {
+                Placement::Last
+            } else if generated_end_word {
+                Placement::Ends
+            } else {
+                Placement::Anywhere
+            }
+        };
+        let mut all: Vec<LegalPhrase> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let sources = LEGAL_FORMS
             .iter()
-            .filter(|w| w[0].len() >= FUZZY_LEGAL_MIN_LEN)
-            .cloned()
-            .collect();
+            .map(|f| (*f, false))
+            .chain(ELF_PHRASES.iter().map(|f| (*f, false)))
+            .chain(ELF_END_WORDS.iter().map(|f| (*f, true)));
+        for (form, end_word) in sources {
+            if !seen.insert(form) {
+                continue;
+            }
+            let words: Phrase = form.split(' ').collect();
+            let placement = placement_of(&words, end_word);
+            all.push(LegalPhrase { words, placement });
+        }
+        all.sort_by_key(|p| std::cmp::Reverse(p.words.len()));
+        let mut by_first: std::collections::HashMap<&'static str, Vec<u32>> = Default::default();
+        let mut fuzzy_first: std::collections::HashMap<u64, Vec<u32>> = Default::default();
+        for (i, p) in all.iter().enumerate() {
+            let first = p.words[0];
+            by_first.entry(first).or_default().push(i as u32);
+            if first.len() >= FUZZY_LEGAL_MIN_LEN {
+                for key in fuzzy_keys(first) {
+                    let v = fuzzy_first.entry(key).or_default();
+                    if v.last() != Some(&(i as u32)) {
+                        v.push(i as u32);
+                    }
+                }
+            }
+        }
         LegalPhrases {
+            phrases: all,
             by_first,
             fuzzy_first,
         }
     })
 }
 
-/// Phrases that may start with `word`: exact first word, else (long words only) one edit away.
-fn phrases_starting<'a>(word: &'a str) -> impl Iterator<Item = &'static Phrase> + 'a {
-    let lp = legal_phrases();
-    let exact = lp.by_first.get(word);
-    let fuzzy = (exact.is_none() && word.len() + 1 >= FUZZY_LEGAL_MIN_LEN)
-        .then_some(&lp.fuzzy_first)
-        .into_iter()
+/// The keys under which a long legal word is found fuzzily: its one-deletion variants (one
+/// edit away shares one) and its skeleton (another transliteration of the same word).
+fn fuzzy_keys(word: &str) -> impl Iterator<Item = u64> + '_ {
+    let b = word.as_bytes();
+    let dels = (0..=b.len()).map(move |i| {
+        if i == b.len() {
+            super::score::fnv(b)
+        } else {
+            super::score::fnv_skip(b, i)
+        }
+    });
+    let skel = (word.len() >= FUZZY_LEGAL_MIN_LEN)
+        .then(|| skeleton(word))
         .flatten()
-        .filter(move |p| legal_word_matches(p[0], word));
-    exact.into_iter().flatten().chain(fuzzy)
+        .map(|s| super::score::fnv(s.as_bytes()) ^ 0x5bd1_e995);
+    dels.chain(skel)
+}
+
+/// Whether `word` alone is a legal form ("ag", "gmbh", "ltd").
+fn is_one_word_legal_form(word: &str) -> bool {
+    let lp = legal_phrases();
+    lp.by_first
+        .get(word)
+        .is_some_and(|v| v.iter().any(|&i| lp.phrases[i as usize].words.len() == 1))
+}
+
+/// [`phrases_starting`] through a per-thread memo: supplier masters repeat the same few
+/// thousand words a million times, and the fuzzy lookup costs a dozen hashes per word. The
+/// memo holds answers of a pure function, so it never changes a result; it is emptied when
+/// it grows past a bound.
+fn phrases_starting_cached(word: &str) -> Vec<u32> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const MAX_ENTRIES: usize = 1 << 16;
+    thread_local! {
+        static MEMO: RefCell<HashMap<Box<str>, Vec<u32>>> = RefCell::new(HashMap::new());
+    }
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(v) = m.get(word) {
+            return v.clone();
+        }
+        let v = phrases_starting(word);
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(word.into(), v.clone());
+        v
+    })
+}
+
+/// Indices of the phrases that may start with `word`: exact first word, else (long words only)
+/// one edit or one skeleton away, longest phrase first.
+fn phrases_starting(word: &str) -> Vec<u32> {
+    let lp = legal_phrases();
+    let exact = lp.by_first.get(word).into_iter().flatten().copied();
+    if word.len() + 1 < FUZZY_LEGAL_MIN_LEN || !word.bytes().all(|c| c.is_ascii_lowercase()) {
+        return exact.collect();
+    }
+    // Exact and fuzzy both: the code list itself has misspelt forms ("Limted Partnership"),
+    // so an exact first word does not mean the word is spelt right.
+    let mut out: Vec<u32> = fuzzy_keys(word)
+        .flat_map(|k| lp.fuzzy_first.get(&k).into_iter().flatten().copied())
+        .filter(|&i| legal_word_matches(lp.phrases[i as usize].words[0], word))
+        .chain(exact)
+        .collect();
+    // Phrases are stored longest first, so index order is length order.
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 fn legal_word_matches(pattern: &str, word: &str) -> bool {
-    pattern == word
-        || (pattern.len() >= FUZZY_LEGAL_MIN_LEN
-            && word.len() + 1 >= pattern.len()
-            && within_one_edit(pattern.as_bytes(), word.as_bytes()))
+    if pattern == word {
+        return true;
+    }
+    if pattern.len() < FUZZY_LEGAL_MIN_LEN || word.len() + 1 < pattern.len() {
+        return false;
+    }
+    if within_one_edit(pattern.as_bytes(), word.as_bytes()) {
+        return true;
+    }
+    // Another transliteration of a long word ("obshchestvo"/"obshestvo"): the skeletons of
+    // both must agree and be long enough to mean something.
+    word.len() >= FUZZY_LEGAL_MIN_LEN
+        && skeleton(pattern).is_some_and(|s| s.len() >= 4 && Some(&s) == skeleton(word).as_ref())
 }
 
-/// The longest legal-form phrase starting at `at`, as its length in tokens; ambiguous forms
-/// only from `allowed`.
-fn legal_phrase_at(tokens: &[NormToken], at: usize, allowed: &[&str]) -> Option<usize> {
-    let first = &tokens.get(at)?.text;
-    phrases_starting(first).find_map(|phrase| {
-        let n = phrase.len();
-        if at + n > tokens.len() {
+/// The longest legal-form phrase starting at `at` allowed there, as its length in tokens.
+fn legal_phrase_at(
+    tokens: &[NormToken],
+    starts: &[Vec<u32>],
+    at: usize,
+    allowed: &[Placement],
+) -> Option<usize> {
+    let lp = legal_phrases();
+    starts.get(at)?.iter().find_map(|&pi| {
+        let phrase = &lp.phrases[pi as usize];
+        let n = phrase.words.len();
+        if at + n > tokens.len() || !allowed.contains(&phrase.placement) {
             return None;
         }
         let hit = phrase
+            .words
             .iter()
             .zip(&tokens[at..at + n])
             .all(|(p, t)| legal_word_matches(p, &t.text));
-        let ambiguous = n == 1 && AMBIGUOUS_LEGAL_FORMS.contains(&phrase[0]);
-        (hit && (!ambiguous || allowed.contains(&phrase[0]))).then_some(n)
+        hit.then_some(n)
     })
 }
 
 /// The longest legal-form phrase ending at `end` (exclusive), as its length in tokens.
-fn legal_phrase_ending(tokens: &[NormToken], end: usize) -> Option<usize> {
+fn legal_phrase_ending(tokens: &[NormToken], starts: &[Vec<u32>], end: usize) -> Option<usize> {
+    let lp = legal_phrases();
     let mut best: Option<usize> = None;
-    // No legal-form phrase is longer than eight words.
-    for start in end.saturating_sub(8)..end {
-        for phrase in phrases_starting(&tokens[start].text) {
-            let n = phrase.len();
+    // No legal-form phrase is longer than ten words.
+    for start in end.saturating_sub(10)..end {
+        for &pi in &starts[start] {
+            let phrase = &lp.phrases[pi as usize];
+            let n = phrase.words.len();
             if start + n != end {
                 continue;
             }
             let hit = phrase
+                .words
                 .iter()
                 .zip(&tokens[start..end])
                 .all(|(p, t)| legal_word_matches(p, &t.text));
@@ -493,13 +764,21 @@ fn legal_phrase_ending(tokens: &[NormToken], end: usize) -> Option<usize> {
 /// nothing else to match on.
 fn strip_legal_forms(tokens: Vec<NormToken>) -> (Vec<NormToken>, Vec<String>) {
     let mut keep = vec![true; tokens.len()];
+    let starts: Vec<Vec<u32>> = tokens
+        .iter()
+        .map(|t| phrases_starting_cached(&t.text))
+        .collect();
     let mut start = 0;
     while start < tokens.len() {
         let mut end = start + 1;
         while end < tokens.len() && tokens[end].optional == tokens[start].optional {
             end += 1;
         }
-        strip_stretch(&tokens[start..end], &mut keep[start..end]);
+        strip_stretch(
+            &tokens[start..end],
+            &starts[start..end],
+            &mut keep[start..end],
+        );
         start = end;
     }
     if !keep.iter().any(|k| *k) {
@@ -517,20 +796,21 @@ fn strip_legal_forms(tokens: Vec<NormToken>) -> (Vec<NormToken>, Vec<String>) {
     (kept, removed)
 }
 
-fn strip_stretch(tokens: &[NormToken], keep: &mut [bool]) {
+fn strip_stretch(tokens: &[NormToken], starts: &[Vec<u32>], keep: &mut [bool]) {
+    use Placement::{Anywhere, Ends};
     let mut lo = 0;
     let mut hi = tokens.len();
     loop {
         let mut changed = false;
         if lo < hi {
-            if let Some(n) = legal_phrase_at(&tokens[..hi], lo, AMBIGUOUS_LEGAL_FORMS_FIRST) {
+            if let Some(n) = legal_phrase_at(&tokens[..hi], starts, lo, &[Anywhere, Ends]) {
                 keep[lo..lo + n].iter_mut().for_each(|k| *k = false);
                 lo += n;
                 changed = true;
             }
         }
         if lo < hi {
-            if let Some(n) = legal_phrase_ending(&tokens[lo..hi], hi - lo) {
+            if let Some(n) = legal_phrase_ending(&tokens[lo..hi], &starts[lo..hi], hi - lo) {
                 keep[hi - n..hi].iter_mut().for_each(|k| *k = false);
                 hi -= n;
                 changed = true;
@@ -542,7 +822,7 @@ fn strip_stretch(tokens: &[NormToken], keep: &mut [bool]) {
     }
     let mut i = lo;
     while i < hi {
-        if let Some(n) = legal_phrase_at(&tokens[..hi], i, &[]) {
+        if let Some(n) = legal_phrase_at(&tokens[..hi], starts, i, &[Anywhere]) {
             keep[i..i + n].iter_mut().for_each(|k| *k = false);
             i += n;
         } else {
@@ -618,27 +898,54 @@ pub fn within_one_edit(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A consonant skeleton for transliteration variants: "Mohammad", "Muhammad", "Mohamed" and the
-/// Arabic-script "mhmd" share `mhmd`. Vowels (and y, w, which stand for vowels in most
-/// romanisations) are dropped, q/c→k, v→w, ph→f, x→ks, doubled letters collapse and a final h
-/// goes. `None` for words too short for the skeleton to mean anything. Equal skeletons are only
-/// a hint: the scorer also asks for surface similarity unless one side is vowel-poor.
+/// Arabic-script "mhmd" share `mhmd`; "Obshchestvo" (BGN/PCGN), "Obŝestvo" (ISO 9, accents
+/// dropped) and "Obshestvo" share one too. Digraphs that one system writes for another's single
+/// letter fold first (shch/sch/sh → s, zh → z, kh → h, ch/ts/tz → c), then vowels (and y, w,
+/// which stand for vowels in most romanisations, and a j after a vowel, the й of "-ij") are
+/// dropped, q/c→k, v→w, ph→f, x→ks, doubled letters collapse and a final h goes. `None` for
+/// words too short for the skeleton to mean anything. Equal skeletons are only a hint: the
+/// scorer also asks for surface similarity unless one side is vowel-poor.
 pub fn skeleton(word: &str) -> Option<String> {
     let b = word.as_bytes();
     if b.len() < 4 || !b.iter().all(|c| c.is_ascii_lowercase()) {
         return None;
     }
+    let mut folded: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &b[i..];
+        let (c, n) = if rest.starts_with(b"shch") {
+            (b's', 4)
+        } else if rest.starts_with(b"sch") {
+            (b's', 3)
+        } else if rest.starts_with(b"sh") {
+            (b's', 2)
+        } else if rest.starts_with(b"zh") {
+            (b'z', 2)
+        } else if rest.starts_with(b"kh") {
+            (b'h', 2)
+        } else if rest.starts_with(b"gh") {
+            // Persian and Arabic q (ق, غ) are written q, gh or g: "Ghasem"/"Qasem".
+            (b'q', 2)
+        } else if rest.starts_with(b"ch") || rest.starts_with(b"ts") || rest.starts_with(b"tz") {
+            (b'c', 2)
+        } else if rest.starts_with(b"ph") {
+            (b'f', 2)
+        } else {
+            (rest[0], 1)
+        };
+        folded.push(c);
+        i += n;
+    }
     let is_vowel = |c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y' | b'w');
-    let mut out: Vec<u8> = Vec::with_capacity(b.len());
-    for (i, &c) in b.iter().enumerate() {
+    let mut out: Vec<u8> = Vec::with_capacity(folded.len());
+    for (i, &c) in folded.iter().enumerate() {
         let c = match c {
             b'q' | b'c' => b'k',
             b'v' => b'w',
             // A final h is a ta marbuta or an aspiration that romanisations keep or drop.
-            b'h' if i + 1 == b.len() => continue,
-            b'h' if i > 0 && b[i - 1] == b'p' => {
-                out.pop();
-                b'f'
-            }
+            b'h' if i + 1 == folded.len() => continue,
+            b'j' if i > 0 && is_vowel(folded[i - 1]) => continue,
             c => c,
         };
         if is_vowel(c) {
@@ -702,9 +1009,9 @@ mod tests {
         assert_eq!(text("M&P Trading"), "mp trading");
         assert_eq!(text("K-SOFT Enterprises"), "ksoft enterprise");
         assert_eq!(text("OOO \"A-K-S\""), "aks");
-        assert_eq!(text("SMU-5"), "smu5");
+        assert_eq!(text("SMU-5"), "smu 5");
         assert_eq!(text("Sun-Create"), "sun create");
-        assert_eq!(text("R&D Center"), "rd center");
+        assert_eq!(text("R&D Center"), "research development center");
         assert_eq!(text("LLC K.ARMA"), "karma");
         assert_eq!(text("Plant No.2"), "plant 2");
         assert_eq!(text("St.Petersburg"), "saint petersburg");
@@ -744,7 +1051,7 @@ mod tests {
     #[test]
     fn chinese_translates_common_words_and_transliterates_the_rest() {
         assert_eq!(text("华为技术有限公司"), "huawei technology");
-        assert_eq!(text("北京华为"), "beijinghuawei");
+        assert_eq!(text("北京华为"), "beijing huawei");
         assert_eq!(
             text("中国电子科技集团公司第五十四研究所"),
             "china electronic technology group 54 research institute"

@@ -49,8 +49,13 @@ type WordMap = HashMap<Box<str>, u32, BuildHasherDefault<FnvHasher>>;
 #[derive(Debug, Clone)]
 pub struct TokenWeights {
     df: WordMap,
+    /// Of those names, how many are persons' (the built-in table only).
+    person_df: WordMap,
     docs: u32,
 }
+
+/// A word in at least this many names has a reliable person share.
+const PERSON_EVIDENCE_MIN_DF: u32 = 3;
 
 impl TokenWeights {
     /// Counts each word once per name it appears in.
@@ -68,7 +73,11 @@ impl TokenWeights {
                 }
             }
         }
-        TokenWeights { df, docs }
+        TokenWeights {
+            df,
+            person_df: WordMap::default(),
+            docs,
+        }
     }
 
     /// Weights from the built-in table of common Entity List words (see `common_words.rs`),
@@ -78,10 +87,41 @@ impl TokenWeights {
         BUILTIN.get_or_init(|| TokenWeights {
             df: COMMON_WORDS
                 .iter()
-                .map(|(w, n)| ((*w).into(), *n))
+                .map(|(w, n, _)| ((*w).into(), *n))
+                .collect(),
+            person_df: COMMON_WORDS
+                .iter()
+                .filter(|(_, _, p)| *p > 0)
+                .map(|(w, _, p)| ((*w).into(), *p))
                 .collect(),
             docs: COMMON_WORDS_DOCS,
         })
+    }
+
+    /// Whether a name reads as a person's: no legal form, two to six words of letters only, and
+    /// its words that the table knows well are mostly words of persons' names ("Mohammad",
+    /// "Viktorovich"), none mostly an organisation's ("Trading", "Institute").
+    pub(crate) fn looks_like_person(&self, name: &super::score::PreparedName) -> bool {
+        if !name.legal_forms.is_empty() || !(2..=6).contains(&name.toks.len()) {
+            return false;
+        }
+        let mut personal = false;
+        for t in &name.toks {
+            if !t.text.bytes().all(|c| c.is_ascii_alphabetic()) {
+                return false;
+            }
+            let df = self.document_frequency(&t.text);
+            if df < PERSON_EVIDENCE_MIN_DF || t.initial {
+                continue;
+            }
+            let share =
+                f64::from(self.person_df.get(&*t.text).copied().unwrap_or(0)) / f64::from(df);
+            if share < 0.4 {
+                return false;
+            }
+            personal |= share >= 0.75;
+        }
+        personal
     }
 
     /// Weights of every corpus word keyed by the FNV hash of the word, for callers that hold
@@ -124,6 +164,41 @@ impl TokenWeights {
             .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         v
+    }
+
+    /// The corpus's document frequency of a word among persons' names only (0 unless the
+    /// weights know which names are persons').
+    pub fn person_frequency(&self, token: &str) -> u32 {
+        self.person_df.get(token).copied().unwrap_or(0)
+    }
+
+    /// [`TokenWeights::from_names`] for names whose kind is known, counting persons' names
+    /// apart as well: the built-in table's generator.
+    pub fn from_typed_names<'a>(
+        names: impl IntoIterator<Item = (&'a NormalisedName, bool)>,
+    ) -> Self {
+        let mut df = WordMap::default();
+        let mut person_df = WordMap::default();
+        let mut docs = 0u32;
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, person) in names {
+            docs += 1;
+            seen.clear();
+            for t in &name.tokens {
+                if !seen.contains(&t.text.as_str()) {
+                    seen.push(t.text.as_str());
+                    *df.entry(t.text.as_str().into()).or_insert(0) += 1;
+                    if person {
+                        *person_df.entry(t.text.as_str().into()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        TokenWeights {
+            df,
+            person_df,
+            docs,
+        }
     }
 }
 
