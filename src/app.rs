@@ -115,6 +115,14 @@ pub enum WatcherOutput {
     File(PathBuf),
 }
 
+/// An error of the Kafka cluster `config` names.
+fn kafka_error(config: &KafkaConfig) -> impl Fn(KafkaBusError) -> AppError + '_ {
+    move |source| AppError::Kafka {
+        brokers: config.settings.brokers.clone(),
+        source,
+    }
+}
+
 /// Opens the store named by the settings, with its URL redacted in any error.
 pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
     Store::connect(&settings.database_url)
@@ -237,21 +245,14 @@ impl Bus {
 
     /// The Kafka bus of `config` as it is, creating no topic.
     pub fn kafka_existing(config: KafkaConfig) -> Result<Bus, AppError> {
-        let producer = KafkaProducer::new(&config.settings).map_err(|source| AppError::Kafka {
-            brokers: config.settings.brokers.clone(),
-            source,
-        })?;
+        let producer = KafkaProducer::new(&config.settings).map_err(kafka_error(&config))?;
         Ok(Bus::Kafka { config, producer })
     }
 
     /// The Kafka bus of `config`, creating its topics if missing.
     pub async fn kafka(config: KafkaConfig) -> Result<Bus, AppError> {
-        let kafka = |source| AppError::Kafka {
-            brokers: config.settings.brokers.clone(),
-            source,
-        };
-        config.ensure_topics().await.map_err(kafka)?;
-        let producer = KafkaProducer::new(&config.settings).map_err(kafka)?;
+        config.ensure_topics().await.map_err(kafka_error(&config))?;
+        let producer = KafkaProducer::new(&config.settings).map_err(kafka_error(&config))?;
         Ok(Bus::Kafka { config, producer })
     }
 
@@ -339,13 +340,9 @@ impl Bus {
         match self {
             Bus::Embedded { changes, .. } => Ok(Box::new(LogSource::new(changes.consumer(group)))),
             Bus::Kafka { config, .. } => {
-                let consumer =
-                    config
-                        .subscribe_worker(group)
-                        .map_err(|source| AppError::Kafka {
-                            brokers: config.settings.brokers.clone(),
-                            source,
-                        })?;
+                let consumer = config
+                    .subscribe_worker(group)
+                    .map_err(kafka_error(config))?;
                 Ok(Box::new(KafkaSource::new(consumer)))
             }
         }
@@ -378,10 +375,7 @@ impl Bus {
                 let messages =
                     KafkaConsumer::read_topic(&config.settings, topic, Duration::from_secs(60))
                         .await
-                        .map_err(|source| AppError::Kafka {
-                            brokers: config.settings.brokers.clone(),
-                            source,
-                        })?;
+                        .map_err(kafka_error(config))?;
                 Ok(messages
                     .iter()
                     .map(|m| {
@@ -404,10 +398,7 @@ impl Bus {
             producer
                 .flush(Duration::from_secs(10))
                 .await
-                .map_err(|source| AppError::Kafka {
-                    brokers: config.settings.brokers.clone(),
-                    source,
-                })?;
+                .map_err(kafka_error(config))?;
         }
         Ok(())
     }

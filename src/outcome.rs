@@ -82,11 +82,11 @@ outcome_enum! {
 
 impl DecisionKind {
     /// The `decision` label of `entitywatch_matches_total` (a match is counted as an alert).
-    pub fn metric_label(self) -> &'static str {
+    pub fn metric_label(self) -> MatchLabel {
         match self {
-            DecisionKind::Match => MatchLabel::Alert.as_str(),
-            DecisionKind::NearMiss => MatchLabel::NearMiss.as_str(),
-            DecisionKind::Dismissed => MatchLabel::Dismissed.as_str(),
+            DecisionKind::Match => MatchLabel::Alert,
+            DecisionKind::NearMiss => MatchLabel::NearMiss,
+            DecisionKind::Dismissed => MatchLabel::Dismissed,
         }
     }
 }
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn a_match_is_counted_as_an_alert() {
-        assert_eq!(DecisionKind::Match.metric_label(), "alert");
-        assert_eq!(DecisionKind::NearMiss.metric_label(), "near_miss");
+        assert_eq!(DecisionKind::Match.metric_label().as_str(), "alert");
+        assert_eq!(DecisionKind::NearMiss.metric_label().as_str(), "near_miss");
     }
 }

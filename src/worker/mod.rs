@@ -540,11 +540,7 @@ impl Worker {
             outcome.dismissed += 1;
         }
         DecisionMade {
-            label: match decision {
-                DecisionKind::Match => MatchLabel::Alert,
-                DecisionKind::NearMiss => MatchLabel::NearMiss,
-                DecisionKind::Dismissed => MatchLabel::Dismissed,
-            },
+            label: decision.metric_label(),
         }
         .emit();
         if decision == DecisionKind::Match {
