@@ -110,6 +110,8 @@ outcome_enum! {
         Duplicate => "duplicate",
         /// Every attempt failed: the alert went to the dead-letter topic.
         DeadLettered => "dead_lettered",
+        /// The sink was down: parked in the outbox, sent later (and counted again then).
+        Queued => "queued",
     }
 }
 

@@ -162,6 +162,24 @@ impl InternalEvent for AlertDeadLettered<'_> {
     }
 }
 
+/// The alert's sink is down (its last delivery ran out of retries): the delivery is parked in
+/// the outbox, the event goes on, and the sink's dispatcher sends it later.
+pub struct AlertParked<'a> {
+    pub sink: &'a str,
+    pub alert_id: &'a str,
+}
+
+impl InternalEvent for AlertParked<'_> {
+    fn emit(self) {
+        info!(
+            sink = self.sink,
+            alert_id = self.alert_id,
+            "sink is down: alert parked in the outbox, to be sent in the background"
+        );
+        count_delivery(self.sink, DeliveryOutcome::Queued);
+    }
+}
+
 /// A delivery attempt failed and will be retried.
 pub struct DeliveryRetried<'a> {
     pub sink: &'a str,

@@ -133,6 +133,10 @@ async fn redrive(args: DeadLettersRedriveArgs, settings: &Settings) -> Result<()
         failed += outcome.alerts_dead_lettered;
         info!(alert = %alert.summary(), delivered = outcome.alerts_delivered, failed = outcome.alerts_dead_lettered, "redriven");
     }
+    // Alerts parked for a sink that was down again get their attempt before the exit.
+    let flushed = worker.flush_outbox().await;
+    delivered += flushed.delivered;
+    failed += flushed.dead_lettered;
     bus.flush().await?;
     store.close().await;
     println!(

@@ -44,7 +44,8 @@ pub async fn run(args: RescreenArgs, settings: &Settings) -> Result<()> {
     }
     let worker = Bus::embedded(&store).worker(&store, &args.sinks.settings())?;
     let ids: Vec<String> = current.keys().cloned().collect();
-    let outcome = worker.screen_suppliers(&ids).await?;
+    let mut outcome = worker.screen_suppliers(&ids).await?;
+    outcome.absorb(worker.flush_outbox().await);
     let mut changed = 0usize;
     for d in store.decisions().await? {
         if current.get(&d.supplier_id) != Some(&d.basis) {

@@ -114,7 +114,8 @@ async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
         // Screened here, in this process, with the alert topic of the embedded bus.
         let worker = Bus::embedded(&store).worker(&store, &args.sinks.settings())?;
         let ids: Vec<String> = import.records.iter().map(|r| r.id().to_string()).collect();
-        let outcome = worker.screen_suppliers(&ids).await?;
+        let mut outcome = worker.screen_suppliers(&ids).await?;
+        outcome.absorb(worker.flush_outbox().await);
         println!(
             "screened against the stored Entity List: {} matches, {} alerts sent, {} already sent, {} dismissed",
             outcome.matches,

@@ -16,7 +16,7 @@ pub use entity_list::{
     AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,
 };
 pub use suppliers::UpsertCounts;
-pub use worker_state::{Claim, Decision, Delivery, LoggedMessage};
+pub use worker_state::{Claim, Decision, Delivery, LoggedMessage, QueuedDelivery};
 
 use std::str::FromStr;
 

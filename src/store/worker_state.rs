@@ -54,6 +54,15 @@ pub struct Delivery {
     pub payload: String,
 }
 
+/// A delivery parked in the outbox, with the claim it is parked under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedDelivery {
+    pub delivery: Delivery,
+    /// The worker that parked it (or last adopted it).
+    pub parked_by: String,
+    pub lease_until_ms: i64,
+}
+
 /// What [`Store::claim_delivery`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -67,6 +76,8 @@ pub enum Claim {
     /// Another worker is sending it; its lease ends at `until_ms` (ms since the epoch) unless
     /// it renews it.
     HeldElsewhere { by: String, until_ms: i64 },
+    /// It waits in the outbox (its sink was down); a dispatcher will send it.
+    Queued,
 }
 
 fn now_ms() -> i64 {
@@ -286,6 +297,11 @@ impl Store {
             if state == "delivered" {
                 return Ok(Claim::Delivered);
             }
+            if state == "queued" {
+                // Parked in the outbox: a dispatcher sends it (its parker's, or whoever adopts
+                // it once that one's lease ran out), so a re-handled event must not send too.
+                return Ok(Claim::Queued);
+            }
             let holder: String = row
                 .try_get::<Option<String>, _>("claimed_by")?
                 .unwrap_or_default();
@@ -387,6 +403,142 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Parks `owner`'s claim on (alert, sink) in the outbox as `queued` at position `seq`: the
+    /// event may now be committed, and the dispatcher sends it later. False if the claim is no
+    /// longer `owner`'s.
+    pub async fn park_claim(
+        &self,
+        alert_id: &str,
+        sink: &str,
+        owner: &str,
+        seq: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE alert_deliveries SET state = 'queued', queue_seq = $1 \
+             WHERE alert_id = $2 AND sink = $3 AND state = 'sending' AND claimed_by = $4",
+        )
+        .bind(seq)
+        .bind(alert_id)
+        .bind(sink)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends the lease of every delivery `owner` holds in the outbox, in one statement: a
+    /// worker keeps its parked alerts while it lives, however long the sink is down.
+    pub async fn renew_queued(&self, owner: &str, lease: Duration) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE alert_deliveries SET lease_until_ms = $1 \
+             WHERE state = 'queued' AND claimed_by = $2",
+        )
+        .bind(lease_end(lease))
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The oldest delivery parked for `sink` that `owner` may send: its own, or another
+    /// worker's whose lease ran out (that worker died with alerts still parked, or while it
+    /// was sending one of them: its event was committed when it was parked, so no re-handled
+    /// event will send it, and the outbox must).
+    pub async fn next_queued(
+        &self,
+        sink: &str,
+        owner: &str,
+    ) -> Result<Option<QueuedDelivery>, StoreError> {
+        let row = sqlx::query(
+            "SELECT alert_id, sink, supplier_id, entity_key, entry_version, kind, payload, \
+             claimed_by, lease_until_ms FROM alert_deliveries \
+             WHERE sink = $1 AND queue_seq IS NOT NULL AND ((state = 'queued' AND claimed_by = $2) \
+             OR (state IN ('queued', 'sending') AND lease_until_ms < $3)) \
+             ORDER BY queue_seq, alert_id LIMIT 1",
+        )
+        .bind(sink)
+        .bind(owner)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(QueuedDelivery {
+                delivery: Delivery {
+                    alert_id: r.try_get("alert_id")?,
+                    sink: r.try_get("sink")?,
+                    supplier_id: r.try_get("supplier_id")?,
+                    entity_key: r.try_get("entity_key")?,
+                    entry_version: r.try_get("entry_version")?,
+                    kind: r.try_get("kind")?,
+                    payload: r.try_get("payload")?,
+                },
+                parked_by: r
+                    .try_get::<Option<String>, _>("claimed_by")?
+                    .unwrap_or_default(),
+                lease_until_ms: r.try_get::<Option<i64>, _>("lease_until_ms")?.unwrap_or(0),
+            })
+        })
+        .transpose()
+    }
+
+    /// Takes a parked delivery out of the outbox to send it now (`queued` → `sending`, claimed
+    /// by `owner`). Conditional on the row being as [`Store::next_queued`] read it, so two
+    /// dispatchers adopting the same orphan cannot both send it.
+    pub async fn take_queued(
+        &self,
+        queued: &QueuedDelivery,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE alert_deliveries SET state = 'sending', claimed_by = $1, lease_until_ms = $2 \
+             WHERE alert_id = $3 AND sink = $4 AND state IN ('queued', 'sending') \
+             AND claimed_by = $5 AND lease_until_ms = $6",
+        )
+        .bind(owner)
+        .bind(lease_end(lease))
+        .bind(&queued.delivery.alert_id)
+        .bind(&queued.delivery.sink)
+        .bind(&queued.parked_by)
+        .bind(queued.lease_until_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Puts a delivery taken from the outbox back (shutdown came between attempts): it stays
+    /// durable and is sent after the restart.
+    pub async fn requeue_claim(
+        &self,
+        alert_id: &str,
+        sink: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alert_deliveries SET state = 'queued' \
+             WHERE alert_id = $1 AND sink = $2 AND state = 'sending' AND claimed_by = $3",
+        )
+        .bind(alert_id)
+        .bind(sink)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// How many deliveries wait in the outbox, per sink (for the depth gauge and tests).
+    pub async fn queued_deliveries(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sink, COUNT(*) AS n FROM alert_deliveries WHERE state = 'queued' \
+             GROUP BY sink ORDER BY sink",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get("sink")?, r.try_get("n")?)))
+            .collect()
     }
 
     /// Suppliers that were alerted (listed or revised) on `entity_key` by any sink.

@@ -119,8 +119,21 @@ pub async fn consume(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<usize, ConsumeError> {
     worker.refresh_snapshot_metrics().await;
-    let body = consume_messages(worker, source.as_mut(), &options);
+    // Before the first message: alerts a dead worker left parked are adopted even if this one
+    // never parks any.
+    worker.start_outbox();
+    let until = options.until;
+    let body = async {
+        let handled = consume_messages(worker, source.as_mut(), &options).await?;
+        // A run that ends by itself must not end with alerts still parked for a sink that was
+        // down: each gets its attempt first. The service's dispatchers simply go on.
+        if until != Until::Shutdown {
+            worker.flush_outbox().await;
+        }
+        Ok::<_, ConsumeError>(handled)
+    };
     let result = worker.until_stopped(shutdown, body).await;
+    worker.stop_outbox().await;
     let closed = source.close().await;
     let handled = result?;
     closed?;

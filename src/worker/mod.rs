@@ -17,22 +17,21 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 pub mod consume;
+mod delivery;
 
-use crate::alerts::{
-    deliver_until, Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, RetryPolicy,
-};
-use crate::dead_letter::{DeadLetter, DeadLetterError, DeadLetters};
+use delivery::Deliveries;
+pub use delivery::{FlushReport, DEFAULT_CLAIM_LEASE};
+
+use crate::alerts::{Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, RetryPolicy};
+use crate::dead_letter::{DeadLetterError, DeadLetters};
 use crate::domain::list_entry::{resolve_change, Resolution};
 use crate::domain::{ListEntry, SupplierRecord};
 use crate::events::{ChangeAction, ChangeEvent, EntityChange};
 use crate::metrics::metrics;
 use crate::outcome::{DecisionKind, MatchLabel};
 use crate::screening::{self, Screener, SupplierIndex};
-use crate::store::{ChangeOutcome, Claim, Decision, Delivery, Store, StoreError, StoredEntry};
-use crate::telemetry::{
-    register_sink, AlertAlreadyDelivered, AlertDeadLettered, AlertDelivered, ChangeUnmatched,
-    DecisionMade, DeliveryRetried, InternalEvent,
-};
+use crate::store::{ChangeOutcome, Decision, Store, StoreError, StoredEntry};
+use crate::telemetry::{register_sink, ChangeUnmatched, DecisionMade, InternalEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -56,7 +55,20 @@ pub struct EventOutcome {
     pub alerts_delivered: usize,
     pub alerts_already_delivered: usize,
     pub alerts_dead_lettered: usize,
+    /// Parked in the outbox for a sink that is down; sent in the background.
+    pub alerts_queued: usize,
     pub dismissed: usize,
+}
+
+impl EventOutcome {
+    /// Adds what the outbox did with the parked deliveries, for a one-shot command's totals.
+    pub fn absorb(&mut self, flushed: FlushReport) {
+        self.alerts_delivered += flushed.delivered;
+        self.alerts_dead_lettered += flushed.dead_lettered;
+        self.alerts_queued = self
+            .alerts_queued
+            .saturating_sub(flushed.delivered + flushed.dead_lettered);
+    }
 }
 
 /// The supplier index, and the fingerprint of the supplier table it was built from.
@@ -67,35 +79,15 @@ pub struct Worker {
     /// Rebuilding the index over every supplier for every event would make a rule of 27
     /// entries cost 27 full index builds; it is rebuilt only when the suppliers changed.
     supplier_index: tokio::sync::Mutex<Option<CachedIndex>>,
-    sinks: Vec<Arc<dyn AlertSink>>,
-    dead_letters: Arc<dyn DeadLetters>,
-    retry: RetryPolicy,
-    /// Who this worker is in the delivery ledger's claims (host, pid and a random part).
-    owner: String,
-    /// How long a claim on a delivery lasts unless renewed; renewed every third of it.
-    claim_lease: Duration,
-    /// Set once by [`Worker::request_stop`]; deliveries stop retrying and consumers stop
-    /// taking messages. Sticky: a stopped worker is done.
-    stop: tokio::sync::watch::Sender<bool>,
-    /// Sinks whose last delivery ran out of retries: down, as far as this worker knows.
-    failing_sinks: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Sinks, ledger claims, the outbox and its dispatchers; its stop flag is the worker's
+    /// (set once by [`Worker::request_stop`]; sticky: a stopped worker is done).
+    deliveries: Arc<Deliveries>,
 }
 
-/// What one (alert, sink) delivery came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sent {
-    Delivered,
-    AlreadyDelivered,
-    DeadLettered,
-}
-
-impl Sent {
-    fn count(self, outcome: &mut EventOutcome) {
-        match self {
-            Sent::Delivered => outcome.alerts_delivered += 1,
-            Sent::AlreadyDelivered => outcome.alerts_already_delivered += 1,
-            Sent::DeadLettered => outcome.alerts_dead_lettered += 1,
-        }
+impl Drop for Worker {
+    /// The outbox dispatchers hold the deliveries, not the worker: they must not outlive it.
+    fn drop(&mut self) {
+        self.deliveries.stop.send_replace(true);
     }
 }
 
@@ -110,47 +102,40 @@ impl Worker {
             register_sink(sink.name());
         }
         Worker {
+            deliveries: Arc::new(Deliveries::new(store.clone(), sinks, dead_letters, retry)),
             store,
             supplier_index: tokio::sync::Mutex::new(None),
-            sinks,
-            dead_letters,
-            retry,
-            owner: claim_owner(),
-            claim_lease: DEFAULT_CLAIM_LEASE,
-            stop: tokio::sync::watch::Sender::new(false),
-            failing_sinks: Default::default(),
         }
     }
 
     /// Sets how long a delivery claim lasts unless renewed: how long an alert whose sender
     /// died waits before another worker sends it (default 30 s).
     pub fn with_claim_lease(mut self, lease: Duration) -> Self {
-        self.claim_lease = lease.max(Duration::from_millis(300));
+        if let Some(d) = Arc::get_mut(&mut self.deliveries) {
+            d.claim_lease = lease.max(Duration::from_millis(300));
+        }
         self
     }
 
     /// Where this worker writes what it cannot handle.
     pub fn dead_letters(&self) -> &dyn DeadLetters {
-        self.dead_letters.as_ref()
+        self.deliveries.dead_letters()
     }
 
     /// Asks the worker to stop: the message in hand is finished unless an alert of it is
     /// waiting for a retry, in which case it is left uncommitted (see
     /// [`WorkerError::Interrupted`]); no further message is taken.
     pub fn request_stop(&self) {
-        self.stop.send_replace(true);
+        self.deliveries.stop.send_replace(true);
     }
 
     pub fn stop_requested(&self) -> bool {
-        *self.stop.borrow()
+        *self.deliveries.stop.borrow()
     }
 
     /// Resolves once a stop was requested; any number of these may be made.
     pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
+        self.deliveries.stopped()
     }
 
     /// Runs `body` (a consume loop) while forwarding `shutdown` to [`Worker::request_stop`].
@@ -556,299 +541,36 @@ impl Worker {
         self.send_all(std::slice::from_ref(alert), outcome).await
     }
 
-    /// Delivers `alerts` (those of one event) to every sink that has not accepted them yet:
-    /// first each to the alert topic, the durable record downstream consumers read, then to
-    /// the other sinks, each sink a queue of its own going through the alerts in order, all
-    /// sinks at once. A slow or dead webhook then holds neither Slack nor the alert topic, and
-    /// a sink whose last alert ran out of retries (it is down, not refusing one alert) gets a
-    /// single attempt per alert until one succeeds, so it costs later alerts one attempt each,
-    /// not a whole retry sequence. Each (alert, sink) is still claimed, sent and marked
-    /// delivered (or dead-lettered) in the ledger before this returns, and the caller commits
-    /// the event only then.
+    /// Delivers `alerts` (those of one event) to every sink that has not accepted them yet
+    /// (see [`delivery`]): the alert topic first, then each other sink as a queue of its own,
+    /// a sink that is down parked in the outbox. Each (alert, sink) is delivered,
+    /// dead-lettered or parked before this returns, and the caller commits the event only then.
     async fn send_all(
         &self,
         alerts: &[Alert],
         outcome: &mut EventOutcome,
     ) -> Result<(), WorkerError> {
-        let Some((topic, others)) = self.sinks.split_first() else {
-            return Ok(());
-        };
-        let payloads: Vec<String> = alerts
-            .iter()
-            .map(|a| serde_json::to_string(a).unwrap_or_default())
-            .collect();
-        for (alert, payload) in alerts.iter().zip(&payloads) {
-            let sent = self.deliver_to(topic, alert, payload).await?;
-            sent.count(outcome);
-        }
-        let queues = others.iter().map(|sink| async {
-            let mut sent = Vec::with_capacity(alerts.len());
-            for (alert, payload) in alerts.iter().zip(&payloads) {
-                sent.push(self.deliver_to(sink, alert, payload).await?);
-            }
-            Ok::<_, WorkerError>(sent)
-        });
-        let mut first_error = None;
-        for result in futures::future::join_all(queues).await {
-            match result {
-                Ok(sent) => sent.iter().for_each(|s| s.count(outcome)),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        self.deliveries.send_all(alerts, outcome).await
     }
 
-    /// One alert to one sink: claim, send (with retries, renewing the claim), mark delivered;
-    /// or dead-letter and release the claim.
-    #[tracing::instrument(skip_all, fields(alert_id = %alert.alert_id, kind = alert.kind.as_str()))]
-    async fn deliver_to(
-        &self,
-        sink: &Arc<dyn AlertSink>,
-        alert: &Alert,
-        payload: &str,
-    ) -> Result<Sent, WorkerError> {
-        let delivery = Delivery {
-            alert_id: alert.alert_id.clone(),
-            sink: sink.name().to_string(),
-            supplier_id: alert.supplier.id.clone(),
-            entity_key: alert.entry.entity_key.to_string(),
-            entry_version: alert.entry.version,
-            kind: alert.kind.as_str().to_string(),
-            payload: payload.to_string(),
-        };
-        if !self.claim(&delivery).await? {
-            AlertAlreadyDelivered {
-                sink: sink.name(),
-                alert_id: &alert.alert_id,
-            }
-            .emit();
-            return Ok(Sent::AlreadyDelivered);
-        }
-        let failing = self.is_failing(sink.name());
-        let policy = if failing {
-            RetryPolicy {
-                max_attempts: 1,
-                ..self.retry.clone()
-            }
-        } else {
-            self.retry.clone()
-        };
-        let delivered = self
-            .renewing_claim(
-                &delivery,
-                deliver_until(
-                    sink.as_ref(),
-                    alert,
-                    &policy,
-                    |notice| DeliveryRetried { sink: notice.sink }.emit(),
-                    self.stopped(),
-                ),
-            )
-            .await;
-        match delivered {
-            Ok(_) => {
-                self.set_failing(sink.name(), false);
-                let first = self
-                    .store
-                    .mark_delivered(&alert.alert_id, sink.name(), &self.owner)
-                    .await?;
-                if !first {
-                    warn!(
-                        sink = sink.name(),
-                        alert_id = %alert.alert_id,
-                        "alert delivered after this worker's claim had run out and another \
-                         worker had delivered it: the sink got it twice"
-                    );
-                }
-                AlertDelivered {
-                    sink: sink.name(),
-                    alert,
-                }
-                .emit();
-                Ok(Sent::Delivered)
-            }
-            Err(failure) if failure.interrupted => {
-                self.store
-                    .release_claim(&alert.alert_id, sink.name(), &self.owner)
-                    .await?;
-                info!(sink = sink.name(), alert_id = %alert.alert_id, "delivery left for after the restart");
-                Err(WorkerError::Interrupted {
-                    alert_id: alert.alert_id.clone(),
-                    sink: sink.name().to_string(),
-                })
-            }
-            Err(failure) => {
-                if !failure.permanent {
-                    if !failing {
-                        warn!(
-                            sink = sink.name(),
-                            "sink ran out of retries; its next alerts get one attempt each \
-                             until one is delivered"
-                        );
-                    }
-                    self.set_failing(sink.name(), true);
-                }
-                let reason = if failing && !failure.permanent {
-                    format!(
-                        "{} (one attempt only: the sink's previous alert had run out of retries)",
-                        failure.reason
-                    )
-                } else {
-                    failure.reason.clone()
-                };
-                let letter = DeadLetter::sink_failure(
-                    sink.name(),
-                    &alert.alert_id,
-                    &reason,
-                    payload.to_string(),
-                );
-                self.dead_letters.write(&letter).await?;
-                // Only once the dead letter is durable: a redrive claims it afresh.
-                self.store
-                    .release_claim(&alert.alert_id, sink.name(), &self.owner)
-                    .await?;
-                AlertDeadLettered {
-                    sink: sink.name(),
-                    alert_id: &alert.alert_id,
-                    reason: &reason,
-                }
-                .emit();
-                Ok(Sent::DeadLettered)
-            }
-        }
+    /// Waits until the alerts this worker parked for sinks that were down are delivered or
+    /// dead-lettered (each gets at least one attempt, so this ends), or a stop was requested.
+    /// One-shot commands call it before they exit; the service's dispatchers simply go on.
+    pub async fn flush_outbox(&self) -> FlushReport {
+        self.deliveries.flush().await
     }
 
-    fn is_failing(&self, sink: &str) -> bool {
-        self.failing_sinks
-            .lock()
-            .map(|f| f.contains(sink))
-            .unwrap_or(false)
+    /// Starts the outbox dispatchers now (the consume loop does, when a worker starts), so
+    /// that alerts a dead worker left parked are adopted even before this one parks any.
+    pub fn start_outbox(&self) {
+        self.deliveries.start_dispatchers();
     }
 
-    fn set_failing(&self, sink: &str, failing: bool) {
-        if let Ok(mut f) = self.failing_sinks.lock() {
-            if failing {
-                f.insert(sink.to_string());
-            } else {
-                f.remove(sink);
-            }
-        }
+    /// After a stop: waits until the outbox dispatchers have finished the attempt in hand
+    /// (bounded by the sink timeout) and put back what they had not sent.
+    pub async fn stop_outbox(&self) {
+        self.deliveries.wait_for_dispatchers().await;
     }
-
-    /// Claims `delivery` for this worker. False if a sink already accepted it. While another
-    /// worker holds a live claim (a rebalance handed both the event) this waits for it to be
-    /// delivered, released or to expire; a stop ends the wait as an interrupted delivery.
-    async fn claim(&self, delivery: &Delivery) -> Result<bool, WorkerError> {
-        let mut waiting_since: Option<std::time::Instant> = None;
-        loop {
-            match self
-                .store
-                .claim_delivery(delivery, &self.owner, self.claim_lease)
-                .await?
-            {
-                Claim::Held => {
-                    if let Some(since) = waiting_since {
-                        info!(
-                            sink = %delivery.sink,
-                            alert_id = %delivery.alert_id,
-                            waited_ms = since.elapsed().as_millis() as u64,
-                            "delivery claim free again (its holder gave it up); sending"
-                        );
-                    }
-                    return Ok(true);
-                }
-                Claim::TakenOver { from } => {
-                    warn!(
-                        sink = %delivery.sink,
-                        alert_id = %delivery.alert_id,
-                        holder = %from,
-                        waited_ms = waiting_since.map_or(0, |s| s.elapsed().as_millis() as u64),
-                        "delivery claim taken over: its holder's lease ran out (it died or hung \
-                         mid-delivery), so the alert is sent again; the sink may get it twice"
-                    );
-                    return Ok(true);
-                }
-                Claim::Delivered => return Ok(false),
-                Claim::HeldElsewhere { by, until_ms } => {
-                    if waiting_since.is_none() {
-                        let left = until_ms - chrono::Utc::now().timestamp_millis();
-                        info!(
-                            sink = %delivery.sink,
-                            alert_id = %delivery.alert_id,
-                            holder = %by,
-                            lease_left_ms = left.max(0),
-                            "another worker is delivering this alert; waiting for it instead of sending too"
-                        );
-                        waiting_since = Some(std::time::Instant::now());
-                    }
-                    tokio::select! {
-                        _ = self.stopped() => {
-                            return Err(WorkerError::Interrupted {
-                                alert_id: delivery.alert_id.clone(),
-                                sink: delivery.sink.clone(),
-                            });
-                        }
-                        _ = tokio::time::sleep(CLAIM_POLL) => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// Runs `deliver` while renewing this worker's claim on `delivery`, so that a delivery
-    /// spending minutes in retries is not taken over while it is still alive. A failed renewal
-    /// never stops the delivery: at worst the claim expires and the alert is sent twice.
-    async fn renewing_claim<T>(
-        &self,
-        delivery: &Delivery,
-        deliver: impl std::future::Future<Output = T>,
-    ) -> T {
-        tokio::pin!(deliver);
-        let mut renew = tokio::time::interval(self.claim_lease / 3);
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        renew.tick().await;
-        loop {
-            tokio::select! {
-                r = &mut deliver => return r,
-                _ = renew.tick() => {
-                    match self
-                        .store
-                        .renew_claim(&delivery.alert_id, &delivery.sink, &self.owner, self.claim_lease)
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => warn!(
-                            sink = %delivery.sink,
-                            alert_id = %delivery.alert_id,
-                            "delivery claim lost (its lease ran out and another worker took it); \
-                             the alert may reach the sink twice"
-                        ),
-                        Err(e) => warn!(
-                            sink = %delivery.sink,
-                            alert_id = %delivery.alert_id,
-                            error = %e,
-                            "could not renew the delivery claim"
-                        ),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The default delivery-claim lease: an alert whose sender died mid-delivery is sent by
-/// another worker at most this long after the sender's last renewal.
-pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(30);
-
-/// How often a worker waiting on another's claim looks again.
-const CLAIM_POLL: Duration = Duration::from_millis(250);
-
-fn claim_owner() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_string());
-    let random: u32 = rand::random();
-    format!("{host}/{}/{random:08x}", std::process::id())
 }
 
 fn to_screening_entry(l: &StoredEntry) -> screening::ListedEntry {

@@ -1183,3 +1183,141 @@ async fn webhook_receiver_rejects_forged_or_stale_signatures() {
          timestamp rejected with 401 (3 of 4 unverified)"
     );
 }
+
+/// Issue 11, row 9, across events: a webhook that takes every request and never answers costs
+/// the events after its first give-up nothing. Each entity change of the two rules is an event
+/// of its own; once the webhook ran out of retries on the first alert, the later alerts are
+/// parked in the outbox and the later events go on at once (Slack has all five alerts a moment
+/// after that give-up, not one webhook timeout per event later), while the webhook's
+/// dispatcher works through the parked alerts in the background. The service is then stopped
+/// with alerts still parked, the webhook recovers, and a restarted service adopts them (their
+/// lease ran out with the stopped one) and delivers them: every alert reached the webhook
+/// exactly once or is dead-lettered there, none both, none lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_webhook_costs_later_events_nothing_and_parked_alerts_survive_a_restart() {
+    bounded("parked alerts", Duration::from_secs(60), async {
+        let db = fresh_db(Db::Sqlite).await;
+        import_suppliers(&db).await;
+        let fr = rules_server(&["2019-22210", "2020-15827"]).await;
+        let all = keys(&[&FIRST_RULE, &LATER_RULE]);
+        let (slack, webhook) = receivers(
+            healthy(),
+            Arc::new(|_, _| Reply::hang(Duration::from_secs(30))),
+        )
+        .await;
+        let policy = Policy {
+            max_attempts: 2,
+            timeout: Duration::from_secs(2),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(200),
+        };
+        let setup = Setup {
+            db: &db,
+            fr: &fr,
+            slack: &slack,
+            webhook: &webhook,
+            policy,
+        };
+        let start = |setup: &Setup<'_>| {
+            let mut cmd = run_embedded(&setup.db.url, &setup.fr.base_url());
+            cmd.args(setup.policy.args())
+                .args(["--alert-claim-lease", "2s"])
+                .env("ENTITYWATCH_SLACK_WEBHOOK_URL", setup.slack.url())
+                .env("ENTITYWATCH_WEBHOOK_URL", setup.webhook.url())
+                .env("ENTITYWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET);
+            Service::start(cmd)
+        };
+
+        let service = start(&setup).await;
+        let all_at_slack = wait_until(DELIVERY_BOUND, || accepted_exactly(&slack, &all)).await;
+        // Stopped at once: the webhook's dispatcher has at most one parked alert done.
+        let logs = stop_service(service).await;
+        assert!(all_at_slack, "Slack: {:?}\n{logs}", slack.accepted());
+        let hits = webhook.hits();
+        let first = hits.first().expect("the webhook was tried").key.clone();
+        let first_attempts = webhook.attempts(&first);
+        assert_eq!(
+            first_attempts.len(),
+            2,
+            "full retries for the first alert\n{logs}"
+        );
+        let given_up = first_attempts[1].at + policy.timeout;
+        let last_at_slack = slack.hits().iter().map(|h| h.at).max().unwrap();
+        // Four later events carry alerts: had each waited one webhook timeout, Slack's last
+        // alert would come four timeouts after the give-up; all it may take is screening the
+        // rule's remaining changes.
+        assert!(
+            last_at_slack < given_up + policy.timeout,
+            "Slack's last alert came {:?} after the webhook gave up on the first: the later \
+             events waited on the dead webhook\n{logs}",
+            last_at_slack.saturating_duration_since(given_up)
+        );
+        assert!(logs.contains("alert parked in the outbox"), "{logs}");
+
+        let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+        let parked = store.queued_deliveries().await.unwrap();
+        store.close().await;
+        let parked_webhook = parked
+            .iter()
+            .find(|(s, _)| s == "webhook")
+            .map_or(0, |(_, n)| *n);
+        assert!(
+            parked_webhook >= 2,
+            "alerts still parked for the webhook when the service stopped: {parked:?}\n{logs}"
+        );
+        assert!(parked.iter().all(|(s, _)| s == "webhook"), "{parked:?}");
+
+        // The webhook recovers; a new process adopts what the stopped one left parked.
+        webhook.set_script(healthy());
+        let service = start(&setup).await;
+        let drained = wait_until(DELIVERY_BOUND, || {
+            webhook.accepted().len() as i64 >= parked_webhook
+        })
+        .await;
+        let logs2 = {
+            // Give the dispatcher its last ledger write before stopping.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stop_service(service).await
+        };
+        assert!(
+            drained,
+            "webhook after recovery: {:?}\n{logs2}",
+            webhook.accepted()
+        );
+        assert!(
+            logs2.contains("adopting an alert another worker parked"),
+            "{logs2}"
+        );
+
+        let stored = read_store(&db).await;
+        let store = entitywatch::store::Store::connect(&db.url).await.unwrap();
+        assert!(
+            store.queued_deliveries().await.unwrap().is_empty(),
+            "nothing left parked"
+        );
+        store.close().await;
+        assert_topic_holds(&stored, &all);
+        assert_once_and_signed(&slack, &webhook);
+        let accepted = webhook.accepted();
+        let dead: BTreeSet<String> = stored
+            .dead_letters
+            .iter()
+            .map(|d| alert_key(&d.alert))
+            .collect();
+        assert_eq!(
+            stored.dead_letters.len(),
+            dead.len(),
+            "one dead letter per alert"
+        );
+        for key in &all {
+            assert!(
+                accepted.contains_key(key) != dead.contains(key),
+                "{key}: delivered {:?}, dead-lettered {}",
+                accepted.get(key),
+                dead.contains(key)
+            );
+        }
+        assert!(dead.contains(&first), "the first alert ran out of retries");
+    })
+    .await;
+}

@@ -41,6 +41,7 @@ on_both!(
     supplier_crud_and_paging,
     entity_changes_raise_versions,
     delivery_claims_let_one_sender_through,
+    the_outbox_keeps_parked_alerts_in_order_and_hands_orphans_on,
 );
 
 const EL_2022: &str = "csl/EL_only_from_watchman_consolidated_2022-05.csv";
@@ -754,5 +755,111 @@ async fn delivery_claims_let_one_sender_through(kind: Db) {
         store.claim_delivery(&b, "w3", long).await.unwrap(),
         Claim::Held
     );
+    store.close().await;
+}
+
+/// The outbox half of the ledger: a claim parked as `queued` is its parker's to send, in
+/// `queue_seq` order, and nobody else's while its lease lives; a re-handled event finds it
+/// queued and does not send; a renewal keeps all of a worker's parked rows; once the parker's
+/// lease ran out (it died, parked or mid-send) another worker adopts it, and of two racing
+/// adopters one wins; a requeued row is parked again; delivered rows leave the outbox.
+async fn the_outbox_keeps_parked_alerts_in_order_and_hands_orphans_on(kind: Db) {
+    use std::time::Duration;
+    let db = fresh_db(kind).await;
+    let store = open(&db).await;
+    let delivery = |alert: &str| Delivery {
+        alert_id: alert.to_string(),
+        sink: "webhook".to_string(),
+        supplier_id: "S-1".to_string(),
+        entity_key: "CN:hikvision".to_string(),
+        entry_version: 1,
+        kind: "listed".to_string(),
+        payload: format!("{{\"alert\":\"{alert}\"}}"),
+    };
+    let short = Duration::from_millis(400);
+    let long = Duration::from_secs(60);
+    // Parked out of alphabetical order: the sequence decides.
+    for (alert, seq) in [("alert-z", 10), ("alert-a", 20)] {
+        assert_eq!(
+            store
+                .claim_delivery(&delivery(alert), "w1", short)
+                .await
+                .unwrap(),
+            Claim::Held
+        );
+        assert!(store.park_claim(alert, "webhook", "w1", seq).await.unwrap());
+    }
+    assert!(!store
+        .park_claim("alert-z", "webhook", "w2", 11)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.queued_deliveries().await.unwrap(),
+        vec![("webhook".to_string(), 2)]
+    );
+    assert_eq!(
+        store
+            .claim_delivery(&delivery("alert-z"), "w2", long)
+            .await
+            .unwrap(),
+        Claim::Queued,
+        "a re-handled event leaves a parked alert to the outbox"
+    );
+    let next = store.next_queued("webhook", "w1").await.unwrap().unwrap();
+    assert_eq!(next.delivery.alert_id, "alert-z");
+    assert_eq!(next.delivery.payload, "{\"alert\":\"alert-z\"}");
+    assert_eq!(next.parked_by, "w1");
+    assert!(
+        store.next_queued("webhook", "w2").await.unwrap().is_none(),
+        "not another worker's while the parker's lease lives"
+    );
+    assert!(store.next_queued("slack", "w1").await.unwrap().is_none());
+    assert_eq!(store.renew_queued("w1", short).await.unwrap(), 2);
+
+    // w1 takes the first to send it, then dies with both rows in hand.
+    let taken = store.next_queued("webhook", "w1").await.unwrap().unwrap();
+    assert!(store.take_queued(&taken, "w1", short).await.unwrap());
+    assert!(
+        !store.take_queued(&taken, "w2", short).await.unwrap(),
+        "what w1 took is not another's to take while its lease lives"
+    );
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+
+    // Its orphans, the one it was sending first: two adopters race, one wins.
+    let orphan = store.next_queued("webhook", "w2").await.unwrap().unwrap();
+    assert_eq!(orphan.delivery.alert_id, "alert-z");
+    let (a, b) = tokio::join!(
+        store.take_queued(&orphan, "w2", long),
+        store.take_queued(&orphan, "w3", long)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one adopter");
+    let winner = if store
+        .renew_claim("alert-z", "webhook", "w2", long)
+        .await
+        .unwrap()
+    {
+        "w2"
+    } else {
+        "w3"
+    };
+    // Interrupted: back in the outbox, still first, the winner's.
+    store
+        .requeue_claim("alert-z", "webhook", winner)
+        .await
+        .unwrap();
+    let again = store.next_queued("webhook", winner).await.unwrap().unwrap();
+    assert_eq!(again.delivery.alert_id, "alert-z");
+    assert!(store.take_queued(&again, winner, long).await.unwrap());
+    assert!(store
+        .mark_delivered("alert-z", "webhook", winner)
+        .await
+        .unwrap());
+    let next = store.next_queued("webhook", "w4").await.unwrap().unwrap();
+    assert_eq!(next.delivery.alert_id, "alert-a", "w1's other orphan");
+    assert_eq!(
+        store.queued_deliveries().await.unwrap(),
+        vec![("webhook".to_string(), 1)]
+    );
+    assert_eq!(store.deliveries().await.unwrap().len(), 1);
     store.close().await;
 }
