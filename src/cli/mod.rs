@@ -16,7 +16,9 @@ macro_rules! note {
     }};
 }
 
+pub mod alerts;
 pub mod args;
+pub mod audit;
 pub mod dead_letters;
 pub mod demo;
 pub mod evaluate;
@@ -80,6 +82,12 @@ pub enum Command {
     /// Record a review decision: `--dismiss` suppresses alerts for a (supplier, entry) pair
     /// until the entry is revised.
     Review(review::ReviewArgs),
+    /// The alerts raised so far: list them, show one, confirm, dismiss or escalate it
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
+    /// Export the audit trail: every screening decision and every review, in time order
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// List the dead-letter topic, or deliver its alerts again once a sink is fixed.
     #[command(subcommand)]
     DeadLetters(dead_letters::DeadLettersCommand),
@@ -126,6 +134,8 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::Watch(args) => watch::run(args, &settings).await,
         Command::Run(args) => run::run(args, &settings).await,
         Command::Review(args) => review::run(args, &settings).await,
+        Command::Alerts(command) => alerts::run(command, &settings).await,
+        Command::Audit(command) => audit::run(command, &settings).await,
         Command::Demo(args) => demo::run(args, &settings).await,
         Command::Work(args) => work::run(args, &settings).await,
         Command::DeadLetters(command) => dead_letters::run(command, &settings).await,
@@ -141,6 +151,30 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
 /// An error as one line: the outermost message, then each cause that the messages before it
 /// do not already say. Our errors often carry their source in their own message (`opening
 /// store X: cannot open the store at X: ...`), and `{:#}` would then print each cause again.
+/// Writes `text` to stdout. A reader that closed the pipe early (`| head`) is not a failure:
+/// it has what it wanted.
+pub fn print_out(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// Whether `e` is (caused by) stdout's reader having gone away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<csv::Error>().is_some_and(|csv| {
+                matches!(csv.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+            })
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
 pub fn describe_error(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {

@@ -7,8 +7,10 @@
 pub mod country;
 mod country_table;
 pub mod list_entry;
+pub mod review;
 pub mod supplier;
 
 pub use country::recognise_country;
 pub use list_entry::{ListEntry, ENTITY_LIST_SOURCE};
+pub use review::{AlertStatus, ReviewDecision};
 pub use supplier::{SupplierError, SupplierRecord};

@@ -6,11 +6,13 @@
 //! Every statement binds its values as parameters (`$1`, `$2`, ...): no value is ever spliced
 //! into SQL text. This module stores and loads; it must never decide what a change means.
 
+mod alerts;
 mod checkpoint;
 mod entity_list;
 mod suppliers;
 mod worker_state;
 
+pub use alerts::{AlertQuery, AlertReview, AuditRecord, ReviewError, StoredAlert};
 pub use checkpoint::ProcessedDocument;
 pub use entity_list::{
     AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,

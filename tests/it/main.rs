@@ -14,6 +14,7 @@
 
 mod common;
 
+mod cli_alerts;
 mod cli_screening;
 mod deploy;
 mod faults_alerts;
