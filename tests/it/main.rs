@@ -16,6 +16,7 @@ mod common;
 
 mod cli_screening;
 mod deploy;
+mod entry_kinds;
 mod faults_alerts;
 mod faults_federal_register;
 mod faults_kafka;
