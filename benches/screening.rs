@@ -1,6 +1,7 @@
 //! `cargo bench --bench screening`: the screening benchmark on the real Entity List snapshot
 //! (`../shared/data/csl/`, or the JSON named by `ENTITYWATCH_EL_JSON`), printing the table of
-//! `screening::bench` plus the process's peak RSS. Sizes via `BENCH_SUPPLIERS`, `BENCH_RUNS`.
+//! `screening::bench` plus the process's peak RSS. Sizes via `BENCH_SUPPLIERS`, `BENCH_RUNS`,
+//! `BENCH_BRUTE_SAMPLE` (a small sample keeps a profiler run on the indexed path).
 //! A benchmark driver: it may read files and /proc; the matcher it drives never does.
 
 use entitywatch::events::{CountryCode, EntityKey, EntityName};
@@ -74,6 +75,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         config.runs = n;
+    }
+    if let Some(n) = std::env::var("BENCH_BRUTE_SAMPLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.brute_force_sample = n;
     }
     // `cargo test --all-targets` runs this file without `--bench`: a small smoke run then, so
     // the suite checks the benchmark works without spending a minute on it.

@@ -481,6 +481,10 @@ pub struct EntityChange {
     /// The entry's own citation column, e.g. "84 FR 54002, 10/9/19."
     pub federal_register_citation: Option<String>,
     pub source: SourceDocument,
+    /// What kind of party the entry is, when the source says so (the CSL `type` column, on a
+    /// list sync); absent when it does not, which is how rules state their entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<crate::screening::Schema>,
 }
 
 impl EntityChange {
@@ -506,6 +510,7 @@ impl EntityChange {
             license_policy: None,
             federal_register_citation: None,
             source,
+            schema: None,
         }
     }
 }

@@ -43,22 +43,26 @@ pub async fn run(args: ScreenArgs, settings: &Settings) -> Result<()> {
         None => None,
     };
     let store = open_existing_store(settings).await?;
-    let entries: Vec<ListedEntry> = store
+    // With their kinds: a name of unknown kind is then scored by a person entry's rules.
+    let entries: Vec<(ListedEntry, _)> = store
         .listed_entries()
         .await?
         .into_iter()
-        .map(|l| ListedEntry {
-            key: l.entry.entity_key,
-            name: l.entry.name.to_string(),
-            aliases: l.entry.aliases,
-            countries: l.entry.countries,
+        .map(|l| {
+            let entry = ListedEntry {
+                key: l.entry.entity_key,
+                name: l.entry.name.to_string(),
+                aliases: l.entry.aliases,
+                countries: l.entry.countries,
+            };
+            (entry, l.entry.schema)
         })
         .collect();
     store.close().await;
     if entries.is_empty() {
         bail!("the Entity List snapshot is empty: run `entitywatch list import FILE` first");
     }
-    let screener = Screener::new(entries);
+    let screener = Screener::new_typed(entries);
     let mut matches = screener.screen(&args.name, &[], country.as_ref());
     matches.truncate(args.limit);
     if args.json {

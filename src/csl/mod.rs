@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::domain::list_entry::dedup_strings;
 use crate::domain::{recognise_country, ListEntry};
 use crate::events::{CountryCode, EntityKey, EntityName};
+use crate::screening::Schema;
 
 /// The CSL's name for the Entity List (Supplement No. 4 to part 744).
 pub use crate::domain::list_entry::ENTITY_LIST_SOURCE;
@@ -41,6 +42,10 @@ pub struct CslEntry {
     pub license_policy: Option<String>,
     pub federal_register_notice: Option<String>,
     pub start_date: Option<NaiveDate>,
+    /// The kind the `type` column states ("Individual", "Entity", "Vessel"); `None` when it is
+    /// blank, as it is on Entity List rows, or names a kind the matcher has no rules for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
 }
 
 impl CslEntry {
@@ -67,6 +72,7 @@ impl CslEntry {
             license_policy: self.license_policy.clone(),
             federal_register_citation: self.federal_register_notice.clone(),
             source_list: self.source.clone(),
+            schema: self.schema,
         }
     }
 
@@ -388,6 +394,8 @@ struct RawEntry {
     license_policy: Option<String>,
     federal_register_notice: Option<String>,
     start_date: Option<String>,
+    /// The `type` column as written.
+    kind: Option<String>,
 }
 
 /// Collects the kept entries and the reasons rows were not kept.
@@ -480,6 +488,7 @@ impl<'a> Collector<'a> {
                 countries.push(c);
             }
         }
+        let schema = raw.kind.as_deref().and_then(Schema::from_source_type);
         let alt_names = dedup_strings(
             raw.alt_names
                 .iter()
@@ -497,6 +506,7 @@ impl<'a> Collector<'a> {
             license_policy: raw.license_policy,
             federal_register_notice: raw.federal_register_notice,
             start_date,
+            schema,
         });
     }
 }
@@ -561,6 +571,7 @@ fn read_csv(body: &[u8], filter: &SourceFilter) -> Result<CslImport, CslError> {
     let (c_alt, c_addr) = (idx("alt_names"), idx("addresses"));
     let (c_lr, c_lp) = (idx("license_requirement"), idx("license_policy"));
     let (c_fr, c_start) = (idx("federal_register_notice"), idx("start_date"));
+    let c_type = idx("type");
     let mut collector = Collector::new(filter, layout);
     let mut record = csv::StringRecord::new();
     loop {
@@ -583,6 +594,7 @@ fn read_csv(body: &[u8], filter: &SourceFilter) -> Result<CslImport, CslError> {
             license_policy: non_empty(get(c_lp)),
             federal_register_notice: non_empty(get(c_fr)),
             start_date: non_empty(get(c_start)),
+            kind: non_empty(get(c_type)),
         };
         collector.push(|| format!("line {line}"), raw);
     }
@@ -658,6 +670,7 @@ fn read_json(body: &[u8], filter: &SourceFilter) -> Result<CslImport, CslError> 
             license_policy: text("license_policy"),
             federal_register_notice: text("federal_register_notice"),
             start_date: text("start_date"),
+            kind: text("type"),
         };
         collector.push(location, raw);
     }
@@ -768,6 +781,7 @@ fn read_compact(
             license_policy: lookup(&policies, e.get("lp")),
             federal_register_notice: text("fr"),
             start_date: None,
+            kind: text("t"),
         };
         collector.push(|| format!("entry {}", i + 1), raw);
     }

@@ -313,6 +313,46 @@ fn unknown_json_is_refused_by_name() {
 }
 
 #[test]
+fn the_type_column_gives_the_kind_and_a_blank_one_none() {
+    // CSV (2025 layout, FSE and EL rows as trade.gov writes them) and API JSON.
+    let csv = "_id,source,entity_number,type,name,addresses\n\
+        1,Foreign Sanctions Evaders (FSE) - Treasury Department,1,Individual,Evren KAYAKIRAN,TR\n\
+        2,Entity List (EL) - Bureau of Industry and Security,,,Abdul Satar Ghoura,\"Kabul, AF\"\n\
+        3,Entity List (EL) - Bureau of Industry and Security,,Entity,Beta Co.,\"Minsk, BY\"\n\
+        4,Entity List (EL) - Bureau of Industry and Security,,Aircraft,EP-ABC,\"Tehran, IR\"\n";
+    let i = read_str(csv, &SourceFilter::All).unwrap();
+    let kinds: Vec<Option<Schema>> = i.entries.iter().map(|e| e.schema).collect();
+    assert_eq!(
+        kinds,
+        [Some(Schema::Person), None, Some(Schema::Organization), None]
+    );
+    assert_eq!(i.entries[0].to_list_entry().schema, Some(Schema::Person));
+    let json = r#"{"results": [{"source": "Entity List (EL) - Bureau of Industry and Security",
+        "name": "Abdul Satar Ghoura", "type": "Individual"}]}"#;
+    let i = read_str(json, &SourceFilter::default()).unwrap();
+    assert_eq!(i.entries[0].schema, Some(Schema::Person));
+}
+
+#[test]
+fn rows_of_one_key_that_disagree_on_the_kind_leave_it_unknown() {
+    let row = |kind: &str| {
+        format!("_id,source,type,name,addresses\n1,Entity List (EL) - Bureau of Industry and Security,{kind},Alpha,\"Minsk, BY\"\n")
+    };
+    let one = |kind: &str| {
+        read_str(&row(kind), &SourceFilter::default())
+            .unwrap()
+            .entries
+    };
+    let mut both = one("Individual");
+    both.extend(one("Individual"));
+    assert_eq!(snapshot(&both).entries[0].schema, Some(Schema::Person));
+    both.extend(one(""));
+    assert_eq!(snapshot(&both).entries[0].schema, Some(Schema::Person));
+    both.extend(one("Entity"));
+    assert_eq!(snapshot(&both).entries[0].schema, None);
+}
+
+#[test]
 fn list_entries_from_changes_keep_the_key() {
     use crate::events::{ChangeAction, SourceDocument};
     let mut c = EntityChange::new(

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::events::{ChangeAction, CountryCode, EntityChange, EntityKey, EntityName};
+use crate::screening::Schema;
 
 /// The CSL's name of the Entity List, the list the watcher follows.
 pub const ENTITY_LIST_SOURCE: &str = "Entity List (EL) - Bureau of Industry and Security";
@@ -23,6 +24,10 @@ pub struct ListEntry {
     pub federal_register_citation: Option<String>,
     /// The CSL list name, e.g. [`ENTITY_LIST_SOURCE`].
     pub source_list: String,
+    /// What kind of party the entry is, when its source says (the CSL `type` column, a rule's
+    /// entry naming a legal form); `None` is unknown, and is scored as before kinds existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
 }
 
 impl ListEntry {
@@ -42,6 +47,7 @@ impl ListEntry {
             license_policy: c.license_policy.clone(),
             federal_register_citation: c.federal_register_citation.clone(),
             source_list: ENTITY_LIST_SOURCE.to_string(),
+            schema: c.schema.or_else(|| schema_from_rule_name(c.name.as_str())),
         }
     }
 
@@ -49,6 +55,11 @@ impl ListEntry {
     /// times (one row per country heading or per rule); no name, alias, address or citation
     /// may be lost in the fold, since screening needs every one of them.
     pub fn absorb(&mut self, other: ListEntry) {
+        // Two rows of one key that disagree on the kind leave it unknown rather than guess.
+        self.schema = match (self.schema, other.schema) {
+            (Some(a), Some(b)) if a != b => None,
+            (a, b) => a.or(b),
+        };
         if other.name != self.name {
             self.aliases.push(other.name.as_str().to_string());
         }
@@ -79,6 +90,13 @@ impl ListEntry {
             "; ",
         );
     }
+}
+
+/// The kind a rule's entry makes clear by itself: a name carrying a legal form ("... Co.,
+/// Ltd.", "OOO ...", "... GmbH") is a company's. Anything else stays unknown: an entry's bare
+/// name ("Abdul Satar Ghoura") says too little, and a wrong `Person` would silence alerts.
+pub fn schema_from_rule_name(name: &str) -> Option<Schema> {
+    (!crate::screening::normalise(name).legal_forms.is_empty()).then_some(Schema::Company)
 }
 
 pub(crate) fn join_distinct(mine: &mut Option<String>, theirs: Option<String>, sep: &str) {
@@ -212,6 +230,20 @@ pub fn resolve_change(change: &EntityChange, candidates: &[IdentityCandidate]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_entry_with_a_legal_form_is_a_company_and_a_bare_name_unknown() {
+        assert_eq!(
+            schema_from_rule_name("Hangzhou Hikvision Digital Technology Co., Ltd."),
+            Some(Schema::Company)
+        );
+        assert_eq!(schema_from_rule_name("OOO Romashka"), Some(Schema::Company));
+        assert_eq!(schema_from_rule_name("Abdul Satar Ghoura"), None);
+        assert_eq!(
+            schema_from_rule_name("Harbin Institute of Technology"),
+            None
+        );
+    }
 
     fn candidate(key: &str, name: &str, aliases: &[&str]) -> IdentityCandidate {
         IdentityCandidate {

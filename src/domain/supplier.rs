@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::country::recognise_country;
 use crate::events::CountryCode;
+use crate::screening::Schema;
 
 /// The columns with a meaning of their own; every other column is a free-form reference field.
 pub const ID_COLUMN: &str = "id";
@@ -19,6 +20,10 @@ pub const NAME_COLUMN: &str = "name";
 pub const ALIASES_COLUMN: &str = "aliases";
 pub const COUNTRY_COLUMN: &str = "country";
 pub const ADDRESS_COLUMN: &str = "address";
+/// Optional: what kind of party the supplier is (`Person`, `Company`, `Organization`, ...).
+/// Not in [`KNOWN_COLUMNS`], so an export without kinds keeps its old columns; still never a
+/// reference field.
+pub const SCHEMA_COLUMN: &str = "schema";
 pub const KNOWN_COLUMNS: [&str; 5] = [
     ID_COLUMN,
     NAME_COLUMN,
@@ -38,6 +43,8 @@ pub enum SupplierError {
     UnknownCountry(String),
     #[error("reference field name {0:?} is empty, a reserved column name or a duplicate")]
     BadReferenceName(String),
+    #[error("unknown schema {0:?}: expected Person, Company, Organization, Vessel or empty")]
+    UnknownSchema(String),
 }
 
 /// One supplier as the customer keeps it.
@@ -50,6 +57,10 @@ pub struct SupplierRecord {
     country: Option<CountryCode>,
     address: Option<String>,
     references: BTreeMap<String, String>,
+    /// The kind of party, when the record says; `None`: an organisation
+    /// ([`Schema::SUPPLIER_DEFAULT`]), as suppliers are unless their record says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schema: Option<Schema>,
 }
 
 /// The unchecked shape a record is deserialised from, so serde goes through the constructor.
@@ -65,6 +76,8 @@ struct SupplierRecordData {
     address: Option<String>,
     #[serde(default)]
     references: BTreeMap<String, String>,
+    #[serde(default)]
+    schema: Option<String>,
 }
 
 impl TryFrom<SupplierRecordData> for SupplierRecord {
@@ -73,7 +86,8 @@ impl TryFrom<SupplierRecordData> for SupplierRecord {
         let mut r = SupplierRecord::new(&d.id, &d.name)?
             .with_aliases(d.aliases)
             .with_country_text(d.country.as_deref().unwrap_or(""))?
-            .with_address(d.address.as_deref());
+            .with_address(d.address.as_deref())
+            .with_schema_text(d.schema.as_deref().unwrap_or(""))?;
         for (k, v) in d.references {
             r = r.with_reference(&k, &v)?;
         }
@@ -100,6 +114,7 @@ impl SupplierRecord {
             country: None,
             address: None,
             references: BTreeMap::new(),
+            schema: None,
         })
     }
 
@@ -139,6 +154,23 @@ impl SupplierRecord {
         }
     }
 
+    pub fn with_schema(mut self, schema: Option<Schema>) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Sets the kind from the `schema` column ("Person", "company", "LegalEntity"); blank
+    /// means the record does not say.
+    pub fn with_schema_text(self, raw: &str) -> Result<Self, SupplierError> {
+        let t = raw.trim();
+        if t.is_empty() {
+            return Ok(self.with_schema(None));
+        }
+        t.parse::<Schema>()
+            .map(|s| self.with_schema(Some(s)))
+            .map_err(|_| SupplierError::UnknownSchema(t.to_string()))
+    }
+
     /// Sets the address; blank means none.
     pub fn with_address(mut self, address: Option<&str>) -> Self {
         self.address = address
@@ -153,7 +185,7 @@ impl SupplierRecord {
     pub fn with_reference(mut self, key: &str, value: &str) -> Result<Self, SupplierError> {
         let key = key.trim();
         let folded = key.to_lowercase();
-        let reserved = KNOWN_COLUMNS.contains(&folded.as_str());
+        let reserved = KNOWN_COLUMNS.contains(&folded.as_str()) || folded == SCHEMA_COLUMN;
         // Two names equal but for case would be one column on the way back in.
         let duplicate = self
             .references
@@ -200,6 +232,16 @@ impl SupplierRecord {
         &self.references
     }
 
+    /// The kind the record states, if any.
+    pub fn schema(&self) -> Option<Schema> {
+        self.schema
+    }
+
+    /// The kind screening scores the supplier as: the stated one, else an organisation.
+    pub fn screening_schema(&self) -> Schema {
+        self.schema.unwrap_or(Schema::SUPPLIER_DEFAULT)
+    }
+
     /// A digest of what screening reads of the record (name, aliases, country): a record whose
     /// digest is unchanged needs no new decision.
     pub fn screened_fields_digest(&self) -> String {
@@ -211,6 +253,12 @@ impl SupplierRecord {
         }
         h.update([1u8]);
         h.update(self.country.as_ref().map_or("", |c| c.as_str()).as_bytes());
+        // Only a stated kind enters the digest, so records that state none keep the digest
+        // (and the decisions) they had before kinds existed.
+        if let Some(s) = self.schema {
+            h.update([2u8]);
+            h.update(s.as_str().as_bytes());
+        }
         hex::encode(&h.finalize()[..8])
     }
 }

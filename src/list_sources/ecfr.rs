@@ -141,6 +141,8 @@ pub fn parse_supplement(
             (!t.is_empty()).then_some(t)
         };
         let entry = ListEntry {
+            // The codified text is a rule's text: only a legal form in the name says the kind.
+            schema: crate::domain::list_entry::schema_from_rule_name(name.as_str()),
             entity_key: EntityKey::derive(&code, &name),
             name,
             aliases,

@@ -17,6 +17,7 @@ use super::{CodifiedEntry, CodifiedList, ListSourceKind};
 use crate::domain::list_entry::{resolve_identity, IdentityCandidate, ENTITY_LIST_SOURCE};
 use crate::domain::ListEntry;
 use crate::events::{ChangeAction, CountryCode, EntityChange, EntityKey};
+use crate::screening::Schema;
 use crate::store::{EntryChangeRecord, StoredEntry};
 
 /// What a sync publishes.
@@ -297,6 +298,7 @@ fn change_for(
     change.license_requirement = e.license_requirement.clone();
     change.license_policy = e.license_policy.clone();
     change.federal_register_citation = e.federal_register_citation.clone();
+    change.schema = e.schema;
     change
 }
 
@@ -315,6 +317,20 @@ fn removal_of(e: &ListEntry, list: &CodifiedList) -> EntityChange {
     change
 }
 
+/// Whether the list's kind `a` of an entry tells screening something the stored kind `b` does
+/// not. Only a stated kind counts (a source that says nothing leaves the stored kind alone,
+/// so it must not read as a difference, or every sync would publish it again), and a company
+/// and an organisation are scored alike, as is an entry of unknown kind against suppliers,
+/// which are organisations: filling in `Organization` is no change worth a new version.
+fn kind_differs(a: Option<Schema>, b: Option<Schema>) -> bool {
+    let class = |s: Option<Schema>| match s {
+        Some(Schema::Person) => 1,
+        Some(Schema::Vessel) => 2,
+        None | Some(Schema::Company | Schema::Organization) => 0,
+    };
+    a.is_some() && class(a) != class(b)
+}
+
 /// The fields in which two entries differ (aliases and addresses as sets: sources order them
 /// differently, and the order means nothing).
 pub fn differing_fields(a: &ListEntry, b: &ListEntry) -> Vec<&'static str> {
@@ -326,6 +342,9 @@ pub fn differing_fields(a: &ListEntry, b: &ListEntry) -> Vec<&'static str> {
     let mut out = Vec::new();
     if a.name != b.name {
         out.push("name");
+    }
+    if kind_differs(a.schema, b.schema) {
+        out.push("schema");
     }
     if set(&a.aliases) != set(&b.aliases) {
         out.push("aliases");
@@ -365,6 +384,7 @@ mod tests {
             license_policy: Some("Presumption of denial.".into()),
             federal_register_citation: Some("84 FR 54002, 10/9/19.".into()),
             source_list: ENTITY_LIST_SOURCE.into(),
+            schema: None,
         }
     }
 
@@ -430,6 +450,41 @@ mod tests {
         let plan = plan_sync(&list(vec![a], "2025-02-01"), &snapshot, &dates);
         assert_eq!(plan.changes.len(), 1);
         assert_eq!(plan.changes[0].action, ChangeAction::Removed);
+    }
+
+    #[test]
+    fn a_stated_person_kind_is_published_once_and_silence_changes_nothing() {
+        let p = entry("CN/abdul-satar-ghoura", "Abdul Satar Ghoura");
+        let snapshot = vec![stored(p.clone(), "2019-22210", false)];
+        let dates = HashMap::new();
+        let mut typed = p.clone();
+        typed.schema = Some(Schema::Person);
+        let plan = plan_sync(&list(vec![typed.clone()], "2025-02-01"), &snapshot, &dates);
+        assert_eq!(plan.changes.len(), 1);
+        assert_eq!(plan.changes[0].schema, Some(Schema::Person));
+        assert_eq!(
+            ListEntry::from_change(&plan.changes[0]).schema,
+            Some(Schema::Person)
+        );
+        // Stored as a person: the same list again, or one that says nothing, plans nothing.
+        let snapshot = vec![stored(typed.clone(), "csl-0123456789ab", false)];
+        assert!(
+            plan_sync(&list(vec![typed], "2025-02-02"), &snapshot, &dates)
+                .changes
+                .is_empty()
+        );
+        assert!(
+            plan_sync(&list(vec![p.clone()], "2025-02-02"), &snapshot, &dates)
+                .changes
+                .is_empty()
+        );
+        // An organisation stated for an entry of unknown kind scores the same: no revision.
+        let mut org = p.clone();
+        org.schema = Some(Schema::Organization);
+        let snapshot = vec![stored(p, "2019-22210", false)];
+        assert!(plan_sync(&list(vec![org], "2025-02-02"), &snapshot, &dates)
+            .changes
+            .is_empty());
     }
 
     #[test]

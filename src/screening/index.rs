@@ -193,11 +193,20 @@ pub struct Scratch {
     hits: Vec<u64>,
     touched: Vec<u32>,
     keys: Vec<u64>,
+    word_keys: Vec<u64>,
+    word_key_ends: Vec<usize>,
     /// Every indexed word (hash) any query word could correspond to, sorted; for the
     /// candidate-side bound.
     reach: Vec<u64>,
+    /// A one-hash Bloom filter over `reach` (bit `h % REACH_BITS`): most words of a candidate
+    /// are in no query word's reach, and the filter says so without the binary search, which
+    /// was a quarter of screening's instructions. It only ever answers "maybe", so `may_match`
+    /// returns exactly what the search alone would.
+    reach_filter: Vec<u64>,
     want_reach: bool,
 }
+
+const REACH_BITS: u64 = 1 << 15;
 
 impl Scratch {
     /// Scratch that also collects what `may_match` answers (costs a little per query).
@@ -215,7 +224,35 @@ impl Scratch {
     }
 
     pub fn may_match(&self, hash: u64) -> bool {
-        self.reach.binary_search(&hash).is_ok()
+        let bit = hash % REACH_BITS;
+        match self.reach_filter.get((bit / 64) as usize) {
+            Some(w) if w & (1u64 << (bit % 64)) == 0 => false,
+            _ => self.reach.binary_search(&hash).is_ok(),
+        }
+    }
+
+    /// Empties `reach` and its filter (clearing only the bits its words set).
+    fn clear_reach(&mut self) {
+        for &h in &self.reach {
+            let bit = h % REACH_BITS;
+            if let Some(w) = self.reach_filter.get_mut((bit / 64) as usize) {
+                *w = 0;
+            }
+        }
+        self.reach.clear();
+    }
+
+    /// Sorts `reach` and fills its filter.
+    fn seal_reach(&mut self) {
+        self.reach.sort_unstable();
+        self.reach.dedup();
+        if self.reach_filter.is_empty() {
+            self.reach_filter = vec![0; (REACH_BITS / 64) as usize];
+        }
+        for &h in &self.reach {
+            let bit = h % REACH_BITS;
+            self.reach_filter[(bit / 64) as usize] |= 1u64 << (bit % 64);
+        }
     }
 }
 
@@ -321,14 +358,21 @@ impl<Id> CandidateIndex<Id> {
             .map(|i| toks[i].weight)
             .sum();
         if omission < 1.0 && prefix.iter().any(|&i| toks[i].initial) {
-            scratch.reach.clear();
+            scratch.clear_reach();
             out.extend(0..self.doc_item.len() as u32);
             return;
         }
 
-        scratch.reach.clear();
+        scratch.clear_reach();
+        // Each word's reachable keys, kept for the prefix words below (computing them is
+        // most of this function): `word_keys[word_key_ends[pi-1]..word_key_ends[pi]]`.
+        scratch.word_keys.clear();
+        scratch.word_key_ends.clear();
         for pi in (0..toks.len()).filter(|_| scratch.want_reach) {
-            self.reachable_words(query, pi, &mut scratch.reach);
+            let from = scratch.word_keys.len();
+            self.reachable_words(query, pi, &mut scratch.word_keys);
+            scratch.word_key_ends.push(scratch.word_keys.len());
+            scratch.reach.extend_from_slice(&scratch.word_keys[from..]);
             // Every indexed piece of the word, for words split on the indexed side.
             let b = toks[pi].surface().as_bytes();
             for i in 0..b.len() {
@@ -341,15 +385,24 @@ impl<Id> CandidateIndex<Id> {
                 }
             }
         }
-        scratch.reach.sort_unstable();
-        scratch.reach.dedup();
+        scratch.seal_reach();
         if scratch.hits.len() < self.doc_item.len() {
             scratch.hits.resize(self.doc_item.len(), 0);
         }
         scratch.touched.clear();
         for (bit, &pi) in prefix.iter().enumerate() {
             scratch.keys.clear();
-            self.reachable_words(query, pi, &mut scratch.keys);
+            if scratch.want_reach {
+                let from = if pi == 0 {
+                    0
+                } else {
+                    scratch.word_key_ends[pi - 1]
+                };
+                let keys = &scratch.word_keys[from..scratch.word_key_ends[pi]];
+                scratch.keys.extend_from_slice(keys);
+            } else {
+                self.reachable_words(query, pi, &mut scratch.keys);
+            }
             scratch.keys.sort_unstable();
             scratch.keys.dedup();
             for &k in &scratch.keys {

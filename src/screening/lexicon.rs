@@ -1109,15 +1109,19 @@ pub const CJK_WORDS: &[(&str, &str)] = &[
     ("辽宁", " liaoning "),
 ];
 
+/// FNV rather than SipHash: these tables are our own words, and SipHash was a tenth of
+/// screening's instructions.
+type Fnv = std::hash::BuildHasherDefault<super::weights::FnvHasher>;
+type WordSet = std::collections::HashSet<&'static str, Fnv>;
+
 pub fn is_place(token: &str) -> bool {
-    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
-        std::sync::OnceLock::new();
+    static SET: std::sync::OnceLock<WordSet> = std::sync::OnceLock::new();
     SET.get_or_init(|| PLACES.iter().copied().collect())
         .contains(token)
 }
 
 // Lookups run for every word of a million supplier names: hash sets, built once.
-type Lookup = std::collections::HashMap<&'static str, &'static str>;
+type Lookup = std::collections::HashMap<&'static str, &'static str, Fnv>;
 
 fn lookup(
     table: &'static [(&'static str, &'static str)],
@@ -1127,8 +1131,7 @@ fn lookup(
 }
 
 pub fn is_stopword(token: &str) -> bool {
-    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
-        std::sync::OnceLock::new();
+    static SET: std::sync::OnceLock<WordSet> = std::sync::OnceLock::new();
     SET.get_or_init(|| STOPWORDS.iter().copied().collect())
         .contains(token)
 }

@@ -541,6 +541,9 @@ pub fn fold_word(word: &str) -> String {
 
 type Phrase = Vec<&'static str>;
 
+/// Our own words hash with FNV (see `lexicon`): SipHash buys nothing against them.
+type Fnv = std::hash::BuildHasherDefault<super::weights::FnvHasher>;
+
 /// How freely a legal-form phrase may be removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Placement {
@@ -564,8 +567,8 @@ struct LegalPhrase {
 /// scanning thousands of phrases for every word of a million names.
 struct LegalPhrases {
     phrases: Vec<LegalPhrase>,
-    by_first: std::collections::HashMap<&'static str, Vec<u32>>,
-    fuzzy_first: std::collections::HashMap<u64, Vec<u32>>,
+    by_first: std::collections::HashMap<&'static str, Vec<u32>, Fnv>,
+    fuzzy_first: std::collections::HashMap<u64, Vec<u32>, Fnv>,
 }
 
 fn legal_phrases() -> &'static LegalPhrases {
@@ -599,8 +602,9 @@ fn legal_phrases() -> &'static LegalPhrases {
             all.push(LegalPhrase { words, placement });
         }
         all.sort_by_key(|p| std::cmp::Reverse(p.words.len()));
-        let mut by_first: std::collections::HashMap<&'static str, Vec<u32>> = Default::default();
-        let mut fuzzy_first: std::collections::HashMap<u64, Vec<u32>> = Default::default();
+        let mut by_first: std::collections::HashMap<&'static str, Vec<u32>, Fnv> =
+            Default::default();
+        let mut fuzzy_first: std::collections::HashMap<u64, Vec<u32>, Fnv> = Default::default();
         for (i, p) in all.iter().enumerate() {
             let first = p.words[0];
             by_first.entry(first).or_default().push(i as u32);
@@ -656,7 +660,7 @@ fn phrases_starting_cached(word: &str) -> Vec<u32> {
     use std::collections::HashMap;
     const MAX_ENTRIES: usize = 1 << 16;
     thread_local! {
-        static MEMO: RefCell<HashMap<Box<str>, Vec<u32>>> = RefCell::new(HashMap::new());
+        static MEMO: RefCell<HashMap<Box<str>, Vec<u32>, Fnv>> = RefCell::new(HashMap::default());
     }
     MEMO.with(|m| {
         let mut m = m.borrow_mut();
@@ -906,11 +910,35 @@ pub fn within_one_edit(a: &[u8], b: &[u8]) -> bool {
 /// words too short for the skeleton to mean anything. Equal skeletons are only a hint: the
 /// scorer also asks for surface similarity unless one side is vowel-poor.
 pub fn skeleton(word: &str) -> Option<String> {
+    let (mut folded, mut out) = (Vec::new(), Vec::new());
+    skeleton_into(word, &mut folded, &mut out).then(|| String::from_utf8(out).unwrap_or_default())
+}
+
+/// The FNV hash of [`skeleton`], 0 when there is none, without allocating: it runs for every
+/// word of every supplier name.
+pub(crate) fn skeleton_hash(word: &str) -> u64 {
+    use std::cell::RefCell;
+    thread_local! {
+        static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    }
+    BUFFERS.with(|b| {
+        let (folded, out) = &mut *b.borrow_mut();
+        if skeleton_into(word, folded, out) {
+            super::score::fnv(out)
+        } else {
+            0
+        }
+    })
+}
+
+/// [`skeleton`] into `out` (with `folded` as working space); false when there is none.
+fn skeleton_into(word: &str, folded: &mut Vec<u8>, out: &mut Vec<u8>) -> bool {
+    folded.clear();
+    out.clear();
     let b = word.as_bytes();
     if b.len() < 4 || !b.iter().all(|c| c.is_ascii_lowercase()) {
-        return None;
+        return false;
     }
-    let mut folded: Vec<u8> = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         let rest = &b[i..];
@@ -938,7 +966,6 @@ pub fn skeleton(word: &str) -> Option<String> {
         i += n;
     }
     let is_vowel = |c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y' | b'w');
-    let mut out: Vec<u8> = Vec::with_capacity(folded.len());
     for (i, &c) in folded.iter().enumerate() {
         let c = match c {
             b'q' | b'c' => b'k',
@@ -960,7 +987,7 @@ pub fn skeleton(word: &str) -> Option<String> {
             out.push(c);
         }
     }
-    (out.len() >= 3).then(|| String::from_utf8(out).unwrap_or_default())
+    out.len() >= 3
 }
 
 /// Whether a word has at most one vowel letter: the shape of a romanised Arabic or Persian word,

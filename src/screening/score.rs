@@ -12,7 +12,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::lexicon::{is_place, roman_numeral, roman_of};
-use super::normalise::{is_vowel_poor, normalise, skeleton, within_one_edit, NormalisedName};
+use super::normalise::{is_vowel_poor, normalise, skeleton_hash, within_one_edit, NormalisedName};
 use super::schema::Schema;
 use super::weights::TokenWeights;
 
@@ -291,11 +291,7 @@ impl PreparedName {
             .take(MAX_TOKENS)
             .map(|t| {
                 let numeric = t.is_numeric();
-                let skel = if numeric {
-                    0
-                } else {
-                    skeleton(&t.text).map_or(0, |s| fnv(s.as_bytes()))
-                };
+                let skel = if numeric { 0 } else { skeleton_hash(&t.text) };
                 PTok {
                     surface: (t.surface != t.text).then(|| t.surface.as_str().into()),
                     hash: fnv(t.text.as_bytes()),

@@ -20,15 +20,16 @@ use super::{Store, StoreError};
 use crate::domain::list_entry::IdentityCandidate;
 use crate::domain::ListEntry;
 use crate::events::{ChangeAction, CountryCode, EntityChange, EntityKey, EntityName};
+use crate::screening::Schema;
 
 /// Values per entry row in the upsert.
-const VALUES_PER_ROW: usize = 12;
+const VALUES_PER_ROW: usize = 13;
 
 /// What a snapshot write is recorded as, in `last_action`.
 const SNAPSHOT: &str = "snapshot";
 
 const ENTRY_COLUMNS: &str = "entity_key, name, aliases, addresses, countries, \
-    license_requirement, license_policy, federal_register_citation, source_list";
+    license_requirement, license_policy, federal_register_citation, source_list, schema";
 
 /// What an upsert sets on an existing entry: every column, a version one higher, no removal.
 const ON_CONFLICT_UPDATE: &str = "ON CONFLICT (entity_key) DO UPDATE SET name = excluded.name, \
@@ -37,6 +38,7 @@ const ON_CONFLICT_UPDATE: &str = "ON CONFLICT (entity_key) DO UPDATE SET name = 
     license_policy = excluded.license_policy, \
     federal_register_citation = excluded.federal_register_citation, \
     source_list = excluded.source_list, last_action = excluded.last_action, \
+    schema = COALESCE(excluded.schema, listed_entries.schema), \
     last_document = excluded.last_document, updated_at = excluded.updated_at, \
     version = listed_entries.version + 1, removed_at = NULL";
 
@@ -50,8 +52,8 @@ const UNLESS_ALREADY_APPLIED: &str = "WHERE listed_entries.last_document IS NULL
     OR listed_entries.last_document <> excluded.last_document";
 
 const SELECT_ALL: &str = "SELECT entity_key, name, aliases, addresses, countries, \
-    license_requirement, license_policy, federal_register_citation, source_list, version, \
-    last_action, last_document, updated_at, removed_at FROM listed_entries";
+    license_requirement, license_policy, federal_register_citation, source_list, schema, \
+    version, last_action, last_document, updated_at, removed_at FROM listed_entries";
 
 /// One stored entry with its history markers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +198,14 @@ impl Store {
             if last.get(e.entity_key.as_str()) != Some(&i) {
                 continue;
             }
-            let enc = Encoded::new(e);
+            let mut enc = Encoded::new(e);
+            // A source that does not say the kind keeps the stored one (the upsert does the
+            // same), so its silence is no change of the entry.
+            if enc.schema.is_none() {
+                enc.schema = existing
+                    .get(&enc.key)
+                    .and_then(|(old, _)| old.schema.clone());
+            }
             match existing.get(&enc.key) {
                 None => counts.inserted += 1,
                 Some((_, true)) => counts.revived += 1,
@@ -504,11 +513,11 @@ async fn insert_tombstone(
 ) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO listed_entries ({ENTRY_COLUMNS}, last_action, last_document, updated_at, \
-         version, removed_at) VALUES ({}, $12, 1, $12) ON CONFLICT (entity_key) DO NOTHING \
+         version, removed_at) VALUES ({}, $13, 1, $13) ON CONFLICT (entity_key) DO NOTHING \
          RETURNING version",
-        placeholders(1, 11)
+        placeholders(1, 12)
     );
-    // $12 (the time) serves as both updated_at and removed_at.
+    // $13 (the time) serves as both updated_at and removed_at.
     bind_entry(sqlx::query_scalar(&sql), e, action, Some(document), now)
         .fetch_optional(&mut **tx)
         .await?;
@@ -584,6 +593,7 @@ fn bind_entry<'q>(
         .bind(e.license_policy.as_deref())
         .bind(e.federal_register_citation.as_deref())
         .bind(e.source_list.as_str())
+        .bind(e.schema.as_deref())
         .bind(action)
         .bind(document)
         .bind(now)
@@ -602,6 +612,8 @@ struct Encoded {
     license_policy: Option<String>,
     federal_register_citation: Option<String>,
     source_list: String,
+    /// [`Schema::as_str`], NULL when unknown.
+    schema: Option<String>,
 }
 
 impl Encoded {
@@ -617,6 +629,7 @@ impl Encoded {
             license_policy: e.license_policy.clone(),
             federal_register_citation: e.federal_register_citation.clone(),
             source_list: e.source_list.clone(),
+            schema: e.schema.map(|s| s.as_str().to_string()),
         }
     }
 
@@ -631,6 +644,7 @@ impl Encoded {
             license_policy: r.try_get("license_policy")?,
             federal_register_citation: r.try_get("federal_register_citation")?,
             source_list: r.try_get("source_list")?,
+            schema: r.try_get("schema")?,
         })
     }
 }
@@ -653,6 +667,11 @@ fn decode(r: &AnyRow) -> Result<StoredEntry, StoreError> {
             .map(|d| d.with_timezone(&Utc))
             .map_err(|_| corrupt(what, v))
     };
+    let schema = enc
+        .schema
+        .as_deref()
+        .map(|s| s.parse::<Schema>().map_err(|_| corrupt("schema", s)))
+        .transpose()?;
     let updated_at: String = r.try_get("updated_at")?;
     let removed_at: Option<String> = r.try_get("removed_at")?;
     Ok(StoredEntry {
@@ -666,6 +685,7 @@ fn decode(r: &AnyRow) -> Result<StoredEntry, StoreError> {
             license_policy: enc.license_policy.clone(),
             federal_register_citation: enc.federal_register_citation.clone(),
             source_list: enc.source_list.clone(),
+            schema,
         },
         version: r.try_get("version")?,
         last_action: r.try_get("last_action")?,

@@ -17,7 +17,7 @@ use crate::domain::SupplierRecord;
 use crate::events::CountryCode;
 
 /// Values per supplier row in the upsert.
-const VALUES_PER_ROW: usize = 8;
+const VALUES_PER_ROW: usize = 9;
 
 /// What an upsert did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct UpsertCounts {
     pub updated: u64,
 }
 
-const COLUMNS: &str = "id, name, aliases, country, address, reference_fields";
+const COLUMNS: &str = "id, name, aliases, country, address, reference_fields, schema";
 
 impl Store {
     /// Inserts or replaces records by id, all in one transaction: either the whole set is
@@ -85,6 +85,7 @@ impl Store {
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
                  aliases = excluded.aliases, country = excluded.country, \
                  address = excluded.address, reference_fields = excluded.reference_fields, \
+                 schema = excluded.schema, \
                  updated_at = excluded.updated_at",
                 rows.join(", ")
             );
@@ -98,6 +99,7 @@ impl Store {
                     .bind(r.country().map(|c| c.as_str()))
                     .bind(r.address())
                     .bind(e.references.as_str())
+                    .bind(r.schema().map(|s| s.as_str()))
                     .bind(now.as_str())
                     .bind(now.as_str());
             }
@@ -235,6 +237,7 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<SupplierRecord, StoreError> {
     let country: Option<String> = row.try_get("country")?;
     let address: Option<String> = row.try_get("address")?;
     let references: String = row.try_get("reference_fields")?;
+    let schema: Option<String> = row.try_get("schema")?;
     let alias_list: Vec<String> =
         serde_json::from_str(&aliases).map_err(|_| corrupt("aliases", aliases.clone()))?;
     let reference_map: BTreeMap<String, String> = serde_json::from_str(&references)
@@ -247,7 +250,9 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<SupplierRecord, StoreError> {
         .map_err(|_| corrupt("name", name.clone()))?
         .with_aliases(alias_list)
         .with_country(country)
-        .with_address(address.as_deref());
+        .with_address(address.as_deref())
+        .with_schema_text(schema.as_deref().unwrap_or(""))
+        .map_err(|_| corrupt("schema", schema.clone().unwrap_or_default()))?;
     for (k, v) in &reference_map {
         record = record
             .with_reference(k, v)

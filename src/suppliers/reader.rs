@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use crate::domain::recognise_country;
 use crate::domain::supplier::{
     SupplierError, SupplierRecord, ADDRESS_COLUMN, ALIASES_COLUMN, COUNTRY_COLUMN, ID_COLUMN,
-    NAME_COLUMN,
+    NAME_COLUMN, SCHEMA_COLUMN,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +198,7 @@ enum ColumnRole {
     Aliases,
     Country,
     Address,
+    Schema,
     Reference(String),
     Unnamed,
 }
@@ -326,6 +327,7 @@ impl<R: Read> SupplierReader<R> {
         let mut id_v = "";
         let mut name_v = "";
         let (mut aliases_v, mut country_v, mut address_v) = ("", "", "");
+        let mut schema_v = "";
         for (i, (_, role)) in self.columns.iter().enumerate() {
             match role {
                 ColumnRole::Id => id_v = text[i],
@@ -333,14 +335,16 @@ impl<R: Read> SupplierReader<R> {
                 ColumnRole::Aliases => aliases_v = text[i],
                 ColumnRole::Country => country_v = text[i],
                 ColumnRole::Address => address_v = text[i],
+                ColumnRole::Schema => schema_v = text[i],
                 ColumnRole::Unnamed if !text[i].trim().is_empty() => {
                     return fail(RowProblem::ValueInUnnamedColumn { column: i + 1 })
                 }
                 ColumnRole::Unnamed | ColumnRole::Reference(_) => {}
             }
         }
-        let record =
-            SupplierRecord::new(id_v, name_v).map_err(|e| (id.clone(), RowProblem::Invalid(e)))?;
+        let record = SupplierRecord::new(id_v, name_v)
+            .and_then(|r| r.with_schema_text(schema_v))
+            .map_err(|e| (id.clone(), RowProblem::Invalid(e)))?;
         // A country we cannot read costs the country, never the row: a supplier left out of
         // screening for its spelling of "United States" would be the worse failure. "XX" (the
         // list's "unknown") is no country either, and is said so.
@@ -409,6 +413,7 @@ fn classify_columns(names: &[String]) -> Result<Vec<(String, ColumnRole)>, Suppl
             ALIASES_COLUMN => ColumnRole::Aliases,
             COUNTRY_COLUMN => ColumnRole::Country,
             ADDRESS_COLUMN => ColumnRole::Address,
+            SCHEMA_COLUMN => ColumnRole::Schema,
             _ => ColumnRole::Reference(n.clone()),
         };
         columns.push((n.clone(), role));

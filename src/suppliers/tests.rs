@@ -357,3 +357,46 @@ fn an_endless_header_is_refused_not_read_forever() {
         "{e}"
     );
 }
+
+#[test]
+fn the_optional_schema_column_gives_the_kind_and_round_trips() {
+    let i = read(
+        b"id,name,schema\n\
+          P1,Evren Kayakiran,Person\n\
+          C1,Evren Kayakiran,company\n\
+          N1,Acme,\n\
+          X1,Acme,Persn\n",
+    );
+    let kinds: Vec<Option<crate::screening::Schema>> =
+        i.records.iter().map(|r| r.schema()).collect();
+    use crate::screening::Schema;
+    assert_eq!(kinds, [Some(Schema::Person), Some(Schema::Company), None]);
+    assert_eq!(i.records[2].screening_schema(), Schema::Organization);
+    let r = reasons(&i);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].0, 5);
+    assert!(r[0].1.contains("Persn"), "{r:?}");
+    // A stated kind changes the screened digest; no kind keeps the digest it had before.
+    let plain = SupplierRecord::new("N1", "Acme").unwrap();
+    assert_eq!(
+        i.records[2].screened_fields_digest(),
+        plain.screened_fields_digest()
+    );
+    assert_ne!(
+        i.records[0].screened_fields_digest(),
+        i.records[0]
+            .clone()
+            .with_schema(None)
+            .screened_fields_digest()
+    );
+    let mut out = Vec::new();
+    write_suppliers(&mut out, &i.records).unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("id,name,aliases,country,address,schema\n"));
+    assert_eq!(read(&out).records, i.records);
+    let j = serde_json::to_string(&i.records[0]).unwrap();
+    assert!(j.contains("\"schema\":\"Person\""), "{j}");
+    assert_eq!(
+        serde_json::from_str::<SupplierRecord>(&j).unwrap(),
+        i.records[0]
+    );
+}

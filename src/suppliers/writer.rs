@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
-use crate::domain::supplier::{SupplierRecord, KNOWN_COLUMNS};
+use crate::domain::supplier::{SupplierRecord, KNOWN_COLUMNS, SCHEMA_COLUMN};
 
 /// Writes records as CSV that [`read_suppliers`] reads back to the same records: the columns
 /// id, name, aliases (joined with `; `), country (ISO code), address, then every reference
@@ -14,7 +14,9 @@ pub fn write_suppliers(writer: impl Write, records: &[SupplierRecord]) -> io::Re
         .iter()
         .flat_map(|r| r.references().keys().map(String::as_str))
         .collect();
-    let mut w = SupplierWriter::new(writer, refs)?;
+    // The kind column only when some record states a kind: older exports keep their columns.
+    let kinds = records.iter().any(|r| r.schema().is_some());
+    let mut w = SupplierWriter::with_schema_column(writer, refs, kinds)?;
     for r in records {
         w.write(r)?;
     }
@@ -25,10 +27,24 @@ pub fn write_suppliers(writer: impl Write, records: &[SupplierRecord]) -> io::Re
 pub struct SupplierWriter<W: Write> {
     csv: csv::Writer<W>,
     references: Vec<String>,
+    schema_column: bool,
 }
 
 impl<W: Write> SupplierWriter<W> {
     pub fn new<I, S>(writer: W, reference_columns: I) -> io::Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::with_schema_column(writer, reference_columns, false)
+    }
+
+    /// [`SupplierWriter::new`] with a `schema` column after the address when `schema_column`.
+    pub fn with_schema_column<I, S>(
+        writer: W,
+        reference_columns: I,
+        schema_column: bool,
+    ) -> io::Result<Self>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -41,9 +57,14 @@ impl<W: Write> SupplierWriter<W> {
         let header = KNOWN_COLUMNS
             .iter()
             .copied()
+            .chain(schema_column.then_some(SCHEMA_COLUMN))
             .chain(references.iter().map(String::as_str));
         csv.write_record(header).map_err(csv_to_io)?;
-        Ok(SupplierWriter { csv, references })
+        Ok(SupplierWriter {
+            csv,
+            references,
+            schema_column,
+        })
     }
 
     pub fn write(&mut self, r: &SupplierRecord) -> io::Result<()> {
@@ -55,6 +76,9 @@ impl<W: Write> SupplierWriter<W> {
             r.country().map_or("", |c| c.as_str()),
             r.address().unwrap_or(""),
         ];
+        let schema = self
+            .schema_column
+            .then(|| r.schema().map_or("", |s| s.as_str()));
         let refs = self
             .references
             .iter()
@@ -63,6 +87,7 @@ impl<W: Write> SupplierWriter<W> {
             .write_record(
                 fixed
                     .into_iter()
+                    .chain(schema)
                     .chain(refs)
                     .map(|f| neutralise_formula(f).into_owned().into_bytes()),
             )

@@ -29,7 +29,7 @@ use crate::domain::{ListEntry, SupplierRecord};
 use crate::events::{ChangeAction, ChangeEvent, EntityChange};
 use crate::metrics::metrics;
 use crate::outcome::{DecisionKind, MatchLabel};
-use crate::screening::{self, Screener, SupplierIndex};
+use crate::screening::{self, Schema, Screener, SupplierIndex};
 use crate::store::{ChangeOutcome, Decision, Store, StoreError, StoredEntry};
 use crate::telemetry::{register_sink, ChangeUnmatched, DecisionMade, InternalEvent};
 
@@ -244,12 +244,12 @@ impl Worker {
         };
         let listed = self.store.listed_entries().await?;
         let index = self.supplier_index().await?;
-        let changed = to_screening_entry(&current);
+        let changed = typed_screening_entry(&current);
         let timer = metrics().screening_duration.start_timer();
         let hits = tokio::task::spawn_blocking(move || {
-            let screener = Screener::new(listed.iter().map(to_screening_entry).collect());
+            let screener = Screener::new_typed(listed.iter().map(typed_screening_entry).collect());
             index
-                .rescreen(&screener, std::slice::from_ref(&changed))
+                .rescreen_typed(&screener, std::slice::from_ref(&changed))
                 .into_iter()
                 .map(|h| (h.supplier.clone(), h.matched))
                 .collect::<Vec<_>>()
@@ -356,13 +356,16 @@ impl Worker {
         }
         let suppliers = self.store.suppliers().await?;
         let index = tokio::task::spawn_blocking(move || {
-            Arc::new(SupplierIndex::new(suppliers.iter().map(|s| {
-                screening::SupplierRecord {
-                    id: s.id().to_string(),
-                    name: s.name().to_string(),
-                    aliases: s.aliases().to_vec(),
-                    country: s.country().cloned(),
-                }
+            Arc::new(SupplierIndex::new_typed(suppliers.iter().map(|s| {
+                (
+                    screening::SupplierRecord {
+                        id: s.id().to_string(),
+                        name: s.name().to_string(),
+                        aliases: s.aliases().to_vec(),
+                        country: s.country().cloned(),
+                    },
+                    Some(supplier_schema(s)),
+                )
             })))
         })
         .await
@@ -410,11 +413,16 @@ impl Worker {
         metrics().suppliers_screened.inc_by(suppliers.len() as u64);
         let timer = metrics().screening_duration.start_timer();
         let (listed, results) = tokio::task::spawn_blocking(move || {
-            let screener = Screener::new(listed.iter().map(to_screening_entry).collect());
+            let screener = Screener::new_typed(listed.iter().map(typed_screening_entry).collect());
             let results: Vec<(SupplierRecord, Vec<screening::Match>)> = suppliers
                 .into_iter()
                 .map(|s| {
-                    let m = screener.screen(s.name(), s.aliases(), s.country());
+                    let m = screener.screen_typed(
+                        s.name(),
+                        s.aliases(),
+                        s.country(),
+                        supplier_schema(&s),
+                    );
                     (s, m)
                 })
                 .collect();
@@ -573,13 +581,23 @@ impl Worker {
     }
 }
 
-fn to_screening_entry(l: &StoredEntry) -> screening::ListedEntry {
-    screening::ListedEntry {
-        key: l.entry.entity_key.clone(),
-        name: l.entry.name.to_string(),
-        aliases: l.entry.aliases.clone(),
-        countries: l.entry.countries.clone(),
-    }
+/// An entry as the screener takes it, with its kind when the source gave one: a pair scores by
+/// the rules of its kinds, and a person entry never matches an organisation supplier.
+fn typed_screening_entry(l: &StoredEntry) -> (screening::ListedEntry, Option<Schema>) {
+    (
+        screening::ListedEntry {
+            key: l.entry.entity_key.clone(),
+            name: l.entry.name.to_string(),
+            aliases: l.entry.aliases.clone(),
+            countries: l.entry.countries.clone(),
+        },
+        l.entry.schema,
+    )
+}
+
+/// A supplier is an organisation unless its record says otherwise.
+fn supplier_schema(s: &SupplierRecord) -> Schema {
+    s.screening_schema()
 }
 
 fn alert_supplier(s: &SupplierRecord) -> AlertSupplier {

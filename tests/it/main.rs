@@ -17,6 +17,7 @@ mod common;
 mod cli_alerts;
 mod cli_screening;
 mod deploy;
+mod entry_kinds;
 mod faults_alerts;
 mod faults_federal_register;
 mod faults_kafka;
