@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+mod affiliates;
 pub mod consume;
 
 use crate::alerts::{
@@ -79,6 +80,10 @@ pub struct Worker {
     stop: tokio::sync::watch::Sender<bool>,
     /// Sinks whose last delivery ran out of retries: down, as far as this worker knows.
     failing_sinks: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The Affiliates rule's threshold; `None` when it is off (`--affiliates off`).
+    affiliates: Option<crate::ownership::Share>,
+    /// The evaluated ownership graph (see [`affiliates`]).
+    affiliate_cache: tokio::sync::Mutex<Option<affiliates::AffiliateCache>>,
 }
 
 /// What one (alert, sink) delivery came to.
@@ -119,7 +124,15 @@ impl Worker {
             claim_lease: DEFAULT_CLAIM_LEASE,
             stop: tokio::sync::watch::Sender::new(false),
             failing_sinks: Default::default(),
+            affiliates: Some(crate::ownership::Share::DEFAULT_THRESHOLD),
+            affiliate_cache: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Sets the Affiliates rule's threshold, or turns the rule off with `None`.
+    pub fn with_affiliates(mut self, threshold: Option<crate::ownership::Share>) -> Self {
+        self.affiliates = threshold;
+        self
     }
 
     /// Sets how long a delivery claim lasts unless renewed: how long an alert whose sender
@@ -250,6 +263,7 @@ impl Worker {
                 alerts.push(alert);
             }
             self.send_all(&alerts, &mut outcome).await?;
+            self.affiliates_after_change(change, &mut outcome).await?;
             return Ok(outcome);
         }
 
@@ -322,6 +336,7 @@ impl Worker {
             alerts.push(alert);
         }
         self.send_all(&alerts, &mut outcome).await?;
+        self.affiliates_after_change(change, &mut outcome).await?;
         info!(
             version,
             candidates = outcome.candidates,
