@@ -284,12 +284,14 @@ impl Bus {
     /// A worker whose alert topic and dead letters are this bus's, delivering also to the
     /// sinks the settings configure (Slack, webhook).
     pub fn worker(&self, store: &Store, sinks: &SinkSettings) -> Result<Worker, AppError> {
-        Ok(self.worker_with(
-            store,
-            sinks.retry.clone(),
-            sinks.claim_lease,
-            sinks.external_sinks()?,
-        ))
+        Ok(self
+            .worker_with(
+                store,
+                sinks.retry.clone(),
+                sinks.claim_lease,
+                sinks.external_sinks()?,
+            )
+            .with_affiliates(sinks.affiliates.threshold()))
     }
 
     /// A worker whose alert topic and dead letters are this bus's, delivering also to

@@ -60,6 +60,32 @@ pub fn parse_record_key(key: &str) -> Option<(String, String)> {
     Some((owned, owner))
 }
 
+/// Whether the worker applies the Affiliates rule, and at which threshold
+/// (`--affiliates on|off`, `--affiliates-threshold`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AffiliateRule {
+    Off,
+    On { threshold: Share },
+}
+
+impl Default for AffiliateRule {
+    /// On at 50 %: the rule as published.
+    fn default() -> Self {
+        AffiliateRule::On {
+            threshold: Share::DEFAULT_THRESHOLD,
+        }
+    }
+}
+
+impl AffiliateRule {
+    pub fn threshold(self) -> Option<Share> {
+        match self {
+            AffiliateRule::Off => None,
+            AffiliateRule::On { threshold } => Some(threshold),
+        }
+    }
+}
+
 /// How restrictive an entry's licence review policy is, for choosing the one that applies
 /// to an affiliate: the rule gives it "the most restrictive licence requirement" of the listed
 /// parties behind it. Ordered from least to most restrictive.
