@@ -163,7 +163,12 @@ impl DeadLetter {
         )
     }
 
-    pub fn invalid_ownership(key: &str, detail: impl Display, from: Origin, payload: &[u8]) -> Self {
+    pub fn invalid_ownership(
+        key: &str,
+        detail: impl Display,
+        from: Origin,
+        payload: &[u8],
+    ) -> Self {
         Self::now(
             key,
             Cause::InvalidOwnership {

@@ -330,7 +330,11 @@ impl Alert {
                 " owned {:.2} % by {} listed part{}",
                 a.aggregate_share_percent,
                 a.listed_entries.len(),
-                if a.listed_entries.len() == 1 { "y" } else { "ies" }
+                if a.listed_entries.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
             )),
             None if self.kind != AlertKind::Cleared => {
                 s.push_str(&format!(" score {:.2}", self.score))

@@ -5,10 +5,10 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::alerts::{RetryPolicy, SinkSettings};
-use crate::ownership::{AffiliateRule, Share};
 use crate::config::{
     at_least, MIN_ALERT_BACKOFF, MIN_ALERT_TIMEOUT, MIN_CLAIM_LEASE, MIN_READY_MAX_POLL_AGE,
 };
+use crate::ownership::{AffiliateRule, Share};
 
 #[derive(Debug, Args)]
 pub struct SinkArgs {

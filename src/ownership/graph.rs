@@ -86,10 +86,16 @@ impl fmt::Display for Anomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Anomaly::SelfOwnership { node, share } => {
-                write!(f, "{node} is recorded as owning {share} of itself (ignored)")
+                write!(
+                    f,
+                    "{node} is recorded as owning {share} of itself (ignored)"
+                )
             }
             Anomaly::Overflow { node, total } => {
-                write!(f, "the shares recorded in {node} add up to {total}, over 100 %")
+                write!(
+                    f,
+                    "the shares recorded in {node} add up to {total}, over 100 %"
+                )
             }
             Anomaly::Cycle { nodes } => {
                 write!(f, "ownership cycle: {}", nodes.join(" → "))
@@ -151,8 +157,11 @@ impl GraphBuilder {
 
     pub fn build(self) -> Graph {
         let n = self.ids.len();
-        let mut edges: Vec<(u32, u32, Share)> =
-            self.edges.into_iter().map(|((a, b), s)| (a, b, s)).collect();
+        let mut edges: Vec<(u32, u32, Share)> = self
+            .edges
+            .into_iter()
+            .map(|((a, b), s)| (a, b, s))
+            .collect();
         // Deterministic order, whatever the hash map did.
         edges.sort_unstable_by_key(|&(a, b, _)| (a, b));
         let csr = |key: &dyn Fn(&(u32, u32, Share)) -> (u32, u32)| {
@@ -438,7 +447,12 @@ impl Evaluation {
     /// state, which is exact: nothing upstream of them changed. Returns the region
     /// re-evaluated, for the caller to compare with what it alerted on. `graph` must be the
     /// graph this evaluation was made on.
-    pub fn reevaluate(&mut self, graph: &Graph, listed: &Listed, changed: &[NodeId]) -> Vec<NodeId> {
+    pub fn reevaluate(
+        &mut self,
+        graph: &Graph,
+        listed: &Listed,
+        changed: &[NodeId],
+    ) -> Vec<NodeId> {
         let region_nodes = graph.downstream(changed);
         let mut region = vec![false; graph.len()];
         for &n in &region_nodes {
@@ -553,7 +567,13 @@ impl Evaluation {
     /// Paths from listed nodes down to `node` through restricted nodes only, each starting at
     /// a listed node; at most `limit` of them, shortest found first (depth-first, never
     /// visiting a node twice on one path, so cycles end).
-    pub fn paths(&self, graph: &Graph, listed: &Listed, node: NodeId, limit: usize) -> Vec<Vec<Hop>> {
+    pub fn paths(
+        &self,
+        graph: &Graph,
+        listed: &Listed,
+        node: NodeId,
+        limit: usize,
+    ) -> Vec<Vec<Hop>> {
         let mut out = Vec::new();
         // The path is built from the node upward: (node, share it holds in the one below).
         let mut path: Vec<(u32, Option<Share>)> = vec![(node.0, None)];
@@ -698,7 +718,12 @@ mod tests {
     fn cycles_terminate_and_are_reported() {
         // A and B own each other; P listed owns 50 % of A; A owns 60 % of S.
         let (g, l) = setup(
-            &[("A", "B", 30), ("B", "A", 70), ("A", "P", 50), ("S", "A", 60)],
+            &[
+                ("A", "B", 30),
+                ("B", "A", 70),
+                ("A", "P", 50),
+                ("S", "A", 60),
+            ],
             &["P"],
         );
         let e = Evaluation::full(&g, &l, Share::DEFAULT_THRESHOLD);
@@ -759,7 +784,9 @@ mod tests {
     #[test]
     fn the_threshold_is_a_parameter() {
         let (g, l) = setup(&[("S", "P", 30)], &["P"]);
-        assert!(!Evaluation::full(&g, &l, Share::DEFAULT_THRESHOLD).is_restricted(g.node("S").unwrap()));
+        assert!(
+            !Evaluation::full(&g, &l, Share::DEFAULT_THRESHOLD).is_restricted(g.node("S").unwrap())
+        );
         assert!(Evaluation::full(&g, &l, pct(25)).is_restricted(g.node("S").unwrap()));
     }
 
@@ -792,7 +819,11 @@ mod tests {
         }
         for _ in 0..900 {
             let (a, c) = (next(n), next(n));
-            b.edge(&format!("n{a}"), &format!("n{c}"), Share(next(6000) as u32 + 500));
+            b.edge(
+                &format!("n{a}"),
+                &format!("n{c}"),
+                Share(next(6000) as u32 + 500),
+            );
         }
         let g = b.build();
         let mut listed = Listed::new();
@@ -808,11 +839,26 @@ mod tests {
             let full = Evaluation::full(&g, &listed, Share::DEFAULT_THRESHOLD);
             for i in 0..g.len() as u32 {
                 let v = NodeId(i);
-                assert_eq!(eval.is_restricted(v), full.is_restricted(v), "round {round} node {i}");
-                assert_eq!(eval.listed_share(v), full.listed_share(v), "round {round} node {i}");
-                assert_eq!(eval.listed_behind(v), full.listed_behind(v), "round {round} node {i}");
+                assert_eq!(
+                    eval.is_restricted(v),
+                    full.is_restricted(v),
+                    "round {round} node {i}"
+                );
+                assert_eq!(
+                    eval.listed_share(v),
+                    full.listed_share(v),
+                    "round {round} node {i}"
+                );
+                assert_eq!(
+                    eval.listed_behind(v),
+                    full.listed_behind(v),
+                    "round {round} node {i}"
+                );
             }
         }
-        assert!(eval.restricted_count() > 0, "the test must exercise restriction");
+        assert!(
+            eval.restricted_count() > 0,
+            "the test must exercise restriction"
+        );
     }
 }

@@ -132,12 +132,20 @@ mod tests {
 
     #[test]
     fn denial_outranks_case_by_case_and_approval() {
-        let denial = restrictiveness(Some("For all items subject to the EAR."), Some("Presumption of denial."));
+        let denial = restrictiveness(
+            Some("For all items subject to the EAR."),
+            Some("Presumption of denial."),
+        );
         let mixed = restrictiveness(
             Some("For all items subject to the EAR."),
-            Some("Case-by-case review for ECCNs 1A004.c; presumption of denial for all other items."),
+            Some(
+                "Case-by-case review for ECCNs 1A004.c; presumption of denial for all other items.",
+            ),
         );
-        let cbc = restrictiveness(Some("For all items subject to the EAR."), Some("Case-by-case review."));
+        let cbc = restrictiveness(
+            Some("For all items subject to the EAR."),
+            Some("Case-by-case review."),
+        );
         let some = restrictiveness(Some("For items on the CCL."), Some("Case-by-case review."));
         let approval = restrictiveness(None, Some("Presumption of approval."));
         assert_eq!(denial, mixed);
@@ -148,7 +156,10 @@ mod tests {
     #[test]
     fn record_keys_round_trip_whatever_the_ids_hold() {
         let k = record_key("V-1/\"x\"", "O,2");
-        assert_eq!(parse_record_key(&k), Some(("V-1/\"x\"".into(), "O,2".into())));
+        assert_eq!(
+            parse_record_key(&k),
+            Some(("V-1/\"x\"".into(), "O,2".into()))
+        );
         assert_ne!(record_key("a", "b/c"), record_key("a/b", "c"));
         assert_eq!(parse_record_key("not json"), None);
     }

@@ -36,10 +36,17 @@ pub enum OwnershipFileError {
 /// What is wrong with one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OwnershipRowProblem {
-    WrongFieldCount { expected: usize, found: usize },
+    WrongFieldCount {
+        expected: usize,
+        found: usize,
+    },
     InvalidUtf8,
-    FieldTooLong { column: &'static str },
-    Empty { column: &'static str },
+    FieldTooLong {
+        column: &'static str,
+    },
+    Empty {
+        column: &'static str,
+    },
     /// Not a number from 0 to 100.
     BadPercent(String),
     BadDate(String),
@@ -61,7 +68,10 @@ impl fmt::Display for OwnershipRowProblem {
             Self::BadPercent(v) => write!(f, "percent {v:?} is not a number from 0 to 100"),
             Self::BadDate(v) => write!(f, "as_of {v:?} is not a date (YYYY-MM-DD)"),
             Self::UnknownCountry(v) => {
-                write!(f, "owner_country {v:?} is no country we know (kept without one)")
+                write!(
+                    f,
+                    "owner_country {v:?} is no country we know (kept without one)"
+                )
             }
         }
     }
@@ -154,7 +164,12 @@ pub fn read_ownership(reader: impl Read) -> Result<OwnershipImport, OwnershipFil
 
 type RowResult = Result<(OwnershipRecord, Option<OwnershipRowProblem>), OwnershipRowProblem>;
 
-fn row(raw: &csv::ByteRecord, width: usize, required: &[usize], optional: &[Option<usize>]) -> RowResult {
+fn row(
+    raw: &csv::ByteRecord,
+    width: usize,
+    required: &[usize],
+    optional: &[Option<usize>],
+) -> RowResult {
     if raw.len() != width {
         return Err(OwnershipRowProblem::WrongFieldCount {
             expected: width,
@@ -172,7 +187,9 @@ fn row(raw: &csv::ByteRecord, width: usize, required: &[usize], optional: &[Opti
     let needed = |k: usize| -> Result<String, OwnershipRowProblem> {
         let v = field(required[k], REQUIRED[k])?;
         if v.is_empty() {
-            return Err(OwnershipRowProblem::Empty { column: REQUIRED[k] });
+            return Err(OwnershipRowProblem::Empty {
+                column: REQUIRED[k],
+            });
         }
         Ok(v.to_string())
     };
@@ -261,10 +278,19 @@ mod tests {
             lines,
             vec![
                 (4, "owner_name is empty".to_string()),
-                (5, "percent \"120\" is not a number from 0 to 100".to_string()),
-                (6, "percent \"ten\" is not a number from 0 to 100".to_string()),
+                (
+                    5,
+                    "percent \"120\" is not a number from 0 to 100".to_string()
+                ),
+                (
+                    6,
+                    "percent \"ten\" is not a number from 0 to 100".to_string()
+                ),
                 (7, "expected 7 fields, found 3".to_string()),
-                (9, "as_of \"01/02/2025\" is not a date (YYYY-MM-DD)".to_string()),
+                (
+                    9,
+                    "as_of \"01/02/2025\" is not a date (YYYY-MM-DD)".to_string()
+                ),
             ]
         );
         assert_eq!(r.warnings.len(), 1);
@@ -274,8 +300,14 @@ mod tests {
     #[test]
     fn a_header_without_the_required_columns_is_refused() {
         let e = read_ownership("owned_id,owner\nV-1,O-1\n".as_bytes()).unwrap_err();
-        assert!(e.to_string().contains("owner_id, owner_name, percent"), "{e}");
-        assert!(matches!(read_ownership("".as_bytes()), Err(OwnershipFileError::Empty)));
+        assert!(
+            e.to_string().contains("owner_id, owner_name, percent"),
+            "{e}"
+        );
+        assert!(matches!(
+            read_ownership("".as_bytes()),
+            Err(OwnershipFileError::Empty)
+        ));
     }
 
     #[test]

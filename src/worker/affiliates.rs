@@ -71,8 +71,12 @@ impl Worker {
             self.screen_owners_against(&change.entity_key, outcome)
                 .await?;
         }
-        self.reevaluate_affiliates(threshold, Region::ListingOf(change.entity_key.clone()), outcome)
-            .await
+        self.reevaluate_affiliates(
+            threshold,
+            Region::ListingOf(change.entity_key.clone()),
+            outcome,
+        )
+        .await
     }
 
     /// Holdings from `ownership import` or the ownership topic: stored, their owners screened
@@ -113,7 +117,10 @@ impl Worker {
     }
 
     /// Owners that are not suppliers (a supplier is screened as one), as screening records.
-    async fn owner_records(&self, only: Option<&[String]>) -> Result<Vec<SupplierRecord>, WorkerError> {
+    async fn owner_records(
+        &self,
+        only: Option<&[String]>,
+    ) -> Result<Vec<SupplierRecord>, WorkerError> {
         let owners: Vec<Owner> = match only {
             Some(ids) => {
                 let mut out = Vec::with_capacity(ids.len());
@@ -193,8 +200,10 @@ impl Worker {
         }
         let listed = self.store.listed_entries().await?;
         let changed = to_screening_entry(&current);
-        let by_id: HashMap<String, SupplierRecord> =
-            owners.iter().map(|o| (o.id().to_string(), o.clone())).collect();
+        let by_id: HashMap<String, SupplierRecord> = owners
+            .iter()
+            .map(|o| (o.id().to_string(), o.clone()))
+            .collect();
         let hits = tokio::task::spawn_blocking(move || {
             let index = SupplierIndex::new(owners.iter().map(|o| screening::SupplierRecord {
                 id: o.id().to_string(),
@@ -212,7 +221,9 @@ impl Worker {
         .await
         .map_err(|e| WorkerError::Screening(e.to_string()))?;
         for (id, matched) in hits {
-            let Some(owner) = by_id.get(&id) else { continue };
+            let Some(owner) = by_id.get(&id) else {
+                continue;
+            };
             self.decide(
                 owner,
                 key.as_str(),
@@ -271,7 +282,11 @@ impl Worker {
         }
         let c = cache.as_mut().expect("just set");
         // Nodes whose listing differs from what the evaluation was made with.
-        let relisted = if rebuild { Vec::new() } else { c.set_listed(&matches) };
+        let relisted = if rebuild {
+            Vec::new()
+        } else {
+            c.set_listed(&matches)
+        };
         if !relisted.is_empty() {
             c.eval.reevaluate(&c.graph, &c.listed, &relisted);
         }
@@ -296,14 +311,14 @@ impl Worker {
         };
         let mut ids: BTreeSet<String> = region_nodes
             .into_iter()
-            .filter(|&n| {
-                c.eval.is_restricted_by_ownership(n) || states.contains_key(c.graph.id(n))
-            })
+            .filter(|&n| c.eval.is_restricted_by_ownership(n) || states.contains_key(c.graph.id(n)))
             .map(|n| c.graph.id(n).to_string())
             .collect();
         match &region {
             // A holding deleted may leave its owned entity out of the graph altogether.
-            Region::Below(below) => ids.extend(below.iter().filter(|id| states.contains_key(*id)).cloned()),
+            Region::Below(below) => {
+                ids.extend(below.iter().filter(|id| states.contains_key(*id)).cloned())
+            }
             Region::ListingOf(key) => ids.extend(
                 states
                     .values()
@@ -322,9 +337,8 @@ impl Worker {
             };
             let node = c.graph.node(&id);
             let state = states.get(&id);
-            let restricted = node.filter(|&n| {
-                c.eval.is_restricted_by_ownership(n) && !c.listed.is_listed(n)
-            });
+            let restricted =
+                node.filter(|&n| c.eval.is_restricted_by_ownership(n) && !c.listed.is_listed(n));
             match (restricted, state) {
                 (Some(n), _) => {
                     let Some(alert) = self.affiliate_alert(c, &supplier, n).await? else {
@@ -407,7 +421,9 @@ impl Worker {
         let mut entries: Vec<(StoredEntry, AffiliateListedEntry)> = Vec::new();
         for &i in c.eval.listed_behind(n) {
             let (key, version) = &c.entries[i as usize];
-            let Ok(key) = EntityKey::parse(key) else { continue };
+            let Ok(key) = EntityKey::parse(key) else {
+                continue;
+            };
             let Some(stored) = self.store.listed_entry(&key).await? else {
                 return Ok(None);
             };
@@ -522,7 +538,9 @@ impl AffiliateCache {
     fn set_listed(&mut self, matches: &[crate::store::ListedMatch]) -> Vec<NodeId> {
         let mut next = Listed::new();
         for m in matches {
-            let Some(node) = self.graph.node(&m.node_id) else { continue };
+            let Some(node) = self.graph.node(&m.node_id) else {
+                continue;
+            };
             let k = (m.entity_key.clone(), m.version);
             let i = match self.entry_index.get(&k) {
                 Some(&i) => i,

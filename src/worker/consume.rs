@@ -297,7 +297,8 @@ async fn handle_ownership_message(
                 .map(|_| WorkerOutcome::Processed),
             None => {
                 let detail = format!("tombstone key {key:?} is not [\"owned_id\",\"owner_id\"]");
-                let letter = DeadLetter::invalid_ownership(key, detail, message.origin.clone(), b"");
+                let letter =
+                    DeadLetter::invalid_ownership(key, detail, message.origin.clone(), b"");
                 dead_letter(worker, message, &letter).await
             }
         };
@@ -319,7 +320,8 @@ async fn handle_ownership_message(
             .await
             .map(|_| WorkerOutcome::Processed),
         Err(detail) => {
-            let letter = DeadLetter::invalid_ownership(key, detail, message.origin.clone(), payload);
+            let letter =
+                DeadLetter::invalid_ownership(key, detail, message.origin.clone(), payload);
             dead_letter(worker, message, &letter).await
         }
     }

@@ -134,11 +134,17 @@ async fn scenario(kind: Db) {
     let affiliates = of_kind(&sent, "affiliate");
     assert_eq!(ids(&affiliates), ["A-60", "A-AGG", "A-VIA"], "{sent:#?}");
     assert!(
-        sent.iter().all(|a| a["supplier"]["id"] != "A-NOT" && a["supplier"]["id"] != "A-CYC"),
+        sent.iter()
+            .all(|a| a["supplier"]["id"] != "A-NOT" && a["supplier"]["id"] != "A-CYC"),
         "40 % through a 40 %-owned intermediate, and a ring with nothing listed, do not alert"
     );
 
-    let by = |id: &str| *affiliates.iter().find(|a| a["supplier"]["id"] == id).unwrap();
+    let by = |id: &str| {
+        *affiliates
+            .iter()
+            .find(|a| a["supplier"]["id"] == id)
+            .unwrap()
+    };
     let a60 = &by("A-60")["affiliate"];
     assert_eq!(a60["aggregate_share_percent"], 60.0);
     assert_eq!(a60["threshold_percent"], 50.0);
@@ -180,7 +186,11 @@ async fn scenario(kind: Db) {
     for c in &changes {
         w.handle(&ChangeEvent::Entity(c.clone())).await.unwrap();
     }
-    assert_eq!(alerts(&store).await.len(), sent.len(), "a replay sends nothing again");
+    assert_eq!(
+        alerts(&store).await.len(),
+        sent.len(),
+        "a replay sends nothing again"
+    );
 
     // A worker that starts cold (a restart) finds nothing new to say either.
     let cold = worker(&store);
@@ -259,14 +269,140 @@ async fn a_dismissed_owner_match_does_not_count() {
         .unwrap();
     let entry = store.listed_entry(&hik.entity_key).await.unwrap().unwrap();
     store
-        .dismiss("O-HIK", hik.entity_key.as_str(), entry.version, "not the same company")
+        .dismiss(
+            "O-HIK",
+            hik.entity_key.as_str(),
+            entry.version,
+            "not the same company",
+        )
         .await
         .unwrap();
     let file = holdings();
     let import = read_ownership(file.as_bytes()).unwrap();
     w.ownership_upserted(&import.records).await.unwrap();
     let sent = alerts(&store).await;
-    assert_eq!(ids(&of_kind(&sent, "affiliate")), ["A-AGG", "A-VIA"], "{sent:#?}");
+    assert_eq!(
+        ids(&of_kind(&sent, "affiliate")),
+        ["A-AGG", "A-VIA"],
+        "{sent:#?}"
+    );
     store.close().await;
 }
 
+/// On Kafka: holdings arrive on the compacted ownership topic, the worker group stores them,
+/// screens their owners and alerts on the alert topic; a tombstone deletes a holding and clears;
+/// a record that is no holding is dead-lettered.
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_ownership_topic_alerts_and_tombstones_clear() {
+    use entitywatch::bus::kafka::{KafkaConfig, KafkaConsumer, OutgoingRecord, Topics};
+    use entitywatch::worker::consume::{consume, ConsumeOptions, Until};
+    use std::time::Duration;
+
+    let settings = crate::common::kafka::kafka_settings();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let name = |t: &str| format!("entitywatch.test.{t}.{suffix}");
+    let topics = Topics {
+        entity_changes: name("entity-changes"),
+        alerts: name("alerts"),
+        suppliers: name("suppliers"),
+        dead_letter: name("dead-letter"),
+        ownership: name("ownership"),
+    };
+    let mut config = KafkaConfig::new(settings.clone());
+    config.topics = topics.clone();
+    config.group_id = format!("entitywatch-workers-{suffix}");
+
+    let db = fresh_db(Db::Postgres).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let suppliers = entitywatch::suppliers::read_suppliers(
+        SUPPLIERS.as_bytes(),
+        entitywatch::suppliers::ReadLimits::default(),
+    )
+    .unwrap();
+    store.upsert_suppliers(&suppliers.records).await.unwrap();
+    let bus = tokio::time::timeout(Duration::from_secs(60), Bus::kafka(config.clone()))
+        .await
+        .expect("topics created within 60 s")
+        .expect("the Kafka bus starts");
+    let worker = bus.worker(&store, &SinkSettings::default()).unwrap();
+    // The rule first (nothing owned yet, so no alert), then the holdings on the topic.
+    for c in rule() {
+        worker.handle(&ChangeEvent::Entity(c)).await.unwrap();
+    }
+    let file = holdings();
+    let import = read_ownership(file.as_bytes()).unwrap();
+    let record = |key: String, payload: Option<Vec<u8>>| OutgoingRecord {
+        topic: topics.ownership.clone(),
+        key,
+        payload,
+        headers: Vec::new(),
+    };
+    let mut records: Vec<OutgoingRecord> = import
+        .records
+        .iter()
+        .map(|r| record(r.key(), Some(serde_json::to_vec(r).unwrap())))
+        .collect();
+    records.push(record("[\"X\",\"Y\"]".into(), Some(br#"{"owned_id":"X"}"#.to_vec())));
+    records.push(record(
+        entitywatch::ownership::record_key("A-60", "O-HIK"),
+        None,
+    ));
+    let n = records.len();
+    bus.kafka_producer().unwrap().send_all(&records).await.unwrap();
+    let source = bus.worker_source_in(&config.group_id).unwrap();
+    let handled = tokio::time::timeout(
+        Duration::from_secs(120),
+        consume(
+            &worker,
+            source,
+            ConsumeOptions {
+                until: Until::Handled(n),
+                retry_delay: Duration::from_millis(200),
+                suppliers_topic: Some(topics.suppliers.clone()),
+                ownership_topic: Some(topics.ownership.clone()),
+            },
+            std::future::pending::<()>(),
+        ),
+    )
+    .await
+    .expect("handled within 120 s")
+    .unwrap();
+    assert_eq!(handled, n);
+
+    let reader = KafkaConsumer::subscribe(
+        &settings,
+        &format!("alerts-reader-{suffix}"),
+        &[topics.alerts.as_str(), topics.dead_letter.as_str()],
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // 3 affiliate alerts, 1 clearing (the tombstone), 1 dead letter.
+    while got.len() < 5 && std::time::Instant::now() < deadline {
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(5), reader.recv()).await {
+            got.push((
+                m.topic.clone(),
+                serde_json::from_slice::<Value>(m.payload.as_deref().unwrap()).unwrap(),
+            ));
+        }
+    }
+    let alerts: Vec<Value> = got
+        .iter()
+        .filter(|(t, _)| *t == topics.alerts)
+        .map(|(_, v)| v.clone())
+        .collect();
+    assert_eq!(ids(&of_kind(&alerts, "affiliate")), ["A-60", "A-AGG", "A-VIA"], "{got:#?}");
+    assert_eq!(ids(&of_kind(&alerts, "cleared")), ["A-60"], "{got:#?}");
+    let dead: Vec<&Value> = got
+        .iter()
+        .filter(|(t, _)| *t == topics.dead_letter)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid_ownership"));
+    reader.close().await.unwrap();
+    store.close().await;
+}
