@@ -164,7 +164,7 @@ impl GraphBuilder {
             .collect();
         // Deterministic order, whatever the hash map did.
         edges.sort_unstable_by_key(|&(a, b, _)| (a, b));
-        let csr = |key: &dyn Fn(&(u32, u32, Share)) -> (u32, u32)| {
+        let csr = |key: &dyn Fn(&Edge) -> (u32, u32)| {
             let mut start = vec![0u32; n + 1];
             for e in &edges {
                 start[key(e).0 as usize + 1] += 1;
@@ -207,6 +207,9 @@ impl GraphBuilder {
         }
     }
 }
+
+/// (owner, owned, share), as the builder sorts them.
+type Edge = (u32, u32, Share);
 
 /// Compressed adjacency: the neighbours of node `i` are `to[start[i]..start[i + 1]]`.
 #[derive(Debug, Clone)]

@@ -342,13 +342,20 @@ async fn kafka_ownership_topic_alerts_and_tombstones_clear() {
         .iter()
         .map(|r| record(r.key(), Some(serde_json::to_vec(r).unwrap())))
         .collect();
-    records.push(record("[\"X\",\"Y\"]".into(), Some(br#"{"owned_id":"X"}"#.to_vec())));
+    records.push(record(
+        "[\"X\",\"Y\"]".into(),
+        Some(br#"{"owned_id":"X"}"#.to_vec()),
+    ));
     records.push(record(
         entitywatch::ownership::record_key("A-60", "O-HIK"),
         None,
     ));
     let n = records.len();
-    bus.kafka_producer().unwrap().send_all(&records).await.unwrap();
+    bus.kafka_producer()
+        .unwrap()
+        .send_all(&records)
+        .await
+        .unwrap();
     let source = bus.worker_source_in(&config.group_id).unwrap();
     let handled = tokio::time::timeout(
         Duration::from_secs(120),
@@ -391,7 +398,11 @@ async fn kafka_ownership_topic_alerts_and_tombstones_clear() {
         .filter(|(t, _)| *t == topics.alerts)
         .map(|(_, v)| v.clone())
         .collect();
-    assert_eq!(ids(&of_kind(&alerts, "affiliate")), ["A-60", "A-AGG", "A-VIA"], "{got:#?}");
+    assert_eq!(
+        ids(&of_kind(&alerts, "affiliate")),
+        ["A-60", "A-AGG", "A-VIA"],
+        "{got:#?}"
+    );
     assert_eq!(ids(&of_kind(&alerts, "cleared")), ["A-60"], "{got:#?}");
     let dead: Vec<&Value> = got
         .iter()
