@@ -284,12 +284,14 @@ impl Bus {
     /// A worker whose alert topic and dead letters are this bus's, delivering also to the
     /// sinks the settings configure (Slack, webhook).
     pub fn worker(&self, store: &Store, sinks: &SinkSettings) -> Result<Worker, AppError> {
-        Ok(self.worker_with(
-            store,
-            sinks.retry.clone(),
-            sinks.claim_lease,
-            sinks.external_sinks()?,
-        ))
+        Ok(self
+            .worker_with(
+                store,
+                sinks.retry.clone(),
+                sinks.claim_lease,
+                sinks.external_sinks()?,
+            )
+            .with_affiliates(sinks.affiliates.threshold()))
     }
 
     /// A worker whose alert topic and dead letters are this bus's, delivering also to
@@ -356,6 +358,14 @@ impl Bus {
         }
     }
 
+    /// The ownership topic, when this bus has one.
+    pub fn ownership_topic(&self) -> Option<String> {
+        match self {
+            Bus::Kafka { config, .. } => Some(config.topics.ownership.clone()),
+            Bus::Embedded { .. } => None,
+        }
+    }
+
     /// Every record of the dead-letter topic, read without joining a group or committing.
     pub async fn read_dead_letters(&self) -> Result<Vec<(String, DeadLetter)>, AppError> {
         match self {
@@ -413,6 +423,7 @@ pub struct App {
     http: Option<HttpServer>,
     retry_delay: Duration,
     suppliers_topic: Option<String>,
+    ownership_topic: Option<String>,
     /// The sync every interval, the quicker one of an empty snapshot, and their spec.
     list_sync: Option<ListSyncParts>,
 }
@@ -517,6 +528,7 @@ impl App {
         Ok(App {
             list_sync,
             suppliers_topic: bus.suppliers_topic(),
+            ownership_topic: bus.ownership_topic(),
             store,
             bus,
             watcher,
@@ -558,6 +570,7 @@ impl App {
             until: Until::Idle,
             retry_delay: self.retry_delay,
             suppliers_topic: self.suppliers_topic.clone(),
+            ownership_topic: self.ownership_topic.clone(),
         };
         let handled = consume(&worker, source, options, std::future::pending::<()>()).await?;
         Ok(handled)
@@ -576,6 +589,7 @@ impl App {
             http,
             retry_delay,
             suppliers_topic,
+            ownership_topic,
             list_sync,
         } = self;
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -617,6 +631,7 @@ impl App {
                         until: Until::Shutdown,
                         retry_delay,
                         suppliers_topic,
+                        ownership_topic,
                     };
                     consume(&worker, source, options, shutdown.requested())
                         .await

@@ -65,6 +65,8 @@ pub enum Cause {
     },
     /// A record on the suppliers topic that is not a valid supplier for its key.
     InvalidSupplier { detail: String, from: Origin },
+    /// A record on the ownership topic that is not a valid holding for its key.
+    InvalidOwnership { detail: String, from: Origin },
     /// An alert that every delivery attempt to `sink` failed to deliver.
     SinkFailure {
         sink: String,
@@ -84,6 +86,9 @@ impl Cause {
             }
             Cause::InvalidSupplier { detail, from } => {
                 format!("invalid_supplier: {detail} (from {from})")
+            }
+            Cause::InvalidOwnership { detail, from } => {
+                format!("invalid_ownership: {detail} (from {from})")
             }
             Cause::SinkFailure { sink, detail, .. } => format!("sink {sink}: {detail}"),
             Cause::Unrecognised { reason } => reason.clone(),
@@ -151,6 +156,22 @@ impl DeadLetter {
         Self::now(
             key,
             Cause::InvalidSupplier {
+                detail: detail.to_string(),
+                from,
+            },
+            String::from_utf8_lossy(payload).into_owned(),
+        )
+    }
+
+    pub fn invalid_ownership(
+        key: &str,
+        detail: impl Display,
+        from: Origin,
+        payload: &[u8],
+    ) -> Self {
+        Self::now(
+            key,
+            Cause::InvalidOwnership {
                 detail: detail.to_string(),
                 from,
             },

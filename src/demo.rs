@@ -36,6 +36,9 @@ const RULES: &[(&str, &[u8])] = &[
 /// look-alikes that share words with them.
 pub const SUPPLIERS_CSV: &str = include_str!("../demo/suppliers.csv");
 
+/// An invented supplier 60 % owned by a company one bundled rule lists: one affiliate alert.
+pub const OWNERSHIP_CSV: &str = include_str!("../demo/ownership.csv");
+
 /// The bundled rules, oldest first.
 pub fn rules() -> Vec<ReplayDocument> {
     RULES
@@ -59,6 +62,10 @@ mod tests {
         )
         .unwrap();
         assert!(import.errors.is_empty(), "{:?}", import.errors);
-        assert_eq!(import.records.len(), 20);
+        assert_eq!(import.records.len(), 21);
+        let ownership =
+            crate::ownership::reader::read_ownership(super::OWNERSHIP_CSV.as_bytes()).unwrap();
+        assert!(ownership.rejected.is_empty(), "{:?}", ownership.rejected);
+        assert_eq!(ownership.records.len(), 1);
     }
 }

@@ -12,6 +12,7 @@
 //! | | [`list_sources`] | the codified list (eCFR Supplement No. 4, CSL bulk file) → change events (`list sync`, `list reconcile`) |
 //! | | [`csl`] | Consolidated Screening List files → list entries (`list import`) |
 //! | | [`suppliers`] | supplier files in and out (CSV) |
+//! | | [`ownership`] | ownership files (CSV) and the Affiliates (50 %) rule over them ([`ownership::graph`], pure) |
 //! | domain | [`domain`] | supplier record, list entry, country: one home each |
 //! | | [`events`] | the change event schema (entity changes, document events) |
 //! | | [`outcome`] | outcome enums: one spelling for store, logs and metric labels |
@@ -59,6 +60,7 @@ pub mod http;
 pub mod list_sources;
 pub mod metrics;
 pub mod outcome;
+pub mod ownership;
 pub mod screening;
 pub mod shutdown;
 pub mod store;

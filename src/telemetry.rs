@@ -100,6 +100,9 @@ impl InternalEvent for MessageDeadLettered<'_> {
             Cause::InvalidSupplier { .. } => {
                 warn!(from = %self.origin, %reason, "supplier message dead-lettered")
             }
+            Cause::InvalidOwnership { .. } => {
+                warn!(from = %self.origin, %reason, "ownership message dead-lettered")
+            }
             _ => warn!(from = %self.origin, %reason, "poison change event dead-lettered"),
         }
         metrics()

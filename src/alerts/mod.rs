@@ -48,8 +48,12 @@ pub enum AlertKind {
     Listed,
     /// An entry a supplier matches was revised (licence policy, aliases, ...).
     Revised,
-    /// An entry a supplier was alerted on was removed from the list.
+    /// An entry a supplier was alerted on was removed from the list; or, with
+    /// [`Alert::affiliate`] set, the listed share in a supplier fell below the threshold.
     Cleared,
+    /// The supplier is owned (directly or indirectly, alone or in the aggregate) 50 % or more
+    /// by listed parties: the BIS Affiliates rule. Details in [`Alert::affiliate`].
+    Affiliate,
 }
 
 impl AlertKind {
@@ -58,6 +62,7 @@ impl AlertKind {
             AlertKind::Listed => "listed",
             AlertKind::Revised => "revised",
             AlertKind::Cleared => "cleared",
+            AlertKind::Affiliate => "affiliate",
         }
     }
 }
@@ -141,6 +146,56 @@ pub struct Alert {
     #[serde(default)]
     pub changes: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// For [`AlertKind::Affiliate`] (and the clearing of one): who owns the supplier and how.
+    /// Absent from every other alert, so existing consumers see the JSON they always saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affiliate: Option<AffiliateDetail>,
+}
+
+/// Why a supplier is restricted under the Affiliates rule: the aggregate share held by listed
+/// and restricted owners, each path from a listed party down to the supplier, the listed
+/// entries behind it and the licence requirement that applies (the most restrictive of theirs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AffiliateDetail {
+    /// Percent of the supplier held by listed and restricted owners, summed.
+    pub aggregate_share_percent: f64,
+    /// The threshold it was compared with (50 unless configured).
+    pub threshold_percent: f64,
+    pub paths: Vec<AffiliatePath>,
+    pub listed_entries: Vec<AffiliateListedEntry>,
+    /// The most restrictive licence requirement and policy of the listed entries.
+    pub license_requirement: Option<String>,
+    pub license_policy: Option<String>,
+}
+
+/// One chain of holdings, from a listed party (first hop) to the supplier (last hop).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AffiliatePath {
+    pub hops: Vec<AffiliateHop>,
+}
+
+/// One entity on a path, and the percent of it its predecessor holds (none for the first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AffiliateHop {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_percent: Option<f64>,
+    /// The list entry this entity is matched to, for the listed party a path starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_key: Option<EntityKey>,
+}
+
+/// A listed entry behind an affiliate alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AffiliateListedEntry {
+    pub entity_key: EntityKey,
+    pub version: i64,
+    pub name: String,
+    pub federal_register_citation: Option<String>,
+    pub document_number: Option<String>,
+    pub license_requirement: Option<String>,
+    pub license_policy: Option<String>,
 }
 
 impl Alert {
@@ -185,7 +240,59 @@ impl Alert {
             explanation: explanation.into(),
             changes,
             created_at,
+            affiliate: None,
         }
+    }
+
+    /// An affiliate alert (or, with `kind` [`AlertKind::Cleared`], its clearing) for
+    /// `supplier`. `entry` is the listed entry whose licence requirement applies; the id
+    /// covers the whole set of listed entries and their versions, so the same set alerts once
+    /// and a changed set (an entry added or revised) alerts again.
+    pub fn affiliate(
+        kind: AlertKind,
+        supplier: AlertSupplier,
+        entry: AlertEntry,
+        detail: AffiliateDetail,
+        explanation: impl Into<String>,
+    ) -> Self {
+        let listed: Vec<(&str, i64)> = detail
+            .listed_entries
+            .iter()
+            .map(|e| (e.entity_key.as_str(), e.version))
+            .collect();
+        let alert_id = Alert::affiliate_id(&supplier.id, &listed, kind);
+        Alert {
+            alert_id,
+            kind,
+            supplier,
+            entry,
+            score: 0.0,
+            explanation: explanation.into(),
+            changes: Vec::new(),
+            created_at: Utc::now(),
+            affiliate: Some(detail),
+        }
+    }
+
+    /// The id of an affiliate alert: SHA-256 of the supplier id, each (entity key, version) of
+    /// the set in sorted order, and the kind, `\0`-separated, prefixed `affiliate` so it can
+    /// never equal the id of a direct match.
+    pub fn affiliate_id(supplier_id: &str, listed: &[(&str, i64)], kind: AlertKind) -> String {
+        let mut listed = listed.to_vec();
+        listed.sort_unstable();
+        listed.dedup();
+        let mut h = Sha256::new();
+        h.update(b"affiliate\0");
+        h.update(supplier_id.as_bytes());
+        for (key, version) in listed {
+            h.update([0u8]);
+            h.update(key.as_bytes());
+            h.update([0u8]);
+            h.update(version.to_string().as_bytes());
+        }
+        h.update([0u8]);
+        h.update(kind.as_str().as_bytes());
+        hex::encode(h.finalize())
     }
 
     /// The id an alert for this (supplier, entry, version, kind) has, so the store can check
@@ -218,8 +325,21 @@ impl Alert {
             key = self.entry.entity_key,
             version = self.entry.version,
         );
-        if self.kind != AlertKind::Cleared {
-            s.push_str(&format!(" score {:.2}", self.score));
+        match &self.affiliate {
+            Some(a) => s.push_str(&format!(
+                " owned {:.2} % by {} listed part{}",
+                a.aggregate_share_percent,
+                a.listed_entries.len(),
+                if a.listed_entries.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            )),
+            None if self.kind != AlertKind::Cleared => {
+                s.push_str(&format!(" score {:.2}", self.score))
+            }
+            None => {}
         }
         match &self.entry.federal_register_citation {
             Some(c) => s.push_str(&format!(", {}", c.trim())),

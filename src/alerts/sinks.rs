@@ -22,6 +22,9 @@ pub struct SinkSettings {
     pub retry: RetryPolicy,
     /// How long a worker's claim on a delivery lasts unless renewed (renewed every third).
     pub claim_lease: Duration,
+    /// Whether the worker alerts on affiliates (the 50 % rule), and at which threshold. Here
+    /// because these settings are what every command that builds a worker carries.
+    pub affiliates: crate::ownership::AffiliateRule,
 }
 
 impl std::fmt::Debug for SinkSettings {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for SinkSettings {
             .field("webhook", &self.webhook_url.is_some())
             .field("retry", &self.retry)
             .field("claim_lease", &self.claim_lease)
+            .field("affiliates", &self.affiliates)
             .finish()
     }
 }

@@ -85,6 +85,7 @@ pub fn headline(kind: AlertKind) -> &'static str {
         AlertKind::Listed => "Supplier on the Entity List",
         AlertKind::Revised => "Entity List entry revised",
         AlertKind::Cleared => "Entity List entry removed (cleared)",
+        AlertKind::Affiliate => "Supplier owned 50 % or more by listed parties (Affiliates rule)",
     }
 }
 
@@ -109,6 +110,8 @@ pub fn slack_payload(alert: &Alert) -> Value {
     let score = match alert.kind {
         // A cleared notice is not a match; a score of 0.00 there would read as a verdict.
         AlertKind::Cleared => "—".to_string(),
+        // An affiliate is not a name match: its "why" is the ownership, in the explanation.
+        AlertKind::Affiliate => "— (ownership)".to_string(),
         _ => format!("{:.2}", alert.score),
     };
     let country = if e.country_name.trim().is_empty() {

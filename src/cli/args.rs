@@ -8,6 +8,7 @@ use crate::alerts::{RetryPolicy, SinkSettings};
 use crate::config::{
     at_least, MIN_ALERT_BACKOFF, MIN_ALERT_TIMEOUT, MIN_CLAIM_LEASE, MIN_READY_MAX_POLL_AGE,
 };
+use crate::ownership::{AffiliateRule, Share};
 
 #[derive(Debug, Args)]
 pub struct SinkArgs {
@@ -54,6 +55,32 @@ pub struct SinkArgs {
     /// instead of sending too; if the holder died, the alert is sent again once this ran out.
     #[arg(long, env = "ENTITYWATCH_ALERT_CLAIM_LEASE", default_value = "30s", value_parser = at_least(MIN_CLAIM_LEASE))]
     pub alert_claim_lease: Duration,
+    /// Alert on suppliers owned 50 % or more by listed parties (the BIS Affiliates rule,
+    /// 90 FR 47201; see the README for its status): `on` or `off`.
+    #[arg(long, env = "ENTITYWATCH_AFFILIATES", value_enum, default_value = "on")]
+    pub affiliates: OnOff,
+    /// The aggregate share, in percent, held by listed and restricted owners from which a
+    /// supplier is restricted (the rule says 50).
+    #[arg(long, env = "ENTITYWATCH_AFFILIATES_THRESHOLD", default_value = "50", value_parser = affiliates_threshold)]
+    pub affiliates_threshold: Share,
+}
+
+/// A feature switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+fn affiliates_threshold(raw: &str) -> Result<Share, String> {
+    raw.trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| *p > 0.0)
+        .and_then(Share::from_percent)
+        .ok_or_else(|| format!("{raw:?} is not a percentage above 0 and at most 100"))
 }
 
 impl SinkArgs {
@@ -70,6 +97,12 @@ impl SinkArgs {
                 timeout: self.alert_timeout,
             },
             claim_lease: self.alert_claim_lease,
+            affiliates: match self.affiliates {
+                OnOff::Off => AffiliateRule::Off,
+                OnOff::On => AffiliateRule::On {
+                    threshold: self.affiliates_threshold,
+                },
+            },
         }
     }
 }

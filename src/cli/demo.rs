@@ -65,6 +65,9 @@ pub async fn run(args: DemoArgs, settings: &Settings) -> Result<()> {
 
     let import = read_suppliers(crate::demo::SUPPLIERS_CSV.as_bytes(), ReadLimits::default())?;
     app.store().upsert_suppliers(&import.records).await?;
+    let ownership =
+        crate::ownership::reader::read_ownership(crate::demo::OWNERSHIP_CSV.as_bytes())?;
+    app.store().upsert_ownership(&ownership.records).await?;
     println!(
         "entitywatch demo: {} suppliers imported; replaying {} Entity List rules from a local \
          Federal Register at {}",
@@ -93,6 +96,12 @@ pub async fn run(args: DemoArgs, settings: &Settings) -> Result<()> {
         }
         for change in &alert.changes {
             println!("      changed: {change}");
+        }
+        if let Some(a) = &alert.affiliate {
+            for e in &a.listed_entries {
+                let citation = e.federal_register_citation.as_deref().unwrap_or("");
+                println!("      listed owner: {} {}", e.name, citation.trim());
+            }
         }
         println!("      rule: {}", alert.entry.rule_url());
     }

@@ -24,6 +24,7 @@ pub mod demo;
 pub mod evaluate;
 pub mod list;
 pub mod match_pairs;
+pub mod ownership;
 pub mod parse;
 pub mod rescreen;
 pub mod review;
@@ -94,6 +95,9 @@ pub enum Command {
     /// Manage the supplier records screened against the Entity List.
     #[command(subcommand)]
     Suppliers(suppliers::SuppliersCommand),
+    /// Manage who owns the suppliers, for the Affiliates (50 %) rule.
+    #[command(subcommand)]
+    Ownership(ownership::OwnershipCommand),
     /// Manage the stored Entity List snapshot.
     #[command(subcommand)]
     List(list::ListCommand),
@@ -141,6 +145,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::DeadLetters(command) => dead_letters::run(command, &settings).await,
         Command::Suppliers(command) => suppliers::run(command, &settings).await,
         Command::List(command) => list::run(command, &settings).await,
+        Command::Ownership(command) => ownership::run(command, &settings).await,
         Command::Match(args) => match_pairs::run(args),
         Command::Screen(args) => screen::run(args, &settings).await,
         Command::Evaluate(args) => evaluate::run(args),

@@ -9,6 +9,7 @@
 mod alerts;
 mod checkpoint;
 mod entity_list;
+mod ownership;
 mod suppliers;
 mod worker_state;
 
@@ -17,6 +18,7 @@ pub use checkpoint::ProcessedDocument;
 pub use entity_list::{
     AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,
 };
+pub use ownership::{AffiliateState, Holding, ListedMatch, Owner, OwnershipCounts};
 pub use suppliers::UpsertCounts;
 pub use worker_state::{Claim, Decision, Delivery, LoggedMessage, QueuedDelivery};
 

@@ -545,7 +545,7 @@ impl Store {
     pub async fn suppliers_alerted_on(&self, entity_key: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT supplier_id FROM alert_deliveries \
-             WHERE entity_key = $1 AND kind <> 'cleared' AND state = 'delivered' \
+             WHERE entity_key = $1 AND kind NOT IN ('cleared', 'affiliate') AND state = 'delivered' \
              ORDER BY supplier_id",
         )
         .bind(entity_key)

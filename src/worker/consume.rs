@@ -79,6 +79,9 @@ pub struct ConsumeOptions {
     /// Messages from this topic are supplier upserts (the JSON of a supplier record, keyed by
     /// its id) or tombstones; every other topic carries change events.
     pub suppliers_topic: Option<String>,
+    /// Messages from this topic are ownership holdings (`ownership::OwnershipRecord` JSON keyed
+    /// by `ownership::record_key`) or tombstones deleting one.
+    pub ownership_topic: Option<String>,
 }
 
 impl Default for ConsumeOptions {
@@ -87,6 +90,7 @@ impl Default for ConsumeOptions {
             until: Until::Shutdown,
             retry_delay: DEFAULT_RETRY_DELAY,
             suppliers_topic: None,
+            ownership_topic: None,
         }
     }
 }
@@ -234,6 +238,9 @@ async fn handle_message(
     if options.suppliers_topic.as_deref() == Some(message.topic.as_str()) {
         return handle_supplier_message(worker, message).await;
     }
+    if options.ownership_topic.as_deref() == Some(message.topic.as_str()) {
+        return handle_ownership_message(worker, message).await;
+    }
     let payload = message.payload.as_deref().unwrap_or_default();
     match decode_change_event(payload) {
         Ok(event) => worker
@@ -280,6 +287,54 @@ async fn handle_supplier_message(
             .map(|_| WorkerOutcome::Processed),
         Err(detail) => {
             let letter = DeadLetter::invalid_supplier(key, detail, message.origin.clone(), payload);
+            dead_letter(worker, message, &letter).await
+        }
+    }
+}
+
+/// A holding upsert is stored and what it reaches re-evaluated; a tombstone deletes the
+/// holding. A record that does not parse, whose percent is out of range, or whose key is not
+/// its (owned, owner) pair, is dead-lettered.
+async fn handle_ownership_message(
+    worker: &Worker,
+    message: &Message,
+) -> Result<WorkerOutcome, WorkerError> {
+    use crate::ownership::{parse_record_key, OwnershipRecord};
+    let key = message.key.as_str();
+    let payload = message.payload.as_deref();
+    let Some(payload) = payload else {
+        return match parse_record_key(key) {
+            Some((owned, owner)) => worker
+                .ownership_deleted(&owned, &owner)
+                .await
+                .map(|_| WorkerOutcome::Processed),
+            None => {
+                let detail = format!("tombstone key {key:?} is not [\"owned_id\",\"owner_id\"]");
+                let letter =
+                    DeadLetter::invalid_ownership(key, detail, message.origin.clone(), b"");
+                dead_letter(worker, message, &letter).await
+            }
+        };
+    };
+    let parsed = serde_json::from_slice::<OwnershipRecord>(payload)
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            if r.share().is_none() {
+                Err(format!("percent {} is not from 0 to 100", r.percent))
+            } else if r.key() != key {
+                Err(format!("key {key:?} is not the record's {:?}", r.key()))
+            } else {
+                Ok(r)
+            }
+        });
+    match parsed {
+        Ok(record) => worker
+            .ownership_upserted(std::slice::from_ref(&record))
+            .await
+            .map(|_| WorkerOutcome::Processed),
+        Err(detail) => {
+            let letter =
+                DeadLetter::invalid_ownership(key, detail, message.origin.clone(), payload);
             dead_letter(worker, message, &letter).await
         }
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+mod affiliates;
 pub mod consume;
 mod delivery;
 
@@ -82,6 +83,10 @@ pub struct Worker {
     /// Sinks, ledger claims, the outbox and its dispatchers; its stop flag is the worker's
     /// (set once by [`Worker::request_stop`]; sticky: a stopped worker is done).
     deliveries: Arc<Deliveries>,
+    /// The Affiliates rule's threshold; `None` when it is off (`--affiliates off`).
+    affiliates: Option<crate::ownership::Share>,
+    /// The evaluated ownership graph (see [`affiliates`]).
+    affiliate_cache: tokio::sync::Mutex<Option<affiliates::AffiliateCache>>,
 }
 
 impl Drop for Worker {
@@ -105,7 +110,15 @@ impl Worker {
             deliveries: Arc::new(Deliveries::new(store.clone(), sinks, dead_letters, retry)),
             store,
             supplier_index: tokio::sync::Mutex::new(None),
+            affiliates: Some(crate::ownership::Share::DEFAULT_THRESHOLD),
+            affiliate_cache: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Sets the Affiliates rule's threshold, or turns the rule off with `None`.
+    pub fn with_affiliates(mut self, threshold: Option<crate::ownership::Share>) -> Self {
+        self.affiliates = threshold;
+        self
     }
 
     /// Sets how long a delivery claim lasts unless renewed: how long an alert whose sender
@@ -235,6 +248,7 @@ impl Worker {
                 alerts.push(alert);
             }
             self.send_all(&alerts, &mut outcome).await?;
+            self.affiliates_after_change(change, &mut outcome).await?;
             return Ok(outcome);
         }
 
@@ -307,6 +321,7 @@ impl Worker {
             alerts.push(alert);
         }
         self.send_all(&alerts, &mut outcome).await?;
+        self.affiliates_after_change(change, &mut outcome).await?;
         info!(
             version,
             candidates = outcome.candidates,

@@ -232,6 +232,7 @@ async fn generic_producer_sends_json_headers_and_tombstones() {
         alerts: unique("alerts"),
         suppliers: unique("suppliers"),
         dead_letter: unique("dead-letter"),
+        ownership: unique("ownership"),
     };
     let specs = topics.specs(1, 1);
     bounded("ensure_topics", ensure_topics(&settings, &specs))

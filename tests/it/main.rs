@@ -26,6 +26,7 @@ mod inputs;
 mod kafka_bus;
 mod list_sync;
 mod operations;
+mod ownership;
 mod parse_fixtures;
 mod parse_shapes;
 mod pipeline_embedded;

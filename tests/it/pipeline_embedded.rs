@@ -208,6 +208,7 @@ async fn demo_prints_the_expected_alerts() {
         "iFlytek Co., Ltd.",
         "MEGVII TECHNOLOGY LTD",
         "revised: supplier \"HANGZHOU HIKVISION",
+        "affiliate: supplier \"Westlake Lens Trading Co.\" (V-30001)",
     ] {
         assert!(r.stdout.contains(needle), "missing {needle}:\n{}", r.stdout);
     }

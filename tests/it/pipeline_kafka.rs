@@ -46,6 +46,7 @@ fn unique_topics() -> Topics {
         alerts: name("alerts"),
         suppliers: name("suppliers"),
         dead_letter: name("dead-letter"),
+        ownership: name("ownership"),
     }
 }
 
@@ -96,6 +97,7 @@ fn until(n: usize, suppliers_topic: Option<String>) -> ConsumeOptions {
         until: Until::Handled(n),
         retry_delay: Duration::from_millis(200),
         suppliers_topic,
+        ownership_topic: None,
     }
 }
 

@@ -44,6 +44,8 @@ pub const ENTITY_CHANGES_TOPIC: &str = "entitywatch.entity-changes.v1";
 pub const ALERTS_TOPIC: &str = "entitywatch.alerts.v1";
 /// Supplier upserts by id, tombstones delete; compacted so it is a table, not a log.
 pub const SUPPLIERS_TOPIC: &str = "entitywatch.suppliers.v1";
+/// Ownership holdings keyed by `["owned_id","owner_id"]`, tombstones delete; compacted.
+pub const OWNERSHIP_TOPIC: &str = "entitywatch.ownership.v1";
 /// Messages the worker could not process and alerts no sink accepted, with the reason.
 pub const DEAD_LETTER_TOPIC: &str = "entitywatch.dead-letter.v1";
 
@@ -246,6 +248,7 @@ pub struct Topics {
     pub alerts: String,
     pub suppliers: String,
     pub dead_letter: String,
+    pub ownership: String,
 }
 
 impl Default for Topics {
@@ -255,12 +258,13 @@ impl Default for Topics {
             alerts: ALERTS_TOPIC.to_string(),
             suppliers: SUPPLIERS_TOPIC.to_string(),
             dead_letter: DEAD_LETTER_TOPIC.to_string(),
+            ownership: OWNERSHIP_TOPIC.to_string(),
         }
     }
 }
 
 impl Topics {
-    /// The four topics under another first name part: `PREFIX.entity-changes.v1`, ...
+    /// The topics under another first name part: `PREFIX.entity-changes.v1`, ...
     pub fn with_prefix(prefix: &str) -> Topics {
         let rename = |default: &str| {
             let rest = default
@@ -273,6 +277,7 @@ impl Topics {
             alerts: rename(ALERTS_TOPIC),
             suppliers: rename(SUPPLIERS_TOPIC),
             dead_letter: rename(DEAD_LETTER_TOPIC),
+            ownership: rename(OWNERSHIP_TOPIC),
         }
     }
 
@@ -284,6 +289,7 @@ impl Topics {
             TopicSpec::new(&self.alerts, partitions, replication),
             TopicSpec::new(&self.suppliers, partitions, replication).compacted(),
             TopicSpec::new(&self.dead_letter, partitions, replication),
+            TopicSpec::new(&self.ownership, partitions, replication).compacted(),
         ]
     }
 }
@@ -477,6 +483,7 @@ impl KafkaConfig {
             &[
                 self.topics.entity_changes.as_str(),
                 self.topics.suppliers.as_str(),
+                self.topics.ownership.as_str(),
             ],
         )
     }

@@ -66,12 +66,14 @@ fn default_topics_and_specs() {
             "entitywatch.entity-changes.v1",
             "entitywatch.alerts.v1",
             "entitywatch.suppliers.v1",
-            "entitywatch.dead-letter.v1"
+            "entitywatch.dead-letter.v1",
+            "entitywatch.ownership.v1"
         ]
     );
     let compacted: Vec<_> = specs.iter().filter(|s| s.is_compacted()).collect();
-    assert_eq!(compacted.len(), 1);
+    assert_eq!(compacted.len(), 2);
     assert_eq!(compacted[0].name, SUPPLIERS_TOPIC);
+    assert_eq!(compacted[1].name, OWNERSHIP_TOPIC);
 }
 
 /// With no broker the publisher fails within its message timeout, with an error naming the
