@@ -212,6 +212,12 @@ async fn demo_prints_the_expected_alerts() {
     ] {
         assert!(r.stdout.contains(needle), "missing {needle}:\n{}", r.stdout);
     }
+    assert_eq!(
+        r.stdout.matches("affiliate: supplier").count(),
+        1,
+        "one affiliate alert:\n{}",
+        r.stdout
+    );
     for lookalike in [
         "Hangzhou Robam",
         "Dahua Logistics",
