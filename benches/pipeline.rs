@@ -17,7 +17,7 @@
 //! Sizes: `BENCH_IMPORT_SUPPLIERS` (1,000,000), `BENCH_RULE_ENTRIES` (100),
 //! `BENCH_RULE_SUPPLIERS` (5,000 planted + 20,000 others), `BENCH_KAFKA_UPSERTS` (1,000,000),
 //! `BENCH_RUNS` (3); `BENCH_ONLY` (`import,rule,kafka`), `BENCH_BACKENDS` (`sqlite,postgres`),
-//! `BENCH_POSTGRES_URL` (the server's admin URL), `ENTITYWATCH_BIN` (another build's binary,
+//! `BENCH_POSTGRES_URL` (the server's admin URL), `BENCH_LOG` (the processes' log filter), `ENTITYWATCH_BIN` (another build's binary,
 //! for before/after figures). A benchmark driver: it may read and write files and run
 //! processes; it never changes what the service does.
 
@@ -113,7 +113,8 @@ fn entitywatch(db: &str) -> Command {
             cmd.env_remove(k);
         }
     }
-    cmd.env("ENTITYWATCH_LOG", "warn")
+    let log = std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".to_string());
+    cmd.env("ENTITYWATCH_LOG", log)
         .env("ENTITYWATCH_HTTP_ADDR", "127.0.0.1:0")
         .arg("--database-url")
         .arg(db);
@@ -338,13 +339,18 @@ async fn kafka_row(
             Some((id, serde_json::to_string(&rec).ok()?))
         })
         .collect();
+    // `BENCH_KAFKA_LIST=0`: no list in the store, so upserts are stored but nothing is
+    // screened or alerted (the consume-and-store path alone).
+    let with_list = std::env::var("BENCH_KAFKA_LIST").map_or(true, |v| v != "0");
     let mut times = Vec::new();
     for run in 0..runs {
         let db = fresh_db(backend, dir, 200 + run).await;
-        let mut cmd = entitywatch(&db);
-        cmd.args(["list", "import"])
-            .arg(common::default_list_path());
-        run_ok(cmd, "list import");
+        if with_list {
+            let mut cmd = entitywatch(&db);
+            cmd.args(["list", "import"])
+                .arg(common::default_list_path());
+            run_ok(cmd, "list import");
+        }
         let prefix = format!("bench{}x{run}", chrono::Utc::now().timestamp_micros());
         let mut work = entitywatch(&db);
         work.arg("--kafka-brokers")
@@ -412,7 +418,11 @@ async fn kafka_row(
     }
     let seconds = median(times);
     Some(Row {
-        what: format!("{} supplier upserts via Kafka + work", payloads.len()),
+        what: format!(
+            "{} supplier upserts via Kafka + work{}",
+            payloads.len(),
+            if with_list { "" } else { " (no list)" }
+        ),
         backend: backend.name(),
         seconds,
         detail: format!("{:.0} upserts/s", payloads.len() as f64 / seconds),
