@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sqlx::Row;
 
+use super::suppliers::{placeholders_for, rows_per_batch, value_rows};
 use super::{Store, StoreError};
 use crate::outcome::DecisionKind;
 
@@ -268,13 +269,13 @@ impl Store {
         let now = Utc::now().to_rfc3339();
         let mut inserted: std::collections::HashSet<Key> =
             std::collections::HashSet::with_capacity(decisions.len());
-        for chunk in decisions.chunks(super::suppliers::rows_per_batch(DECISION_VALUES)) {
+        for chunk in decisions.chunks(rows_per_batch(DECISION_VALUES)) {
             let sql = format!(
                 "INSERT INTO decisions (supplier_id, entity_key, entry_version, basis, score, \
                  decision, explanation, document_number, decided_at) VALUES {} \
                  ON CONFLICT (supplier_id, entity_key, entry_version, basis) DO NOTHING \
                  RETURNING supplier_id, entity_key, entry_version, basis",
-                super::suppliers::value_rows(backend, chunk.len(), DECISION_VALUES)
+                value_rows(backend, chunk.len(), DECISION_VALUES)
             );
             let mut q = sqlx::query(&sql);
             for d in chunk {
@@ -308,10 +309,10 @@ impl Store {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        for chunk in wanted.chunks(super::suppliers::rows_per_batch(1)) {
+        for chunk in wanted.chunks(rows_per_batch(1)) {
             let sql = format!(
                 "{SELECT_DECISIONS} WHERE supplier_id IN ({})",
-                super::suppliers::placeholders_for(backend, 1, chunk.len())
+                placeholders_for(backend, 1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
@@ -352,10 +353,10 @@ impl Store {
     ) -> Result<std::collections::HashMap<(String, String), i64>, StoreError> {
         let backend = self.backend();
         let mut out = std::collections::HashMap::new();
-        for chunk in supplier_ids.chunks(super::suppliers::rows_per_batch(1)) {
+        for chunk in supplier_ids.chunks(rows_per_batch(1)) {
             let sql = format!(
                 "SELECT supplier_id, entity_key, entry_version FROM reviews WHERE supplier_id IN ({})",
-                super::suppliers::placeholders_for(backend, 1, chunk.len())
+                placeholders_for(backend, 1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
