@@ -125,7 +125,10 @@ fn kafka_error(config: &KafkaConfig) -> impl Fn(KafkaBusError) -> AppError + '_ 
 
 /// Opens the store named by the settings, with its URL redacted in any error.
 pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
-    Store::connect(&settings.database_url)
+    let options = crate::store::StoreOptions {
+        sqlite_synchronous: settings.sqlite_synchronous,
+    };
+    Store::connect_with(&settings.database_url, options)
         .await
         .map_err(|source| AppError::OpenStore {
             url: redact_url(&settings.database_url),

@@ -10,9 +10,9 @@ use super::args::SinkArgs;
 use super::progress_bar;
 use crate::app::{open_existing_store, open_store, Bus};
 use crate::config::Settings;
-use crate::suppliers::{
-    read_suppliers_with_progress, write_suppliers, ReadLimits, SupplierFileError,
-};
+use crate::store::UpsertCounts;
+use crate::suppliers::{write_suppliers, ReadLimits, SupplierBatches, SupplierFileError};
+use crate::worker::EventOutcome;
 
 #[derive(Debug, Subcommand)]
 pub enum SuppliersCommand {
@@ -79,16 +79,11 @@ async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
         (Box::new(file), size)
     };
     let store = open_store(settings).await?;
-
-    let bar = progress_bar(size, "reading");
     let limits = ReadLimits {
         max_field_bytes: args.max_field_bytes,
         ..ReadLimits::default()
     };
-    let import = read_suppliers_with_progress(std::io::BufReader::new(input), limits, |p| {
-        bar.set_position(p.bytes)
-    })
-    .map_err(|e| {
+    let cannot_import = |e: SupplierFileError| {
         let hint = match &e {
             SupplierFileError::MissingColumns { found, .. }
                 if found.len() == 1 && found[0].contains(';') =>
@@ -99,22 +94,75 @@ async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
             _ => "",
         };
         anyhow::anyhow!("cannot import {}: {e}{hint}", args.file.display())
-    })?;
-    bar.finish_and_clear();
+    };
+    // Streamed: a batch is read, then stored and screened (its upserts and decisions in one
+    // transaction, then its alerts), then the next is read, so memory is one batch whatever
+    // the file's size. A crash mid-import leaves whole batches stored; re-running the import
+    // redoes the rest, reusing the stored decisions, and the delivery ledger sends no alert
+    // twice.
+    let mut batches = SupplierBatches::new(
+        std::io::BufReader::new(input),
+        limits,
+        crate::worker::SUPPLIER_BATCH,
+    )
+    .map_err(cannot_import)?;
+    // Screened here, in this process, with the alert topic of the embedded bus.
+    let worker = if args.no_screen {
+        None
+    } else {
+        Some(Bus::embedded(&store).worker(&store, &args.sinks.settings())?)
+    };
 
-    for error in &import.errors {
-        note!("{}: {error}", args.file.display());
+    let bar = progress_bar(size, "importing");
+    let mut rows = 0u64;
+    let mut rejected = 0usize;
+    let mut warnings = 0usize;
+    let mut counts = UpsertCounts::default();
+    let mut outcome = EventOutcome::default();
+    let mut stored = 0u64;
+    while let Some(batch) = batches.next_batch().map_err(|e| {
+        bar.finish_and_clear();
+        cannot_import(e).context(format!("{stored} rows were stored before the error"))
+    })? {
+        for error in &batch.errors {
+            bar.suspend(|| note!("{}: {error}", args.file.display()));
+        }
+        rows += batch.rows;
+        rejected += batch
+            .errors
+            .iter()
+            .filter(|e| !e.reason.is_warning())
+            .count();
+        warnings += batch
+            .errors
+            .iter()
+            .filter(|e| e.reason.is_warning())
+            .count();
+        let done = match &worker {
+            Some(worker) => {
+                let (done, screened) = worker.import_batch(&batch.records, true).await?;
+                outcome.add(&screened);
+                done
+            }
+            None => store.upsert_suppliers(&batch.records).await?,
+        };
+        counts.inserted += done.inserted;
+        // A record whose id an earlier batch of this file stored updates that row: for the
+        // file it is one record, as if it had been read whole.
+        counts.updated += done
+            .updated
+            .saturating_sub(batch.repeats_of_earlier_batches);
+        stored += batch.records.len() as u64;
+        bar.set_position(batches.bytes_read());
+        bar.set_message(if worker.is_some() {
+            format!("{stored} stored and screened")
+        } else {
+            format!("{stored} stored")
+        });
     }
-    let bar = progress_bar(import.records.len() as u64, "storing");
-    let counts = store
-        .upsert_suppliers_with_progress(&import.records, |done| bar.set_position(done as u64))
-        .await?;
     bar.finish_and_clear();
-    if !args.no_screen {
-        // Screened here, in this process, with the alert topic of the embedded bus.
-        let worker = Bus::embedded(&store).worker(&store, &args.sinks.settings())?;
-        let ids: Vec<String> = import.records.iter().map(|r| r.id().to_string()).collect();
-        let mut outcome = worker.screen_suppliers(&ids).await?;
+    if let Some(worker) = &worker {
+        // Alerts parked for a sink that was down get their attempt before the exit.
         outcome.absorb(worker.flush_outbox().await);
         println!(
             "screened against the stored Entity List: {} matches, {} alerts sent, {} already sent, {} dismissed",
@@ -124,16 +172,15 @@ async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
             outcome.dismissed
         );
     }
-    let rejected = import.rejected();
     println!(
         "{}: {} rows read, {} stored ({} new, {} updated), {} rejected, {} warnings; {} suppliers in store",
         args.file.display(),
-        import.rows,
-        import.records.len(),
+        rows,
+        batches.distinct_ids(),
         counts.inserted,
         counts.updated,
         rejected,
-        import.warnings(),
+        warnings,
         store.supplier_count().await?
     );
     store.close().await;

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::store::SqliteSynchronous;
+
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://entitywatch.db";
 pub const DEFAULT_FEDERAL_REGISTER_URL: &str = "https://www.federalregister.gov";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
@@ -146,6 +148,19 @@ pub struct GlobalArgs {
         value_parser = at_least(MIN_FEDERAL_REGISTER_TIMEOUT)
     )]
     pub federal_register_timeout: Option<Duration>,
+
+    /// SQLite durability: `normal` (a commit survives the process dying, the last commits
+    /// before a power loss may be lost and are redone from their source) or `full` (every
+    /// commit also survives a power loss, one disk flush each). PostgreSQL ignores it.
+    /// [default: normal]
+    #[arg(
+        long,
+        env = "ENTITYWATCH_SQLITE_SYNCHRONOUS",
+        global = true,
+        value_name = "MODE",
+        value_parser = parse_sqlite_synchronous
+    )]
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
 }
 
 /// The global keys of the optional TOML file, as [`Settings::resolve`] reads them. Every key of
@@ -163,6 +178,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     log: Option<String>,
     max_document_bytes: Option<usize>,
+    sqlite_synchronous: Option<String>,
     #[serde(default)]
     kafka: BTreeMap<String, toml::Value>,
 }
@@ -182,6 +198,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log: String,
     pub max_document_bytes: usize,
+    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 /// Secrets stay out of `{:?}` so that a debug log of the settings cannot leak them.
@@ -205,6 +222,7 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("log", &self.log)
             .field("max_document_bytes", &self.max_document_bytes)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .finish()
     }
 }
@@ -295,7 +313,19 @@ impl Settings {
             });
         }
 
+        let sqlite_synchronous = match (args.sqlite_synchronous, file.sqlite_synchronous) {
+            (Some(s), _) => s,
+            (None, Some(raw)) => {
+                parse_sqlite_synchronous(&raw).map_err(|message| ConfigError::Invalid {
+                    name: "sqlite_synchronous",
+                    message,
+                })?
+            }
+            (None, None) => SqliteSynchronous::default(),
+        };
+
         Ok(Settings {
+            sqlite_synchronous,
             database_url,
             federal_register_url,
             federal_register_timeout,
@@ -420,6 +450,10 @@ pub fn redact_url(raw: &str) -> String {
 /// sqlx would open a throw-away in-memory database for `sqlite:` or `sqlite://` (an unset
 /// `$VAR` in a script), and everything imported would vanish at exit without a word. An
 /// in-memory database is still there for whoever asks for it by name (`sqlite::memory:`).
+fn parse_sqlite_synchronous(raw: &str) -> Result<SqliteSynchronous, String> {
+    SqliteSynchronous::parse(raw).ok_or_else(|| format!("{raw:?} is neither `normal` nor `full`"))
+}
+
 fn check_database_url(url: &str) -> Result<(), ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         name: "database_url",

@@ -273,3 +273,39 @@ fn listen_addresses_may_name_localhost() {
     assert!(parse_socket_addr("localhost").is_err());
     assert!(parse_socket_addr("127.0.0.1:0").is_ok());
 }
+
+#[test]
+fn sqlite_synchronous_is_normal_unless_set_and_a_bad_value_is_refused() {
+    use crate::store::SqliteSynchronous;
+    let s = Settings::resolve(&GlobalArgs::default(), Vec::new()).unwrap();
+    assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Normal);
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "sqlite_synchronous = \"FULL\"").unwrap();
+    let args = GlobalArgs {
+        config: Some(f.path().to_path_buf()),
+        ..Default::default()
+    };
+    let s = Settings::resolve(&args, Vec::new()).unwrap();
+    assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Full);
+    let args = GlobalArgs {
+        config: Some(f.path().to_path_buf()),
+        sqlite_synchronous: Some(SqliteSynchronous::Normal),
+        ..Default::default()
+    };
+    let s = Settings::resolve(&args, Vec::new()).unwrap();
+    assert_eq!(
+        s.sqlite_synchronous,
+        SqliteSynchronous::Normal,
+        "the flag wins"
+    );
+    let mut bad = tempfile::NamedTempFile::new().unwrap();
+    writeln!(bad, "sqlite_synchronous = \"off\"").unwrap();
+    let args = GlobalArgs {
+        config: Some(bad.path().to_path_buf()),
+        ..Default::default()
+    };
+    let e = Settings::resolve(&args, Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sqlite_synchronous"), "{e}");
+}

@@ -274,6 +274,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Changes whenever any entry is added, revised, removed or revived: the entry count, the
+    /// sum of versions (every write raises one) and the latest write time. Lets a worker keep
+    /// its screener over the list until the list changes, instead of rebuilding it per batch.
+    pub async fn listed_fingerprint(&self) -> Result<(i64, i64, Option<String>), StoreError> {
+        use sqlx::Row;
+        // Cast: PostgreSQL's SUM of BIGINT is NUMERIC, which the Any driver cannot decode.
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(version), 0) AS BIGINT) AS versions, \
+             MAX(updated_at) AS latest FROM listed_entries",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((
+            row.try_get("n")?,
+            row.try_get("versions")?,
+            row.try_get("latest")?,
+        ))
+    }
+
     /// Every entry, removed ones (tombstones) included, ordered by key: what reconciliation
     /// compares the codified list with.
     pub async fn all_listed_entries(&self) -> Result<Vec<StoredEntry>, StoreError> {

@@ -40,10 +40,24 @@ impl Store {
         self.upsert_suppliers_with_progress(records, |_| {}).await
     }
 
-    /// [`Store::upsert_suppliers`], calling `progress(records_done)` after each batch, for a
-    /// progress bar.
+    /// [`Store::upsert_suppliers`], calling `progress(records_done)` after each statement, for
+    /// a progress bar.
     pub async fn upsert_suppliers_with_progress(
         &self,
+        records: &[SupplierRecord],
+        progress: impl FnMut(usize),
+    ) -> Result<UpsertCounts, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let counts = self.upsert_suppliers_in(&mut tx, records, progress).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// The upsert of [`Store::upsert_suppliers`] inside the caller's transaction, so a batch
+    /// of suppliers and the decisions made on them commit together (one durable write).
+    pub(super) async fn upsert_suppliers_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         records: &[SupplierRecord],
         mut progress: impl FnMut(usize),
     ) -> Result<UpsertCounts, StoreError> {
@@ -61,25 +75,22 @@ impl Store {
         let now = Utc::now().to_rfc3339();
         let mut counts = UpsertCounts::default();
         let mut done = records.len() - unique.len();
-        let batch = rows_per_statement(self.backend(), VALUES_PER_ROW);
-        let mut tx = self.begin_write().await?;
+        let backend = self.backend();
+        let batch = rows_per_batch(VALUES_PER_ROW);
         for chunk in unique.chunks(batch) {
             // Counted inside the transaction, so the split is exact for this import.
             let existing_sql = format!(
                 "SELECT COUNT(*) FROM suppliers WHERE id IN ({})",
-                placeholders(1, chunk.len())
+                placeholders_for(backend, 1, chunk.len())
             );
             let mut q = sqlx::query_scalar::<_, i64>(&existing_sql);
             for r in chunk {
                 q = q.bind(r.id());
             }
-            let existing = u64::try_from(q.fetch_one(&mut *tx).await?).unwrap_or(0);
+            let existing = u64::try_from(q.fetch_one(&mut **tx).await?).unwrap_or(0);
             counts.updated += existing;
             counts.inserted += chunk.len() as u64 - existing.min(chunk.len() as u64);
 
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(i * VALUES_PER_ROW + 1, VALUES_PER_ROW)))
-                .collect();
             let sql = format!(
                 "INSERT INTO suppliers ({COLUMNS}, created_at, updated_at) VALUES {} \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
@@ -87,7 +98,7 @@ impl Store {
                  address = excluded.address, reference_fields = excluded.reference_fields, \
                  schema = excluded.schema, \
                  updated_at = excluded.updated_at",
-                rows.join(", ")
+                value_rows(backend, chunk.len(), VALUES_PER_ROW)
             );
             let encoded: Vec<Encoded> = chunk.iter().map(|r| Encoded::new(r)).collect();
             let mut q = sqlx::query(&sql);
@@ -103,12 +114,32 @@ impl Store {
                     .bind(now.as_str())
                     .bind(now.as_str());
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
             done += chunk.len();
             progress(done);
         }
-        tx.commit().await?;
         Ok(counts)
+    }
+
+    /// The stored records among `ids` (those not stored are left out), in no set order: one
+    /// statement per few hundred ids rather than one per supplier.
+    pub async fn suppliers_by_ids(&self, ids: &[&str]) -> Result<Vec<SupplierRecord>, StoreError> {
+        let backend = self.backend();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(rows_per_batch(1)) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM suppliers WHERE id IN ({})",
+                placeholders_for(backend, 1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(self.pool()).await? {
+                out.push(decode(&row)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes a supplier; false if the id was not stored.
@@ -185,11 +216,12 @@ impl Store {
     }
 }
 
-/// How many rows one multi-row statement should carry. SQLite resolves every `$N` parameter by
-/// a linear search of the names seen so far while parsing, so a statement's cost grows with the
-/// square of its parameters: measured on 10,000 suppliers, 20 rows per statement took 60 ms and
-/// 500 rows 480 ms. PostgreSQL has no such cost and gains from fewer round trips; both stay far
-/// below the databases' parameter limits (32,766 and 65,535).
+/// How many rows one multi-row statement with `$N` placeholders should carry. SQLite resolves
+/// every `$N` parameter by a linear search of the names seen so far while parsing, so a
+/// statement's cost grows with the square of its parameters: measured on 10,000 suppliers, 20
+/// rows per statement took 60 ms and 500 rows 480 ms. PostgreSQL has no such cost and gains
+/// from fewer round trips; both stay far below the databases' parameter limits (32,766 and
+/// 65,535). Statements written with [`placeholders_for`] use [`rows_per_batch`] instead.
 pub(super) fn rows_per_statement(backend: Backend, values_per_row: usize) -> usize {
     let params = match backend {
         Backend::Sqlite => 160,
@@ -198,10 +230,41 @@ pub(super) fn rows_per_statement(backend: Backend, values_per_row: usize) -> usi
     (params / values_per_row.max(1)).max(1)
 }
 
+/// How many rows one multi-row statement written with [`placeholders_for`] carries, on either
+/// database. SQLite's anonymous `?` has no name to look up, so the quadratic parse cost of
+/// [`rows_per_statement`] is gone and SQLite takes as many rows as PostgreSQL. Fewer, larger
+/// statements are fewer round trips and parses, and a full chunk is always the same SQL text,
+/// so each connection's statement cache prepares it once per process.
+pub(super) fn rows_per_batch(values_per_row: usize) -> usize {
+    (BATCH_PARAMS / values_per_row.max(1)).max(1)
+}
+
+/// Parameters per batched statement: far below both limits, large enough that a 10,000-row
+/// batch is a handful of statements.
+const BATCH_PARAMS: usize = 4000;
+
 /// `$from, $from+1, ...` for `n` values.
 pub(super) fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// [`placeholders`] in the form `backend` parses fastest: `?, ?, ...` on SQLite (no name to
+/// resolve, see [`rows_per_batch`]), `$from, ...` on PostgreSQL. The values must then be
+/// bound in the order the placeholders appear, as every caller does.
+pub(super) fn placeholders_for(backend: Backend, from: usize, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => vec!["?"; n].join(", "),
+        Backend::Postgres => placeholders(from, n),
+    }
+}
+
+/// `(…), (…), …`: `rows` rows of `per_row` placeholders, numbered from 1.
+pub(super) fn value_rows(backend: Backend, rows: usize, per_row: usize) -> String {
+    (0..rows)
+        .map(|i| format!("({})", placeholders_for(backend, i * per_row + 1, per_row)))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sqlx::Row;
 
+use super::suppliers::{placeholders_for, rows_per_batch, value_rows};
 use super::{Store, StoreError};
 use crate::outcome::DecisionKind;
 
@@ -224,6 +225,162 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         decode_decision(&row)
+    }
+
+    /// [`Store::record_decision`] for many decisions at once, in one transaction of multi-row
+    /// inserts: the same promise (a decision on a basis is stored once; the stored one is
+    /// returned, so a re-handled event reuses it), one durable write instead of two statements
+    /// and a commit per decision. Returns the stored decisions in the order of `decisions`.
+    pub async fn record_decisions(
+        &self,
+        decisions: &[Decision],
+    ) -> Result<Vec<Decision>, StoreError> {
+        if decisions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let stored = self.record_decisions_in(&mut tx, decisions).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Upserts a batch of supplier records and stores the decisions made on them in one
+    /// transaction (one commit, one fsync): after a crash either the batch and its decisions
+    /// are stored or neither is, and redoing the batch reuses what was stored.
+    pub async fn store_screened_batch(
+        &self,
+        records: &[crate::domain::SupplierRecord],
+        decisions: &[Decision],
+    ) -> Result<(super::UpsertCounts, Vec<Decision>), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let counts = self.upsert_suppliers_in(&mut tx, records, |_| {}).await?;
+        let stored = self.record_decisions_in(&mut tx, decisions).await?;
+        tx.commit().await?;
+        Ok((counts, stored))
+    }
+
+    /// The inserts of [`Store::record_decisions`] in the caller's transaction. A fresh decision
+    /// comes back from `RETURNING`; only those that met an existing one (a redone batch) are
+    /// read back, by supplier, so the common case costs the inserts alone.
+    pub(super) async fn record_decisions_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        decisions: &[Decision],
+    ) -> Result<Vec<Decision>, StoreError> {
+        type Key = (String, String, i64, String);
+        let key = |d: &Decision| -> Key {
+            (
+                d.supplier_id.clone(),
+                d.entity_key.clone(),
+                d.entry_version,
+                d.basis.clone(),
+            )
+        };
+        let backend = self.backend();
+        let now = Utc::now().to_rfc3339();
+        let mut inserted: std::collections::HashSet<Key> =
+            std::collections::HashSet::with_capacity(decisions.len());
+        for chunk in decisions.chunks(rows_per_batch(DECISION_VALUES)) {
+            let sql = format!(
+                "INSERT INTO decisions (supplier_id, entity_key, entry_version, basis, score, \
+                 decision, explanation, document_number, decided_at) VALUES {} \
+                 ON CONFLICT (supplier_id, entity_key, entry_version, basis) DO NOTHING \
+                 RETURNING supplier_id, entity_key, entry_version, basis",
+                value_rows(backend, chunk.len(), DECISION_VALUES)
+            );
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q
+                    .bind(&d.supplier_id)
+                    .bind(&d.entity_key)
+                    .bind(d.entry_version)
+                    .bind(&d.basis)
+                    .bind(d.score)
+                    .bind(d.decision.as_str())
+                    .bind(&d.explanation)
+                    .bind(&d.document_number)
+                    .bind(now.as_str());
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                inserted.insert((
+                    r.try_get("supplier_id")?,
+                    r.try_get("entity_key")?,
+                    r.try_get("entry_version")?,
+                    r.try_get("basis")?,
+                ));
+            }
+        }
+        // Decisions that already existed: read back by supplier (the primary key's first
+        // column), keeping those of the same (entry, version, basis).
+        let mut existing: std::collections::HashMap<Key, Decision> = Default::default();
+        let mut wanted: Vec<&str> = decisions
+            .iter()
+            .filter(|d| !inserted.contains(&key(d)))
+            .map(|d| d.supplier_id.as_str())
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for chunk in wanted.chunks(rows_per_batch(1)) {
+            let sql = format!(
+                "{SELECT_DECISIONS} WHERE supplier_id IN ({})",
+                placeholders_for(backend, 1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                let d = decode_decision(&r)?;
+                existing.insert(key(&d), d);
+            }
+        }
+        decisions
+            .iter()
+            .map(|d| {
+                let k = key(d);
+                if inserted.contains(&k) {
+                    Ok(d.clone())
+                } else {
+                    existing
+                        .get(&k)
+                        .cloned()
+                        .ok_or_else(|| StoreError::Corrupt {
+                            name: format!(
+                                "decisions of {:?} on {:?} v{}",
+                                d.supplier_id, d.entity_key, d.entry_version
+                            ),
+                            value: "neither inserted nor found".to_string(),
+                        })
+                }
+            })
+            .collect()
+    }
+
+    /// The reviews of `supplier_ids`: the version each (supplier id, entity key) pair was
+    /// dismissed at, read as [`Store::is_dismissed`] reads one, in a few statements per batch.
+    pub async fn dismissed_versions(
+        &self,
+        supplier_ids: &[&str],
+    ) -> Result<std::collections::HashMap<(String, String), i64>, StoreError> {
+        let backend = self.backend();
+        let mut out = std::collections::HashMap::new();
+        for chunk in supplier_ids.chunks(rows_per_batch(1)) {
+            let sql = format!(
+                "SELECT supplier_id, entity_key, entry_version FROM reviews WHERE supplier_id IN ({})",
+                placeholders_for(backend, 1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                out.insert(
+                    (r.try_get("supplier_id")?, r.try_get("entity_key")?),
+                    r.try_get("entry_version")?,
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Every stored decision, oldest first (for `rescreen`'s report of what changed).
@@ -624,6 +781,9 @@ impl Store {
         })
     }
 }
+
+/// Values per decision row in the batched insert.
+const DECISION_VALUES: usize = 9;
 
 const SELECT_DECISIONS: &str = "SELECT supplier_id, entity_key, entry_version, basis, score, \
     decision, explanation, document_number FROM decisions";

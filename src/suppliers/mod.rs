@@ -9,11 +9,14 @@
 //! stop a whole file for one bad row, and never hold more than a bounded amount of one row in
 //! memory, whatever the file contains. It does no database or network I/O.
 //!
-//! Layout: `reader` (CSV → records and row errors), `writer` (records → CSV). The record
-//! itself lives in `crate::domain::supplier`.
+//! Layout: `reader` (CSV → records and row errors), `batches` (the reader in bounded batches,
+//! for a streaming import), `writer` (records → CSV). The record itself lives in
+//! `crate::domain::supplier`.
 
+mod batches;
 mod reader;
 mod writer;
 
+pub use batches::*;
 pub use reader::*;
 pub use writer::*;

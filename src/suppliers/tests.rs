@@ -4,6 +4,7 @@ use super::*;
 use crate::domain::recognise_country;
 use crate::domain::supplier::*;
 use crate::suppliers::writer::*;
+use crate::suppliers::{SupplierBatch, SupplierBatches};
 
 fn read(s: &[u8]) -> SupplierImport {
     read_suppliers(s, ReadLimits::default()).expect("file readable")
@@ -399,4 +400,71 @@ fn the_optional_schema_column_gives_the_kind_and_round_trips() {
         serde_json::from_str::<SupplierRecord>(&j).unwrap(),
         i.records[0]
     );
+}
+
+/// Every batch of `data` at `batch_rows`, and the distinct ids seen.
+fn batches(data: &[u8], batch_rows: usize) -> (Vec<SupplierBatch>, usize) {
+    let mut b = SupplierBatches::new(data, ReadLimits::default(), batch_rows).unwrap();
+    let mut out = Vec::new();
+    while let Some(batch) = b.next_batch().unwrap() {
+        assert!(batch.records.len() <= batch_rows);
+        out.push(batch);
+    }
+    (out, b.distinct_ids())
+}
+
+#[test]
+fn batches_report_what_the_whole_file_read_reports() {
+    // Duplicates within and across batches, a bad row, an unknown country.
+    let data = b"id,name,country\n\
+        1,Acme,CN\n2,Beta,\n,No Id,\n3,Gamma,Atlantis\n1,Acme Two,CN\n\
+        4,Delta,\n5,Eps,\n2,Beta Two,\n6,Zeta,\n1,Acme Three,\n";
+    let whole = read(data);
+    for size in [1, 2, 3, 4, 100] {
+        let (batches, distinct) = batches(data, size);
+        let mut errors: Vec<RowError> = batches.iter().flat_map(|b| b.errors.clone()).collect();
+        errors.sort_by_key(|e| e.line);
+        assert_eq!(errors, whole.errors, "batch size {size}");
+        assert_eq!(batches.iter().map(|b| b.rows).sum::<u64>(), whole.rows);
+        assert_eq!(distinct, whole.records.len());
+        // Applying the batches in order as upserts leaves what the whole read stores.
+        let mut stored: std::collections::BTreeMap<String, SupplierRecord> = Default::default();
+        let mut repeats = 0;
+        for b in &batches {
+            repeats += b.repeats_of_earlier_batches;
+            for r in &b.records {
+                stored.insert(r.id().to_string(), r.clone());
+            }
+        }
+        let mut expected: Vec<SupplierRecord> = whole.records.clone();
+        expected.sort_by(|a, b| a.id().cmp(b.id()));
+        assert_eq!(
+            stored.into_values().collect::<Vec<_>>(),
+            expected,
+            "batch size {size}"
+        );
+        let handed_out: usize = batches.iter().map(|b| b.records.len()).sum();
+        assert_eq!(
+            handed_out as u64 - repeats,
+            whole.records.len() as u64,
+            "batch size {size}: every record beyond the first of its id is a repeat"
+        );
+    }
+    // One batch holds each id once, as its last row.
+    let (one, _) = batches(data, 100);
+    assert_eq!(one.len(), 1);
+    let acme: Vec<&str> = one[0]
+        .records
+        .iter()
+        .filter(|r| r.id() == "1")
+        .map(|r| r.name())
+        .collect();
+    assert_eq!(acme, ["Acme Three"]);
+}
+
+#[test]
+fn batches_of_a_file_with_only_a_header_are_none() {
+    let (b, distinct) = batches(b"id,name\n", 10);
+    assert!(b.is_empty());
+    assert_eq!(distinct, 0);
 }

@@ -175,10 +175,9 @@ impl Worker {
         for (owner, matches) in results {
             for matched in matches {
                 let entry = &listed[matched.entry];
-                let key = entry.entry.entity_key.as_str();
                 self.decide(
                     &owner,
-                    key,
+                    entry,
                     entry.version,
                     &matched,
                     entry.last_document.clone(),
@@ -236,7 +235,7 @@ impl Worker {
             };
             self.decide(
                 owner,
-                key.as_str(),
+                &current,
                 current.version,
                 &matched,
                 current.last_document.clone(),

@@ -9,6 +9,10 @@
 //! are durable (the worker returned Ok, or the dead letter is written), or skip a message whose
 //! handling failed — a failed message is retried in place, since it could be an unsent alert. A
 //! poison message is dead-lettered and skipped, since retrying cannot help.
+//!
+//! Consecutive supplier upserts already at hand are handled as one batch (up to
+//! [`crate::worker::SUPPLIER_BATCH`]): stored and decided in one transaction, and their
+//! positions committed only after the whole batch is durable; a failed batch is retried whole.
 
 use std::time::Duration;
 
@@ -48,6 +52,11 @@ pub enum SourceError {
 pub trait MessageSource: Send {
     /// The next message, or `None` if none arrived within `idle_wait`.
     async fn receive(&mut self, idle_wait: Duration) -> Result<Option<Message>, SourceError>;
+    /// The next message if one is at hand (fetched already, or arriving within a few
+    /// milliseconds): how a batch is filled without waiting on an idle topic.
+    async fn receive_ready(&mut self) -> Result<Option<Message>, SourceError> {
+        self.receive(Duration::ZERO).await
+    }
     /// Records `message` as handled: the next start resumes after it.
     async fn commit(&mut self, message: &Message) -> Result<(), SourceError>;
     /// Brings the consumer-lag gauges up to date.
@@ -100,6 +109,9 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(2);
 
 /// How long an idle receive waits before the loop looks at its stop conditions again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// How long filling a batch waits for a message that is not at hand yet.
+const BATCH_LINGER: Duration = Duration::from_millis(5);
 
 /// How often lag is sampled: on Kafka it costs a round trip to the brokers.
 const LAG_INTERVAL: Duration = Duration::from_secs(10);
@@ -155,6 +167,8 @@ async fn consume_messages(
         _ => IDLE_WAIT,
     };
     let mut last_lag: Option<std::time::Instant> = None;
+    // A message read while filling a batch that does not belong in it: handled next.
+    let mut pending: Option<Message> = None;
     'messages: loop {
         if let Until::Handled(max) = options.until {
             if handled >= max {
@@ -166,10 +180,13 @@ async fn consume_messages(
             last_lag = Some(std::time::Instant::now());
         }
         // Biased: a requested stop wins over a message that happens to be ready.
-        let received = tokio::select! {
-            biased;
-            _ = worker.stopped() => break,
-            r = source.receive(idle_wait) => r,
+        let received = match pending.take() {
+            Some(m) => Ok(Some(m)),
+            None => tokio::select! {
+                biased;
+                _ = worker.stopped() => break,
+                r = source.receive(idle_wait) => r,
+            },
         };
         let message = match received {
             Ok(Some(m)) => m,
@@ -185,6 +202,22 @@ async fn consume_messages(
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(first) = supplier_upsert(&message, options) {
+            let room = match options.until {
+                Until::Handled(max) => max.saturating_sub(handled).max(1),
+                _ => usize::MAX,
+            };
+            let batch = fill_supplier_batch(source, message, first, room, &mut pending).await?;
+            match handle_supplier_batch(worker, &batch, options).await? {
+                BatchEnd::Handled => {}
+                BatchEnd::Stopped => break 'messages,
+            }
+            for (message, _) in &batch {
+                commit(source, message).await?;
+                handled += 1;
+            }
+            continue;
+        }
         loop {
             if worker.stop_requested() {
                 break 'messages;
@@ -215,18 +248,129 @@ async fn consume_messages(
                 }
             }
         }
-        if let Err(e) = source.commit(&message).await {
-            // On Kafka only a partition revoked by a rebalance refuses a store: its new owner
-            // redoes the message and the ledger absorbs the repeat. In the store it is an error.
-            if source.receive_errors_are_transient() {
-                warn!(error = %e, from = %message.origin, "cannot store the offset");
-            } else {
-                return Err(e.into());
-            }
-        }
+        commit(source, &message).await?;
         handled += 1;
     }
     Ok(handled)
+}
+
+/// Records `message` as handled.
+async fn commit(source: &mut dyn MessageSource, message: &Message) -> Result<(), ConsumeError> {
+    if let Err(e) = source.commit(message).await {
+        // On Kafka only a partition revoked by a rebalance refuses a store: its new owner
+        // redoes the message and the ledger absorbs the repeat. In the store it is an error.
+        if source.receive_errors_are_transient() {
+            warn!(error = %e, from = %message.origin, "cannot store the offset");
+        } else {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// The record of a supplier upsert that can join a batch: a message of the suppliers topic
+/// whose payload parses as a record keyed by its id. Tombstones and messages to dead-letter
+/// go one at a time through [`handle_message`], in their place.
+fn supplier_upsert(message: &Message, options: &ConsumeOptions) -> Option<SupplierRecord> {
+    if options.suppliers_topic.as_deref() != Some(message.topic.as_str()) {
+        return None;
+    }
+    let record = serde_json::from_slice::<SupplierRecord>(message.payload.as_deref()?).ok()?;
+    (record.id() == message.key).then_some(record)
+}
+
+/// Supplier upserts handled as one batch at most (one transaction of upserts and decisions).
+const KAFKA_SUPPLIER_BATCH: usize = crate::worker::SUPPLIER_BATCH;
+
+/// Fills a batch of consecutive supplier upserts starting with `first`, up to `room` messages,
+/// taking only what is already at hand. The first message that cannot join (another topic, a
+/// tombstone, a bad record) is left in `pending`, so order on the topic is kept.
+async fn fill_supplier_batch(
+    source: &mut dyn MessageSource,
+    message: Message,
+    first: SupplierRecord,
+    room: usize,
+    pending: &mut Option<Message>,
+) -> Result<Vec<(Message, SupplierRecord)>, ConsumeError> {
+    let mut batch = vec![(message, first)];
+    let limit = room.min(KAFKA_SUPPLIER_BATCH);
+    while batch.len() < limit {
+        let next = match source.receive_ready().await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            // Handled by the main loop's retry on its next receive.
+            Err(e) if source.receive_errors_are_transient() => {
+                warn!(error = %e, "receive failed while filling a batch");
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The batch's options are the loop's: only suppliers-topic messages reach here as
+        // upserts, so checking the topic of the first is enough.
+        let joins = next.topic == batch[0].0.topic && next.payload.is_some();
+        let record = joins
+            .then(|| serde_json::from_slice::<SupplierRecord>(next.payload.as_deref()?).ok())
+            .flatten()
+            .filter(|r| r.id() == next.key);
+        match record {
+            Some(r) => batch.push((next, r)),
+            None => {
+                *pending = Some(next);
+                break;
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// How handling a batch ended.
+enum BatchEnd {
+    Handled,
+    /// A stop came first: nothing of the batch is committed.
+    Stopped,
+}
+
+/// Stores and screens a batch of supplier upserts, retrying the whole batch in place on
+/// failure (it is one transaction, then deliveries the ledger makes idempotent).
+async fn handle_supplier_batch(
+    worker: &Worker,
+    batch: &[(Message, SupplierRecord)],
+    options: &ConsumeOptions,
+) -> Result<BatchEnd, ConsumeError> {
+    let records: Vec<SupplierRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
+    loop {
+        if worker.stop_requested() {
+            return Ok(BatchEnd::Stopped);
+        }
+        match worker.suppliers_upserted(&records).await {
+            Ok(_) => {
+                for _ in batch {
+                    MessageHandled {
+                        outcome: WorkerOutcome::Processed,
+                    }
+                    .emit();
+                }
+                return Ok(BatchEnd::Handled);
+            }
+            Err(WorkerError::Interrupted { .. }) => return Ok(BatchEnd::Stopped),
+            Err(_) if worker.stop_requested() => return Ok(BatchEnd::Stopped),
+            Err(e) => {
+                MessageFailed {
+                    origin: &batch[0].0.origin,
+                    error: &e,
+                }
+                .emit();
+                if options.until == Until::Idle {
+                    return Err(e.into());
+                }
+                tokio::select! {
+                    biased;
+                    _ = worker.stopped() => return Ok(BatchEnd::Stopped),
+                    _ = tokio::time::sleep(options.retry_delay) => {}
+                }
+            }
+        }
+    }
 }
 
 /// Hands one message to the worker: a supplier upsert or tombstone, or a change event.
@@ -431,6 +575,19 @@ impl MessageSource for LogSource {
     }
 }
 
+fn kafka_message(m: crate::bus::kafka::ReceivedMessage) -> Message {
+    Message {
+        key: m.key_str().unwrap_or_default().to_string(),
+        origin: Origin::Kafka {
+            topic: m.topic.clone(),
+            partition: m.partition,
+            offset: m.offset,
+        },
+        topic: m.topic,
+        payload: m.payload,
+    }
+}
+
 /// A member of the Kafka consumer group.
 pub struct KafkaSource {
     consumer: Option<KafkaConsumer>,
@@ -457,16 +614,17 @@ impl MessageSource for KafkaSource {
             Ok(r) => r.map(Some),
             Err(_) => Ok(None),
         };
-        Ok(received?.map(|m| Message {
-            key: m.key_str().unwrap_or_default().to_string(),
-            origin: Origin::Kafka {
-                topic: m.topic.clone(),
-                partition: m.partition,
-                offset: m.offset,
-            },
-            topic: m.topic,
-            payload: m.payload,
-        }))
+        Ok(received?.map(kafka_message))
+    }
+
+    async fn receive_ready(&mut self) -> Result<Option<Message>, SourceError> {
+        // Long enough for librdkafka to hand over what it has fetched, short enough that a
+        // batch on a quiet topic is not held back.
+        let received = match tokio::time::timeout(BATCH_LINGER, self.consumer().recv()).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        };
+        Ok(received?.map(kafka_message))
     }
 
     async fn commit(&mut self, message: &Message) -> Result<(), SourceError> {

@@ -31,7 +31,7 @@ use crate::events::{ChangeAction, ChangeEvent, EntityChange};
 use crate::metrics::metrics;
 use crate::outcome::{DecisionKind, MatchLabel};
 use crate::screening::{self, Schema, Screener, SupplierIndex};
-use crate::store::{ChangeOutcome, Decision, Store, StoreError, StoredEntry};
+use crate::store::{ChangeOutcome, Decision, Store, StoreError, StoredEntry, UpsertCounts};
 use crate::telemetry::{register_sink, ChangeUnmatched, DecisionMade, InternalEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,16 +70,70 @@ impl EventOutcome {
             .alerts_queued
             .saturating_sub(flushed.delivered + flushed.dead_lettered);
     }
+
+    /// Adds what another batch did.
+    pub fn add(&mut self, other: &EventOutcome) {
+        self.candidates += other.candidates;
+        self.matches += other.matches;
+        self.alerts_delivered += other.alerts_delivered;
+        self.alerts_already_delivered += other.alerts_already_delivered;
+        self.alerts_dead_lettered += other.alerts_dead_lettered;
+        self.alerts_queued += other.alerts_queued;
+        self.dismissed += other.dismissed;
+    }
 }
 
 /// The supplier index, and the fingerprint of the supplier table it was built from.
 type CachedIndex = ((i64, Option<String>), Arc<SupplierIndex<String>>);
+
+/// The current list and the screener over it.
+struct ScreeningList {
+    entries: Vec<StoredEntry>,
+    screener: Screener,
+}
+
+/// The screening list, and the fingerprint of the list it was built from.
+type CachedList = ((i64, i64, Option<String>), Arc<ScreeningList>);
+
+/// Suppliers stored and screened per batch (an import, a rescreen): enough that a batch's
+/// writes are a handful of multi-row statements in one transaction, few enough that memory
+/// stays flat whatever the file's size (10,000 records with their matches are a few MB).
+pub const SUPPLIER_BATCH: usize = 10_000;
+
+/// One (supplier, entry) pair the screener scored, to be decided.
+struct Candidate<'a> {
+    supplier: &'a SupplierRecord,
+    entry: &'a StoredEntry,
+    /// The entry version decided on (the one a change just wrote, or the snapshot's).
+    version: i64,
+    matched: &'a screening::Match,
+    document: Option<String>,
+}
+
+/// The last record of each id, in the order of those last occurrences (upsert semantics: a
+/// later record replaces an earlier one, as a second import would).
+fn last_of_each_id(records: &[SupplierRecord]) -> Vec<&SupplierRecord> {
+    let mut last: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        last.insert(r.id(), i);
+    }
+    records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(r.id()) == Some(i))
+        .map(|(_, r)| r)
+        .collect()
+}
 
 pub struct Worker {
     store: Store,
     /// Rebuilding the index over every supplier for every event would make a rule of 27
     /// entries cost 27 full index builds; it is rebuilt only when the suppliers changed.
     supplier_index: tokio::sync::Mutex<Option<CachedIndex>>,
+    /// Rebuilding the screener over the whole list for every batch of an import would cost a
+    /// hundred builds per million suppliers; it is rebuilt only when the list changed.
+    screening_list: tokio::sync::Mutex<Option<CachedList>>,
     /// Sinks, ledger claims, the outbox and its dispatchers; its stop flag is the worker's
     /// (set once by [`Worker::request_stop`]; sticky: a stopped worker is done).
     deliveries: Arc<Deliveries>,
@@ -110,6 +164,7 @@ impl Worker {
             deliveries: Arc::new(Deliveries::new(store.clone(), sinks, dead_letters, retry)),
             store,
             supplier_index: tokio::sync::Mutex::new(None),
+            screening_list: tokio::sync::Mutex::new(None),
             affiliates: Some(crate::ownership::Share::DEFAULT_THRESHOLD),
             affiliate_cache: tokio::sync::Mutex::new(None),
         }
@@ -221,14 +276,14 @@ impl Worker {
         let mut alerts = Vec::new();
 
         if change.action == ChangeAction::Removed {
-            for supplier_id in self
+            let alerted = self
                 .store
                 .suppliers_alerted_on(change.entity_key.as_str())
-                .await?
-            {
-                let Some(supplier) = self.store.supplier(&supplier_id).await? else {
-                    continue;
-                };
+                .await?;
+            let ids: Vec<&str> = alerted.iter().map(String::as_str).collect();
+            let mut suppliers = self.store.suppliers_by_ids(&ids).await?;
+            suppliers.sort_by(|a, b| a.id().cmp(b.id()));
+            for supplier in suppliers {
                 let entry = before
                     .as_ref()
                     .map(|b| alert_entry(&b.entry, version, change, &b.entry.name.to_string()))
@@ -278,37 +333,49 @@ impl Worker {
             .as_ref()
             .map(|b| describe_changes(&b.entry, &current.entry))
             .unwrap_or_default();
-        for (supplier_id, matched) in hits {
-            let Some(supplier) = self.store.supplier(&supplier_id).await? else {
-                continue;
-            };
-            let document = Some(change.source.document_number.clone());
-            let Some(decision) = self
-                .decide(
-                    &supplier,
-                    change.entity_key.as_str(),
+        // The hits of a rule matching thousands of suppliers: their records read in a few
+        // statements and their decisions stored in one transaction, not a round trip each.
+        let ids: Vec<&str> = hits.iter().map(|(id, _)| id.as_str()).collect();
+        let suppliers: std::collections::HashMap<String, SupplierRecord> = self
+            .store
+            .suppliers_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id().to_string(), s))
+            .collect();
+        let document = Some(change.source.document_number.clone());
+        let candidates: Vec<Candidate<'_>> = hits
+            .iter()
+            .filter_map(|(id, matched)| {
+                Some(Candidate {
+                    supplier: suppliers.get(id)?,
+                    entry: &current,
                     version,
-                    &matched,
-                    document,
-                    &mut outcome,
-                )
-                .await?
-            else {
+                    matched,
+                    document: document.clone(),
+                })
+            })
+            .collect();
+        let fresh = self.fresh_decisions(&candidates).await?;
+        let decisions: Vec<Decision> = fresh.iter().map(|(d, _)| d.clone()).collect();
+        let stored = self.store.record_decisions(&decisions).await?;
+        let kind = if change.action == ChangeAction::Revised && before.is_some() {
+            AlertKind::Revised
+        } else {
+            AlertKind::Listed
+        };
+        for ((c, (fresh, dismissed)), stored) in candidates.iter().zip(&fresh).zip(stored) {
+            let Some(decision) = self.conclude(fresh, *dismissed, stored, &mut outcome) else {
                 continue;
-            };
-            let kind = if change.action == ChangeAction::Revised && before.is_some() {
-                AlertKind::Revised
-            } else {
-                AlertKind::Listed
             };
             let alert = Alert::new(
                 kind,
-                alert_supplier(&supplier),
+                alert_supplier(c.supplier),
                 alert_entry(
                     &current.entry,
                     version,
                     change,
-                    &matched.explanation.listed_name,
+                    &c.matched.explanation.listed_name,
                 ),
                 decision.score,
                 decision.explanation,
@@ -394,9 +461,17 @@ impl Worker {
         &self,
         record: SupplierRecord,
     ) -> Result<EventOutcome, WorkerError> {
-        let id = record.id().to_string();
-        self.store.upsert_suppliers(&[record]).await?;
-        let outcome = self.screen_suppliers(&[id]).await?;
+        self.suppliers_upserted(std::slice::from_ref(&record)).await
+    }
+
+    /// A batch of supplier upserts from the suppliers topic: stored and screened as one batch
+    /// (see [`Worker::import_batch`]); the caller stores the messages' offsets only after this
+    /// returned Ok.
+    pub async fn suppliers_upserted(
+        &self,
+        records: &[SupplierRecord],
+    ) -> Result<EventOutcome, WorkerError> {
+        let (_, outcome) = self.import_batch(records, true).await?;
         self.refresh_snapshot_metrics().await;
         Ok(outcome)
     }
@@ -408,76 +483,150 @@ impl Worker {
         Ok(())
     }
 
-    /// Screens suppliers (just imported, or upserted on the suppliers topic) against the whole
-    /// current list, with the same decisions, dismissals and exactly-once alerts as a change.
-    #[tracing::instrument(skip_all, fields(suppliers = ids.len()))]
-    pub async fn screen_suppliers(&self, ids: &[String]) -> Result<EventOutcome, WorkerError> {
-        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let suppliers: Vec<SupplierRecord> = self
-            .store
-            .suppliers()
-            .await?
-            .into_iter()
-            .filter(|s| wanted.contains(s.id()))
-            .collect();
-        let listed = self.store.listed_entries().await?;
+    /// Stores a batch of supplier records and, with `screen`, screens them against the whole
+    /// current list: the upserts and every decision go to the store in one transaction (group
+    /// commit: one durable write per batch, not two per decision), then the batch's alerts are
+    /// delivered. A crash before the commit loses nothing that was promised (the caller has
+    /// not acknowledged the batch: the import is re-run, the offsets were not stored); a crash
+    /// after it redoes the batch on the same basis, reusing the stored decisions, and the
+    /// delivery ledger absorbs the alerts already sent. If `records` repeats an id, the last
+    /// one wins.
+    #[tracing::instrument(skip_all, fields(suppliers = records.len()))]
+    pub async fn import_batch(
+        &self,
+        records: &[SupplierRecord],
+        screen: bool,
+    ) -> Result<(UpsertCounts, EventOutcome), WorkerError> {
         let mut outcome = EventOutcome::default();
-        if listed.is_empty() || suppliers.is_empty() {
-            return Ok(outcome);
-        }
-        metrics().suppliers_screened.inc_by(suppliers.len() as u64);
-        let timer = metrics().screening_duration.start_timer();
-        let (listed, results) = tokio::task::spawn_blocking(move || {
-            let screener = Screener::new_typed(listed.iter().map(typed_screening_entry).collect());
-            let results: Vec<(SupplierRecord, Vec<screening::Match>)> = suppliers
-                .into_iter()
-                .map(|s| {
-                    let m = screener.screen_typed(
-                        s.name(),
-                        s.aliases(),
-                        s.country(),
-                        supplier_schema(&s),
-                    );
-                    (s, m)
+        let records = last_of_each_id(records);
+        let list = if screen {
+            Some(self.screening_list().await?)
+        } else {
+            None
+        };
+        let screened = match &list {
+            Some(list) => self.screen_records(list, &records).await?,
+            None => Vec::new(),
+        };
+        let candidates: Vec<Candidate<'_>> = screened
+            .iter()
+            .flat_map(|(supplier, matches)| {
+                let list = list.as_ref().expect("screened only with a list");
+                matches.iter().map(move |matched| {
+                    let entry = &list.entries[matched.entry];
+                    Candidate {
+                        supplier,
+                        entry,
+                        version: entry.version,
+                        matched,
+                        document: entry.last_document.clone(),
+                    }
                 })
-                .collect();
-            (listed, results)
-        })
-        .await
-        .map_err(|e| WorkerError::Screening(e.to_string()))?;
-        timer.observe_duration();
+            })
+            .collect();
+        outcome.candidates = candidates.len();
+        let fresh = self.fresh_decisions(&candidates).await?;
+        let decisions: Vec<Decision> = fresh.iter().map(|(d, _)| d.clone()).collect();
+        let owned: Vec<SupplierRecord> = records.iter().map(|r| (*r).clone()).collect();
+        let (counts, stored) = self.store.store_screened_batch(&owned, &decisions).await?;
         let mut alerts = Vec::new();
-        for (supplier, matches) in results {
-            outcome.candidates += matches.len();
-            for matched in matches {
-                let entry = &listed[matched.entry];
-                let version = entry.version;
-                let key = entry.entry.entity_key.as_str();
-                let document = entry.last_document.clone();
-                let Some(decision) = self
-                    .decide(&supplier, key, version, &matched, document, &mut outcome)
-                    .await?
-                else {
-                    continue;
-                };
-                let alert = Alert::new(
-                    AlertKind::Listed,
-                    alert_supplier(&supplier),
-                    snapshot_alert_entry(entry, &matched.explanation.listed_name),
-                    decision.score,
-                    decision.explanation,
-                    Vec::new(),
-                );
-                alerts.push(alert);
-            }
+        for ((c, (fresh, dismissed)), stored) in candidates.iter().zip(&fresh).zip(stored) {
+            let Some(decision) = self.conclude(fresh, *dismissed, stored, &mut outcome) else {
+                continue;
+            };
+            alerts.push(Alert::new(
+                AlertKind::Listed,
+                alert_supplier(c.supplier),
+                snapshot_alert_entry(c.entry, &c.matched.explanation.listed_name),
+                decision.score,
+                decision.explanation,
+                Vec::new(),
+            ));
         }
         self.send_all(&alerts, &mut outcome).await?;
+        tracing::debug!(
+            matches = outcome.matches,
+            delivered = outcome.alerts_delivered,
+            "supplier batch stored and screened"
+        );
+        Ok((counts, outcome))
+    }
+
+    /// Screens suppliers (already stored) against the whole current list, with the same
+    /// decisions, dismissals and exactly-once alerts as a change, a batch at a time.
+    #[tracing::instrument(skip_all, fields(suppliers = ids.len()))]
+    pub async fn screen_suppliers(&self, ids: &[String]) -> Result<EventOutcome, WorkerError> {
+        let mut outcome = EventOutcome::default();
+        for chunk in ids.chunks(SUPPLIER_BATCH) {
+            let wanted: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let records = self.store.suppliers_by_ids(&wanted).await?;
+            if records.is_empty() {
+                continue;
+            }
+            let (_, batch) = self.import_batch(&records, true).await?;
+            outcome.add(&batch);
+        }
         info!(
             matches = outcome.matches,
             delivered = outcome.alerts_delivered,
             "suppliers screened against the whole list"
         );
         Ok(outcome)
+    }
+
+    /// The current list and a screener over it, rebuilt only when the list changed: a
+    /// million-supplier import screens a hundred batches against one list.
+    async fn screening_list(&self) -> Result<Arc<ScreeningList>, WorkerError> {
+        let fingerprint = self.store.listed_fingerprint().await?;
+        let mut cached = self.screening_list.lock().await;
+        if let Some((f, list)) = cached.as_ref() {
+            if *f == fingerprint {
+                return Ok(list.clone());
+            }
+        }
+        let entries = self.store.listed_entries().await?;
+        let list = tokio::task::spawn_blocking(move || {
+            let screener = Screener::new_typed(entries.iter().map(typed_screening_entry).collect());
+            Arc::new(ScreeningList { entries, screener })
+        })
+        .await
+        .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        *cached = Some((fingerprint, list.clone()));
+        Ok(list)
+    }
+
+    /// Scores `records` against `list` on the blocking pool, in parallel; every record comes
+    /// back with its matches (possibly none), in order.
+    async fn screen_records<'r>(
+        &self,
+        list: &Arc<ScreeningList>,
+        records: &[&'r SupplierRecord],
+    ) -> Result<Vec<(&'r SupplierRecord, Vec<screening::Match>)>, WorkerError> {
+        if list.entries.is_empty() || records.is_empty() {
+            return Ok(Vec::new());
+        }
+        metrics().suppliers_screened.inc_by(records.len() as u64);
+        let timer = metrics().screening_duration.start_timer();
+        let query: Vec<(screening::SupplierRecord<()>, Schema)> = records
+            .iter()
+            .map(|s| {
+                (
+                    screening::SupplierRecord {
+                        id: (),
+                        name: s.name().to_string(),
+                        aliases: s.aliases().to_vec(),
+                        country: s.country().cloned(),
+                    },
+                    supplier_schema(s),
+                )
+            })
+            .collect();
+        let list = list.clone();
+        let matches = tokio::task::spawn_blocking(move || list.screener.screen_many_typed(&query))
+            .await
+            .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        timer.observe_duration();
+        Ok(records.iter().copied().zip(matches).collect())
     }
 
     /// Delivers a dead-lettered alert again to every sink that has not accepted it (the
@@ -489,51 +638,103 @@ impl Worker {
         Ok(outcome)
     }
 
-    /// Decides one (supplier, entry, version) and says whether it calls for an alert: a match
-    /// that no reviewer dismissed at this version. A decision already stored on the same basis
-    /// (matcher version, supplier record) is reused rather than made again, so re-handling an
-    /// event — a replay into a fresh consumer group, a rebalance — decides exactly as the first
-    /// time did, whatever the list has become since. Returns the decision to alert on.
+    /// The decision each candidate calls for as scored now, and whether a reviewer dismissed
+    /// the pair at this version (read for the whole batch at once). A match no reviewer
+    /// dismissed is a `match`, a dismissed one `dismissed`, anything else above the floor a
+    /// `near_miss`.
+    /// Decides one (supplier or owner, entry, version) pair as a batch of one, for the callers
+    /// that decide pair by pair (the owners of the Affiliates rule).
     async fn decide(
         &self,
         supplier: &SupplierRecord,
-        entity_key: &str,
+        entry: &StoredEntry,
         version: i64,
         matched: &screening::Match,
-        document_number: Option<String>,
+        document: Option<String>,
         outcome: &mut EventOutcome,
     ) -> Result<Option<Decision>, WorkerError> {
-        let dismissed = matched.is_match
-            && self
-                .store
-                .is_dismissed(supplier.id(), entity_key, version)
-                .await?;
-        let fresh = match (matched.is_match, dismissed) {
-            (true, true) => DecisionKind::Dismissed,
-            (true, false) => DecisionKind::Match,
-            (false, _) => DecisionKind::NearMiss,
+        let candidates = [Candidate {
+            supplier,
+            entry,
+            version,
+            matched,
+            document,
+        }];
+        let fresh = self.fresh_decisions(&candidates).await?;
+        let decisions: Vec<Decision> = fresh.iter().map(|(d, _)| d.clone()).collect();
+        let stored = self.store.record_decisions(&decisions).await?;
+        let mut decided = None;
+        for ((fresh, dismissed), stored) in fresh.iter().zip(stored) {
+            decided = decided.or(self.conclude(fresh, *dismissed, stored, outcome));
+        }
+        Ok(decided)
+    }
+
+    async fn fresh_decisions(
+        &self,
+        candidates: &[Candidate<'_>],
+    ) -> Result<Vec<(Decision, bool)>, WorkerError> {
+        let mut matched: Vec<&str> = candidates
+            .iter()
+            .filter(|c| c.matched.is_match)
+            .map(|c| c.supplier.id())
+            .collect();
+        matched.sort_unstable();
+        matched.dedup();
+        let reviews = if matched.is_empty() {
+            Default::default()
+        } else {
+            self.store.dismissed_versions(&matched).await?
         };
-        let stored = self
-            .store
-            .record_decision(&Decision {
-                supplier_id: supplier.id().to_string(),
-                entity_key: entity_key.to_string(),
-                entry_version: version,
-                basis: decision_basis(supplier),
-                score: matched.score,
-                decision: fresh,
-                explanation: matched.explanation.to_string(),
-                document_number,
+        Ok(candidates
+            .iter()
+            .map(|c| {
+                let key = c.entry.entry.entity_key.as_str();
+                let version = c.version;
+                let dismissed = c.matched.is_match
+                    && reviews
+                        .get(&(c.supplier.id().to_string(), key.to_string()))
+                        .is_some_and(|v| *v >= version);
+                let kind = match (c.matched.is_match, dismissed) {
+                    (true, true) => DecisionKind::Dismissed,
+                    (true, false) => DecisionKind::Match,
+                    (false, _) => DecisionKind::NearMiss,
+                };
+                let decision = Decision {
+                    supplier_id: c.supplier.id().to_string(),
+                    entity_key: key.to_string(),
+                    entry_version: version,
+                    basis: decision_basis(c.supplier),
+                    score: c.matched.score,
+                    decision: kind,
+                    explanation: c.matched.explanation.to_string(),
+                    document_number: c.document.clone(),
+                };
+                (decision, dismissed)
             })
-            .await?;
-        if stored.decision != fresh {
+            .collect())
+    }
+
+    /// What a decision comes to once stored: a decision already stored on the same basis
+    /// (matcher version, supplier record) stands over the one made now, so re-handling an
+    /// event — a replay into a fresh consumer group, a rebalance, a re-run import — decides
+    /// exactly as the first time did, whatever the list has become since. Returns the
+    /// decision to alert on: a match that no reviewer dismissed at this version.
+    fn conclude(
+        &self,
+        fresh: &Decision,
+        dismissed: bool,
+        stored: Decision,
+        outcome: &mut EventOutcome,
+    ) -> Option<Decision> {
+        if stored.decision != fresh.decision {
             info!(
-                supplier = supplier.id(),
-                entity = entity_key,
-                version,
+                supplier = %fresh.supplier_id,
+                entity = %fresh.entity_key,
+                version = fresh.entry_version,
                 stored = %stored.decision,
                 stored_score = stored.score,
-                rescored = matched.score,
+                rescored = fresh.score,
                 "a decision on this basis was already made; it stands (`entitywatch rescreen` re-decides deliberately)"
             );
         }
@@ -553,9 +754,9 @@ impl Worker {
         .emit();
         if decision == DecisionKind::Match {
             outcome.matches += 1;
-            Ok(Some(stored))
+            Some(stored)
         } else {
-            Ok(None)
+            None
         }
     }
 

@@ -22,6 +22,7 @@ mod faults_alerts;
 mod faults_federal_register;
 mod faults_kafka;
 mod faults_suppliers;
+mod import_crash;
 mod inputs;
 mod kafka_bus;
 mod list_sync;

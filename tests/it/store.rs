@@ -42,6 +42,7 @@ on_both!(
     entity_changes_raise_versions,
     delivery_claims_let_one_sender_through,
     the_outbox_keeps_parked_alerts_in_order_and_hands_orphans_on,
+    batched_decisions_are_stored_once_and_reused,
 );
 
 const EL_2022: &str = "csl/EL_only_from_watchman_consolidated_2022-05.csv";
@@ -861,5 +862,50 @@ async fn the_outbox_keeps_parked_alerts_in_order_and_hands_orphans_on(kind: Db) 
         vec![("webhook".to_string(), 1)]
     );
     assert_eq!(store.deliveries().await.unwrap().len(), 1);
+    store.close().await;
+}
+
+/// A batch of decisions and supplier upserts in one transaction: a decision on a basis is stored
+/// once; a later batch holding it again (a redone import) gets the stored one back, whatever
+/// it scored this time, while its new decisions are stored.
+async fn batched_decisions_are_stored_once_and_reused(kind: Db) {
+    use entitywatch::outcome::DecisionKind;
+    use entitywatch::store::Decision;
+    let db = fresh_db(kind).await;
+    let store = open(&db).await;
+    let decision = |supplier: &str, score: f64, kind: DecisionKind| Decision {
+        supplier_id: supplier.to_string(),
+        entity_key: "CN/acme".to_string(),
+        entry_version: 1,
+        basis: "m/1".to_string(),
+        score,
+        decision: kind,
+        explanation: format!("scored {score}"),
+        document_number: Some("2026-1".to_string()),
+    };
+    // More than one statement's worth, so chunks are exercised too.
+    let suppliers: Vec<SupplierRecord> = (0..1200)
+        .map(|i| SupplierRecord::new(&format!("s{i}"), "Acme Ltd").unwrap())
+        .collect();
+    let first: Vec<Decision> = (0..1200)
+        .map(|i| decision(&format!("s{i}"), 0.9, DecisionKind::Match))
+        .collect();
+    let (counts, stored) = store
+        .store_screened_batch(&suppliers, &first)
+        .await
+        .unwrap();
+    assert_eq!(counts.inserted, 1200);
+    assert_eq!(stored, first);
+
+    // Redone: s0..s1199 again, rescored lower, plus a new supplier's decision.
+    let mut again: Vec<Decision> = (0..1200)
+        .map(|i| decision(&format!("s{i}"), 0.5, DecisionKind::NearMiss))
+        .collect();
+    again.push(decision("s-new", 0.7, DecisionKind::NearMiss));
+    let stored = store.record_decisions(&again).await.unwrap();
+    assert_eq!(stored.len(), again.len());
+    assert_eq!(&stored[..1200], &first[..], "the first decisions stand");
+    assert_eq!(stored[1200], again[1200], "a new decision is stored");
+    assert_eq!(store.decisions().await.unwrap().len(), 1201);
     store.close().await;
 }
