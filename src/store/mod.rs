@@ -11,6 +11,7 @@ mod checkpoint;
 mod entity_list;
 mod ownership;
 mod suppliers;
+mod tokens;
 mod worker_state;
 
 pub use alerts::{AlertQuery, AlertReview, AuditRecord, ReviewError, StoredAlert};
@@ -20,6 +21,7 @@ pub use entity_list::{
 };
 pub use ownership::{AffiliateState, Holding, ListedMatch, Owner, OwnershipCounts};
 pub use suppliers::UpsertCounts;
+pub use tokens::{ApiToken, TokenError};
 pub use worker_state::{Claim, Decision, Delivery, LoggedMessage, QueuedDelivery};
 
 use std::str::FromStr;
