@@ -9,6 +9,7 @@
 //! everything else the endpoint serves is behind [`auth::require`].
 
 pub mod auth;
+pub mod console;
 pub mod problem;
 
 use std::net::SocketAddr;
