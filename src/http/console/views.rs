@@ -462,10 +462,23 @@ impl HistoryRow {
             action: r.action.clone(),
             document_url: document_url(&document),
             document_number: document,
-            matched_by: r.matched_by.clone(),
+            matched_by: identity_text(&r.action, &r.matched_by),
             changed_at: day_and_time(&r.changed_at),
             current: r.version == alerted_version,
         }
+    }
+}
+
+/// How a change found the stored entry it changed, in words (the history records the
+/// identity resolution's spelling).
+fn identity_text(action: &str, matched_by: &str) -> String {
+    match (action, matched_by) {
+        ("added", "unmatched") => "new to the list".to_string(),
+        (_, "unmatched") => "matched no stored entry".to_string(),
+        (_, "key") => "by its key".to_string(),
+        (_, "name_in_country") => "by name, same country".to_string(),
+        (_, "name_across_countries") => "by name, another country".to_string(),
+        (_, other) => other.to_string(),
     }
 }
 
