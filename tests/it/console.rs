@@ -806,6 +806,37 @@ async fn hostile_names_are_escaped_everywhere(kind: Db) {
     c.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_https_the_cookies_are_secure() {
+    let db = fresh_db(Db::Sqlite).await;
+    let mut settings = common::app::settings(&db.url, "http://127.0.0.1:9/");
+    settings.console_secure_cookie = true;
+    let spec = ServiceSpec {
+        worker: true,
+        ..ServiceSpec::default()
+    };
+    let app = common::app::spawn_app(&settings, spec).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let (_, secret) = store.create_token("ana.lyst", Scope::Read).await.unwrap();
+    let base = format!("http://{}", app.http);
+    let form = get(&base, "/login", None).await;
+    let signed_in = try_sign_in(&base, secret.expose(), "").await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    for (what, headers) in [
+        ("sign-in form", &form.headers),
+        ("session", &signed_in.headers),
+    ] {
+        let cookies = set_cookies(headers);
+        assert!(!cookies.is_empty());
+        assert!(
+            cookies.iter().all(|c| c.contains("; Secure")),
+            "{what}: {cookies:?}"
+        );
+    }
+    store.close().await;
+    app.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // In a real browser
 
