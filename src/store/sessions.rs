@@ -79,8 +79,8 @@ fn instant_text(t: DateTime<Utc>) -> String {
 
 impl Store {
     /// Opens a session for the live token `token_id`, ending at `lifetime` from now. Sessions
-    /// that have ended are deleted on the way, so the table holds only live ones (and those
-    /// that ended since the last sign-in).
+    /// that have ended (expired, or their token revoked) are deleted on the way, so the table
+    /// holds only live ones and those that ended since the last sign-in.
     pub async fn open_console_session(
         &self,
         token_id: &str,
@@ -91,10 +91,13 @@ impl Store {
         let expires_at = now
             .checked_add_signed(lifetime)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
-            .bind(instant_text(now))
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "DELETE FROM console_sessions WHERE expires_at <= $1 OR token_id IN \
+             (SELECT token_id FROM api_tokens WHERE revoked_at IS NOT NULL)",
+        )
+        .bind(instant_text(now))
+        .execute(self.pool())
+        .await?;
         let token = sqlx::query(
             "SELECT name, scope FROM api_tokens WHERE token_id = $1 AND revoked_at IS NULL",
         )

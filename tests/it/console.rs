@@ -376,6 +376,13 @@ async fn sign_in_takes_a_live_token_and_the_cookie_holds_only_a_session(kind: Db
     assert!(revoked.location().starts_with("/login"));
     let again = try_sign_in(base, &token, "").await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    // The next sign-in clears the sessions that ended.
+    sign_in(base, &c.token("bo", Scope::Read).await).await;
+    let left: Vec<String> = sqlx::query_scalar("SELECT token_id FROM console_sessions")
+        .fetch_all(c.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "only bo's session: {left:?}");
     c.stop().await;
 }
 
