@@ -102,6 +102,11 @@ pub struct GlobalArgs {
     )]
     pub metrics_scope: Option<crate::domain::Scope>,
 
+    /// The review console (at / on the HTTP endpoint) is reached over HTTPS, through a TLS
+    /// proxy: mark its cookies `Secure`, so a browser never sends the session over plain HTTP.
+    #[arg(long, env = "ENTITYWATCH_CONSOLE_SECURE_COOKIE", global = true)]
+    pub console_secure_cookie: bool,
+
     /// Kafka bootstrap servers, comma-separated. Unset: the embedded in-process bus.
     #[arg(
         long,
@@ -183,6 +188,7 @@ struct FileConfig {
     federal_register_timeout: Option<String>,
     http_addr: Option<SocketAddr>,
     metrics_scope: Option<String>,
+    console_secure_cookie: Option<bool>,
     kafka_brokers: Option<String>,
     kafka_topic_prefix: Option<String>,
     kafka_group_id: Option<String>,
@@ -203,6 +209,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// The scope a token needs to read /metrics; `None`: open.
     pub metrics_scope: Option<crate::domain::Scope>,
+    /// Whether the console's cookies are `Secure` (it is served over HTTPS).
+    pub console_secure_cookie: bool,
     pub kafka_brokers: Option<String>,
     pub kafka_topic_prefix: String,
     pub kafka_group_id: String,
@@ -226,6 +234,7 @@ impl std::fmt::Debug for Settings {
             .field("federal_register_timeout", &self.federal_register_timeout)
             .field("http_addr", &self.http_addr)
             .field("metrics_scope", &self.metrics_scope)
+            .field("console_secure_cookie", &self.console_secure_cookie)
             .field("kafka_brokers", &self.kafka_brokers)
             .field("kafka_topic_prefix", &self.kafka_topic_prefix)
             .field("kafka_group_id", &self.kafka_group_id)
@@ -351,6 +360,8 @@ impl Settings {
 
         Ok(Settings {
             metrics_scope,
+            console_secure_cookie: args.console_secure_cookie
+                || file.console_secure_cookie.unwrap_or(false),
             sqlite_synchronous,
             database_url,
             federal_register_url,

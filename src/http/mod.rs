@@ -6,9 +6,11 @@
 //! The probes only read: nothing they serve may change state, and nothing they return may
 //! carry a secret (no URLs with credentials, no settings values), since probes and scrapes are
 //! seldom authenticated. `/metrics` can be put behind a token ([`Readiness::metrics_scope`]);
-//! everything else the endpoint serves is behind [`auth::require`].
+//! the API is behind [`auth::require`], and the review console ([`console`]) behind its own
+//! sign-in.
 
 pub mod auth;
+pub mod console;
 pub mod problem;
 
 use std::net::SocketAddr;

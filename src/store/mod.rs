@@ -10,6 +10,7 @@ mod alerts;
 mod checkpoint;
 mod entity_list;
 mod ownership;
+mod sessions;
 mod suppliers;
 mod tokens;
 mod worker_state;
@@ -20,6 +21,7 @@ pub use entity_list::{
     AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,
 };
 pub use ownership::{AffiliateState, Holding, ListedMatch, Owner, OwnershipCounts};
+pub use sessions::{ConsoleSession, OpenedSession, SessionSecret};
 pub use suppliers::UpsertCounts;
 pub use tokens::{ApiToken, TokenError};
 pub use worker_state::{Claim, Decision, Delivery, LoggedMessage, QueuedDelivery};

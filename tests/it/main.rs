@@ -16,6 +16,7 @@ mod common;
 
 mod cli_alerts;
 mod cli_screening;
+mod console;
 mod deploy;
 mod entry_kinds;
 mod faults_alerts;
