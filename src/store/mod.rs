@@ -8,6 +8,7 @@
 
 mod alerts;
 mod checkpoint;
+mod digests;
 mod entity_list;
 mod ownership;
 mod suppliers;
@@ -15,6 +16,7 @@ mod worker_state;
 
 pub use alerts::{AlertQuery, AlertReview, AuditRecord, ReviewError, StoredAlert};
 pub use checkpoint::ProcessedDocument;
+pub use digests::{HeldDelivery, StoredDigest};
 pub use entity_list::{
     AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,
 };
