@@ -506,8 +506,11 @@ impl App {
                 max_poll_age: watcher.as_ref().map(|_| spec.ready_max_poll_age),
                 max_stuck: watcher.as_ref().and(spec.ready_max_stuck),
                 started_at: chrono::Utc::now(),
+                metrics_scope: settings.metrics_scope,
             };
-            Some(HttpServer::bind(settings.http_addr, readiness).await?)
+            // The API and the review console join here, each with its own authentication.
+            let services = axum::Router::new();
+            Some(HttpServer::bind(settings.http_addr, readiness, services).await?)
         } else {
             None
         };

@@ -31,6 +31,7 @@ pub mod review;
 pub mod run;
 pub mod screen;
 pub mod suppliers;
+pub mod tokens;
 pub mod watch;
 pub mod work;
 
@@ -98,6 +99,9 @@ pub enum Command {
     /// Manage who owns the suppliers, for the Affiliates (50 %) rule.
     #[command(subcommand)]
     Ownership(ownership::OwnershipCommand),
+    /// Manage the tokens that let people and systems use the HTTP API and the review console.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
     /// Manage the stored Entity List snapshot.
     #[command(subcommand)]
     List(list::ListCommand),
@@ -145,6 +149,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> Result<()> {
         Command::DeadLetters(command) => dead_letters::run(command, &settings).await,
         Command::Suppliers(command) => suppliers::run(command, &settings).await,
         Command::List(command) => list::run(command, &settings).await,
+        Command::Tokens(command) => tokens::run(command, &settings).await,
         Command::Ownership(command) => ownership::run(command, &settings).await,
         Command::Match(args) => match_pairs::run(args),
         Command::Screen(args) => screen::run(args, &settings).await,

@@ -92,6 +92,16 @@ pub struct GlobalArgs {
     )]
     pub http_addr: Option<SocketAddr>,
 
+    /// Protect GET /metrics: only a token of this scope or above (read, review, admin) may
+    /// scrape it. Unset: /metrics is open, like /healthz and /readyz.
+    #[arg(
+        long,
+        env = "ENTITYWATCH_METRICS_SCOPE",
+        global = true,
+        value_name = "SCOPE"
+    )]
+    pub metrics_scope: Option<crate::domain::Scope>,
+
     /// Kafka bootstrap servers, comma-separated. Unset: the embedded in-process bus.
     #[arg(
         long,
@@ -172,6 +182,7 @@ struct FileConfig {
     federal_register_url: Option<String>,
     federal_register_timeout: Option<String>,
     http_addr: Option<SocketAddr>,
+    metrics_scope: Option<String>,
     kafka_brokers: Option<String>,
     kafka_topic_prefix: Option<String>,
     kafka_group_id: Option<String>,
@@ -190,6 +201,8 @@ pub struct Settings {
     pub federal_register_url: url::Url,
     pub federal_register_timeout: Duration,
     pub http_addr: SocketAddr,
+    /// The scope a token needs to read /metrics; `None`: open.
+    pub metrics_scope: Option<crate::domain::Scope>,
     pub kafka_brokers: Option<String>,
     pub kafka_topic_prefix: String,
     pub kafka_group_id: String,
@@ -212,6 +225,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("federal_register_timeout", &self.federal_register_timeout)
             .field("http_addr", &self.http_addr)
+            .field("metrics_scope", &self.metrics_scope)
             .field("kafka_brokers", &self.kafka_brokers)
             .field("kafka_topic_prefix", &self.kafka_topic_prefix)
             .field("kafka_group_id", &self.kafka_group_id)
@@ -324,7 +338,19 @@ impl Settings {
             (None, None) => SqliteSynchronous::default(),
         };
 
+        let metrics_scope = match (args.metrics_scope, file.metrics_scope) {
+            (Some(s), _) => Some(s),
+            (None, Some(raw)) => Some(raw.parse().map_err(
+                |e: crate::domain::token::UnknownScope| ConfigError::Invalid {
+                    name: "metrics_scope",
+                    message: e.to_string(),
+                },
+            )?),
+            (None, None) => None,
+        };
+
         Ok(Settings {
+            metrics_scope,
             sqlite_synchronous,
             database_url,
             federal_register_url,

@@ -9,8 +9,10 @@ mod country_table;
 pub mod list_entry;
 pub mod review;
 pub mod supplier;
+pub mod token;
 
 pub use country::recognise_country;
 pub use list_entry::{ListEntry, ENTITY_LIST_SOURCE};
 pub use review::{AlertStatus, ReviewDecision};
 pub use supplier::{SupplierError, SupplierRecord};
+pub use token::{Scope, TokenSecret};

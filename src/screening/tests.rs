@@ -526,6 +526,34 @@ fn supplier_index_agrees_with_full_screen() {
     );
 }
 
+/// The worker re-screens a changed entry with a screener built over that entry alone: the
+/// fixed weight table makes it score exactly as a screener over the whole list does.
+#[test]
+fn rescreening_with_the_changed_entry_alone_scores_as_with_the_whole_list() {
+    let Some(entries) = entity_list() else { return };
+    let base = bench::synthetic_suppliers(&entries, 3000, 30, 11);
+    let index = SupplierIndex::new(base.records.iter().cloned());
+    let whole = Screener::new(entries.clone());
+    let mut compared = 0;
+    for (_, e) in base.planted.iter().take(20) {
+        let changed = [entries[*e].clone()];
+        let alone = Screener::new(changed.to_vec());
+        let k = |screener: &Screener| {
+            let mut v: Vec<(u32, i64)> = index
+                .rescreen(screener, &changed)
+                .into_iter()
+                .map(|h| (*h.supplier, (h.matched.score * 1e9).round() as i64))
+                .collect();
+            v.sort();
+            v
+        };
+        let (a, b) = (k(&alone), k(&whole));
+        compared += a.len();
+        assert_eq!(a, b, "{}", entries[*e].name);
+    }
+    assert!(compared > 0, "the planted variants were found");
+}
+
 #[test]
 fn dev_set_quality() {
     let Ok(f) = std::fs::File::open(data_path("eval/dev_pairs.csv")) else {

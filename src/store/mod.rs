@@ -12,6 +12,7 @@ mod digests;
 mod entity_list;
 mod ownership;
 mod suppliers;
+mod tokens;
 mod worker_state;
 
 pub use alerts::{AlertQuery, AlertReview, AuditRecord, ReviewError, StoredAlert};
@@ -22,6 +23,7 @@ pub use entity_list::{
 };
 pub use ownership::{AffiliateState, Holding, ListedMatch, Owner, OwnershipCounts};
 pub use suppliers::UpsertCounts;
+pub use tokens::{ApiToken, TokenError};
 pub use worker_state::{Claim, Decision, Delivery, LoggedMessage, QueuedDelivery};
 
 use std::str::FromStr;

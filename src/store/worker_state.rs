@@ -478,7 +478,8 @@ impl Store {
                  AND claimed_by = $5 AND lease_until_ms = $6",
             )
             .bind(owner)
-            .bind(lease_end(lease))
+            // Always a new value: the lease end is the compare-and-set token (see take_queued).
+            .bind(lease_end(lease).max(until_ms + 1))
             .bind(&d.alert_id)
             .bind(&d.sink)
             .bind(&holder)
@@ -656,7 +657,10 @@ impl Store {
              AND claimed_by = $5 AND lease_until_ms = $6",
         )
         .bind(owner)
-        .bind(lease_end(lease))
+        // The lease end is the compare-and-set token: it must change on every take, or a
+        // second taker holding the same snapshot (its lease renewed within the same
+        // millisecond) would match and send too.
+        .bind(lease_end(lease).max(queued.lease_until_ms + 1))
         .bind(&queued.delivery.alert_id)
         .bind(&queued.delivery.sink)
         .bind(&queued.parked_by)

@@ -202,7 +202,6 @@ impl Worker {
         if owners.is_empty() {
             return Ok(());
         }
-        let listed = self.store.listed_entries().await?;
         let changed = typed_screening_entry(&current);
         let by_id: HashMap<String, SupplierRecord> = owners
             .iter()
@@ -220,7 +219,9 @@ impl Worker {
                     Some(o.screening_schema()),
                 )
             }));
-            let screener = Screener::new_typed(listed.iter().map(typed_screening_entry).collect());
+            // As in `handle_change`: the fixed weights make the changed entry's own screener
+            // score as the whole list's would.
+            let screener = Screener::new_typed(vec![changed.clone()]);
             index
                 .rescreen_typed(&screener, std::slice::from_ref(&changed))
                 .into_iter()

@@ -350,12 +350,16 @@ impl Worker {
             warn!(entity = %change.entity_key, "change applied but entry not in snapshot");
             return Ok(outcome);
         };
-        let listed = self.store.listed_entries().await?;
         let index = self.supplier_index().await?;
         let changed = typed_screening_entry(&current);
         let timer = metrics().screening_duration.start_timer();
         let hits = tokio::task::spawn_blocking(move || {
-            let screener = Screener::new_typed(listed.iter().map(typed_screening_entry).collect());
+            // Re-screening one entry needs from the screener only its word weights and floor,
+            // and the weights are the fixed, versioned table (decisions must not depend on what
+            // else is listed), so a screener over the changed entry alone scores exactly as one
+            // over the whole list would — without reading and indexing the whole list for every
+            // entry of a rule.
+            let screener = Screener::new_typed(vec![changed.clone()]);
             index
                 .rescreen_typed(&screener, std::slice::from_ref(&changed))
                 .into_iter()

@@ -34,4 +34,5 @@ mod pipeline_embedded;
 mod pipeline_kafka;
 mod security;
 mod store;
+mod tokens;
 mod watch;

@@ -3,9 +3,13 @@
 //! answers, Kafka answers when configured, and the watcher polled recently when this process
 //! runs one).
 //!
-//! It only reads: nothing here may change state, and nothing it returns may carry a secret
-//! (no URLs with credentials, no settings values), since probes and scrapes are seldom
-//! authenticated.
+//! The probes only read: nothing they serve may change state, and nothing they return may
+//! carry a secret (no URLs with credentials, no settings values), since probes and scrapes are
+//! seldom authenticated. `/metrics` can be put behind a token ([`Readiness::metrics_scope`]);
+//! everything else the endpoint serves is behind [`auth::require`].
+
+pub mod auth;
+pub mod problem;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::bus::KafkaProducer;
+use crate::domain::Scope;
 use crate::metrics::metrics;
 use crate::store::Store;
 
@@ -47,6 +52,8 @@ pub struct Readiness {
     /// retried every poll) at most this long.
     pub max_stuck: Option<Duration>,
     pub started_at: DateTime<Utc>,
+    /// A token of this scope or above is needed to read `/metrics`; `None`: open.
+    pub metrics_scope: Option<Scope>,
 }
 
 /// How long one dependency may take to answer a probe; kubelet's default timeout is 1 s, so a
@@ -62,15 +69,27 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds now, so that a taken port fails the command at start-up with a clear message
     /// rather than leaving a service that cannot be scraped.
-    pub async fn bind(addr: SocketAddr, readiness: Readiness) -> Result<Self, HttpError> {
+    /// `services` are the routes people and systems use (the API, the console), each behind
+    /// its own authentication; the probes and `/metrics` are added here.
+    pub async fn bind(
+        addr: SocketAddr,
+        readiness: Readiness,
+        services: Router,
+    ) -> Result<Self, HttpError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| HttpError::Bind { addr, source })?;
+        let metrics = Router::new().route("/metrics", get(metrics_text));
+        let metrics = match readiness.metrics_scope {
+            Some(scope) => auth::require(metrics, readiness.store.clone(), scope),
+            None => metrics,
+        };
         let router = Router::new()
-            .route("/metrics", get(metrics_text))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
-            .with_state(Arc::new(readiness));
+            .with_state(Arc::new(readiness))
+            .merge(metrics)
+            .merge(services);
         Ok(HttpServer { listener, router })
     }
 
