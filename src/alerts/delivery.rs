@@ -176,7 +176,7 @@ where
             ))),
         };
         if let Some(turn) = turn {
-            turn.record(&outcome);
+            turn.record(&outcome, max_backoff);
         }
         let (reason, retry_after) = match outcome {
             Ok(()) => {

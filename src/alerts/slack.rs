@@ -508,6 +508,135 @@ mod tests {
         assert!(link.starts_with("<https://example.org/a%7Cb%3Ec?x=1&amp;y=2|"));
     }
 
+    fn many_alerts(n: usize, name_len: usize) -> Vec<Alert> {
+        (0..n)
+            .map(|i| {
+                let mut a = sample_alert(AlertKind::Listed);
+                a.supplier.id = format!("S-{i:04}");
+                a.supplier.name = format!("Supplier <{i}> & {}", "Ω".repeat(name_len));
+                a.entry.matched_name = "M".repeat(name_len);
+                a.score = 0.8 + (i % 100) as f64 / 1000.0;
+                a.alert_id = format!("{i:04x}{}", "a".repeat(60));
+                a
+            })
+            .collect()
+    }
+
+    fn text_of(block: &Value) -> String {
+        block["text"]["text"]
+            .as_str()
+            .or_else(|| block["elements"][0]["text"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Slack's limits hold for every block of `p`.
+    fn assert_within_limits(p: &Value) {
+        let blocks = p["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(text_of(&blocks[0]).chars().count() <= 150);
+        for b in blocks {
+            assert!(text_of(b).chars().count() <= 3000, "{b}");
+        }
+    }
+
+    #[test]
+    fn a_digest_has_counts_the_top_alerts_and_the_cli_hint() {
+        let mut alerts = many_alerts(30, 3);
+        alerts[0].kind = AlertKind::Revised;
+        let d = Digest::new(
+            "slack",
+            crate::alerts::DigestSource::document("2019-22210"),
+            &alerts,
+            5,
+            None,
+        );
+        let p = digest_payload(&d);
+        assert_within_limits(&p);
+        let blocks = p["blocks"].as_array().unwrap();
+        assert_eq!(
+            text_of(&blocks[0]),
+            "30 Entity List alerts from 84 FR 54002"
+        );
+        assert!(text_of(&blocks[1]).starts_with("*30 alerts* from <https://www.federalregister.gov/d/2019-22210|rule 2019-22210>: 29 listed, 1 revised."));
+        assert_eq!(text_of(&blocks[2]), "*Top 5 by score*");
+        let top = text_of(&blocks[3]);
+        assert_eq!(top.lines().count(), 5);
+        // Best first, escaped, with the short id `alerts show` takes.
+        assert!(
+            top.lines()
+                .next()
+                .unwrap()
+                .starts_with("• *Supplier &lt;29&gt; &amp; ΩΩΩ* (`S-0029`) ~ MMM (CN) — listed 0.83 · `001daaaaaaaa`"),
+            "{top}"
+        );
+        assert!(!top.contains('<'));
+        let footer = text_of(blocks.last().unwrap());
+        assert!(
+            footer.starts_with("25 more. List them with `entitywatch alerts list --status open`"),
+            "{footer}"
+        );
+        assert!(p["text"].as_str().unwrap().contains("29 listed, 1 revised"));
+    }
+
+    #[test]
+    fn a_digest_links_the_console_queue() {
+        let alerts = many_alerts(8, 3);
+        let console = url::Url::parse("https://ew.example/console").unwrap();
+        let d = Digest::new(
+            "slack",
+            crate::alerts::DigestSource::document("ecfr-2026-11-30"),
+            &alerts,
+            5,
+            Some(&console),
+        );
+        let p = digest_payload(&d);
+        let blocks = p["blocks"].as_array().unwrap();
+        assert_eq!(
+            text_of(&blocks[0]),
+            "8 Entity List alerts from the eCFR list sync ecfr-2026-11-30"
+        );
+        let footer = text_of(blocks.last().unwrap());
+        assert!(
+            footer.starts_with("3 more. <https://ew.example/console/alerts?status=open&amp;document=ecfr-2026-11-30&amp;entity_key=CN%2Fhangzhou-hikvision-digital-technology-co-ltd|Review all 8 in the console>"),
+            "{footer}"
+        );
+    }
+
+    #[test]
+    fn a_huge_digest_stays_within_slacks_limits() {
+        // 500 alerts, the top 400 asked for, names long enough that few lines fit a section.
+        let alerts = many_alerts(500, 400);
+        let d = Digest::new(
+            "slack",
+            crate::alerts::DigestSource::supplier_import(),
+            &alerts,
+            400,
+            None,
+        );
+        let p = digest_payload(&d);
+        assert_within_limits(&p);
+        let blocks = p["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 50);
+        let shown: usize = blocks[3..blocks.len() - 1]
+            .iter()
+            .map(|b| text_of(b).lines().count())
+            .sum();
+        let said = text_of(&blocks[2]);
+        assert_eq!(said, format!("*Top {shown} by score*"));
+        let footer = text_of(blocks.last().unwrap());
+        assert!(
+            footer.starts_with(&format!("{} more. ", 500 - shown)),
+            "{footer}"
+        );
+        // A header that would be too long is cut.
+        let mut long = d.clone();
+        long.citation = Some("X".repeat(400));
+        let p = digest_payload(&long);
+        assert_eq!(text_of(&p["blocks"][0]).chars().count(), 150);
+    }
+
     #[test]
     fn escaping_covers_the_three_control_characters() {
         assert_eq!(escape("a & <b> c"), "a &amp; &lt;b&gt; c");
