@@ -276,6 +276,15 @@ pub fn register_sink(sink: &str) {
     m.alert_delivery_retries.with_label_values(&[sink]);
 }
 
+/// Makes a digest sink's series visible (at 0) before its first digest.
+pub fn register_digest_sink(sink: &str) {
+    let m = metrics();
+    for outcome in [DeliveryOutcome::Delivered, DeliveryOutcome::DeadLettered] {
+        m.digests.with_label_values(&[sink, outcome.as_str()]);
+    }
+    m.digest_alerts.with_label_values(&[sink]);
+}
+
 fn count_delivery(sink: &str, outcome: DeliveryOutcome) {
     metrics()
         .alerts

@@ -135,7 +135,7 @@ pub(super) struct Deliveries {
     /// The dispatcher tasks, awaited on shutdown so that none is cut off mid-attempt.
     dispatchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Slack digests; `None`: every alert goes to every sink on its own.
-    pub(super) digest: Option<DigestPolicy>,
+    digest: Option<DigestPolicy>,
     /// Batches this process held alerts for, closed by [`Deliveries::flush`].
     held_batches: Mutex<HashSet<String>>,
     /// Woken when an alert is held, a batch closed, or a digest is done.
@@ -171,6 +171,16 @@ impl Deliveries {
             digest_changed: tokio::sync::Notify::new(),
             digests_in_flight: Mutex::new(0),
         }
+    }
+
+    /// Turns Slack digests on (or off with `None`) for the sinks that take them.
+    pub(super) fn set_digest(&mut self, policy: Option<DigestPolicy>) {
+        if policy.is_some() {
+            for sink in self.sinks.iter().filter(|s| s.digests().is_some()) {
+                crate::telemetry::register_digest_sink(sink.name());
+            }
+        }
+        self.digest = policy;
     }
 
     pub(super) fn dead_letters(&self) -> &dyn DeadLetters {

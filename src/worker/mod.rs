@@ -195,7 +195,7 @@ impl Worker {
     /// on its own, as the sinks were before digests).
     pub fn with_digests(mut self, policy: Option<DigestPolicy>) -> Self {
         if let Some(d) = Arc::get_mut(&mut self.deliveries) {
-            d.digest = policy;
+            d.set_digest(policy);
         }
         self
     }
