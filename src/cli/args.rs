@@ -30,7 +30,7 @@ pub struct SinkArgs {
     /// (`URL/alerts?status=open&document=...`); unset, a digest says how to list its alerts
     /// with `entitywatch alerts list`.
     #[arg(long, env = "ENTITYWATCH_CONSOLE_URL", value_name = "URL", value_parser = console_url)]
-    pub console_url: Option<url::Url>,
+    pub console_url: Option<Box<url::Url>>,
     /// Generic webhook URL to POST signed alert JSON to (a secret: never logged).
     #[arg(
         long,
@@ -91,10 +91,11 @@ fn digest_over(raw: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{raw:?} is not a number of alerts of at least 1"))
 }
 
-fn console_url(raw: &str) -> Result<url::Url, String> {
+/// Boxed: the URL is large and these flags sit in every command's arguments.
+fn console_url(raw: &str) -> Result<Box<url::Url>, String> {
     let url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
     match url.scheme() {
-        "http" | "https" if url.host().is_some() => Ok(url),
+        "http" | "https" if url.host().is_some() => Ok(Box::new(url)),
         _ => Err("the console URL must be http(s)://HOST[/PATH]".to_string()),
     }
 }
@@ -132,7 +133,7 @@ impl SinkArgs {
             },
             digest: Some(crate::alerts::DigestPolicy {
                 over: self.slack_digest_over,
-                console_url: self.console_url.clone(),
+                console_url: self.console_url.as_deref().cloned(),
             }),
         }
     }
