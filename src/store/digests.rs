@@ -122,29 +122,29 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The batches with alerts held for `sink` that are ready to decide: closed, or with no
-    /// event handled for `quiet`.
-    pub async fn ready_digest_groups(
+    /// The batches with alerts held for `sink`: each one's key, whether it was closed, and
+    /// when an event of it was last handled (ms since the epoch).
+    pub async fn held_digest_groups(
         &self,
         sink: &str,
-        quiet: Duration,
-    ) -> Result<Vec<String>, StoreError> {
-        let before = now_ms().saturating_sub(i64::try_from(quiet.as_millis()).unwrap_or(0));
+    ) -> Result<Vec<(String, bool, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT d.digest_group AS group_key FROM alert_deliveries d \
-             LEFT JOIN digest_groups g ON g.group_key = d.digest_group \
-             WHERE d.sink = $1 AND d.state = 'held' AND (g.group_key IS NULL \
-             OR g.closed_at_ms IS NOT NULL OR g.last_activity_ms < $2) \
-             ORDER BY d.digest_group",
+            "SELECT DISTINCT d.digest_group AS group_key, g.closed_at_ms, g.last_activity_ms \
+             FROM alert_deliveries d LEFT JOIN digest_groups g ON g.group_key = d.digest_group \
+             WHERE d.sink = $1 AND d.state = 'held' ORDER BY d.digest_group",
         )
         .bind(sink)
-        .bind(before)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(r.try_get::<Option<String>, _>("group_key")?
-                    .unwrap_or_default())
+                Ok((
+                    r.try_get::<Option<String>, _>("group_key")?
+                        .unwrap_or_default(),
+                    r.try_get::<Option<i64>, _>("closed_at_ms")?.is_some(),
+                    r.try_get::<Option<i64>, _>("last_activity_ms")?
+                        .unwrap_or(0),
+                ))
             })
             .collect()
     }

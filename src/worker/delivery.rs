@@ -281,7 +281,11 @@ impl Deliveries {
     /// The batch `source` is complete: its held alerts are decided now.
     pub(super) async fn close_batch(&self, source: &DigestSource) -> Result<(), WorkerError> {
         if self.digest.is_some() {
-            self.store.close_digest_group(&source.key()).await?;
+            let key = source.key();
+            self.store.close_digest_group(&key).await?;
+            if let Ok(mut held) = self.held_batches.lock() {
+                held.remove(&key);
+            }
             self.digest_changed.notify_waiters();
         }
         Ok(())
@@ -591,6 +595,24 @@ impl Deliveries {
             if let Err(e) = self.store.renew_queued(&self.owner, self.claim_lease).await {
                 warn!(error = %e, "could not renew the leases of parked alerts");
             }
+            // The imports and rescreens this process is running stay undecided while it lives.
+            let running: Vec<String> = self
+                .held_batches
+                .lock()
+                .map(|b| {
+                    b.iter()
+                        .filter(|k| {
+                            !matches!(DigestSource::from_key(k), Some(DigestSource::Document(_)))
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for batch in running {
+                if let Err(e) = self.store.touch_digest_group(&batch).await {
+                    warn!(batch, error = %e, "could not keep the batch's digest waiting");
+                }
+            }
         }
     }
 
@@ -738,17 +760,27 @@ impl Deliveries {
             }
             acted += 1;
         }
-        for batch in self
-            .store
-            .ready_digest_groups(sink.name(), DIGEST_QUIET)
-            .await?
-        {
+        let now = chrono::Utc::now().timestamp_millis();
+        for (batch, closed, last_activity) in self.store.held_digest_groups(sink.name()).await? {
             if self.stop_requested() {
                 return Ok(acted);
             }
-            acted += self.decide_batch(sink, &batch).await?;
+            if closed || now - last_activity >= self.quiet_for(&batch).as_millis() as i64 {
+                acted += self.decide_batch(sink, &batch).await?;
+            }
         }
         Ok(acted)
+    }
+
+    /// How long batch `batch` must go without an event before it is decided unclosed. A
+    /// document's end may never be signalled (a list sync has no document event), so a short
+    /// quiet ends it; an import or rescreen is closed by the process running it, which keeps it
+    /// active while it lives, so only that process dying (its lease running out) ends it.
+    fn quiet_for(&self, batch: &str) -> Duration {
+        match DigestSource::from_key(batch) {
+            Some(DigestSource::Document(_)) | None => DIGEST_QUIET,
+            Some(_) => self.claim_lease.max(DIGEST_QUIET),
+        }
     }
 
     /// Decides batch `batch` for `sink`: over the threshold, one digest (written with the
@@ -765,6 +797,9 @@ impl Deliveries {
         let held = self.store.held_deliveries(sink.name(), batch).await?;
         if held.is_empty() {
             return Ok(0);
+        }
+        if let Ok(mut b) = self.held_batches.lock() {
+            b.remove(batch);
         }
         // Only a payload written by another version could fail to read: it goes singly, and
         // the outbox dead-letters it whole.

@@ -453,3 +453,65 @@ async fn n_alerts_or_fewer_go_singly_and_paced() {
         show(&waits)
     );
 }
+
+/// The rule applied first with no supplier to alert on; then `suppliers import` of the 30
+/// suppliers raises 30 alerts in one run: one digest from the import, the webhook 30.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_supplier_import_raising_30_alerts_sends_one_digest() {
+    let db = fresh_db(Db::Sqlite).await;
+    let fr = rule_server().await;
+    let (slack, webhook) = receivers(healthy()).await;
+    let service = start(&db, &fr.base_url(), &slack, &webhook, &[]).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let listed = crate::common::wait::poll_until(Duration::from_secs(60), || async {
+        store.listed_entry_count().await.unwrap() == 27
+    })
+    .await;
+    let (status, logs) = service.terminate(Duration::from_secs(20)).await;
+    assert!(listed && status.success(), "{logs}");
+    assert!(slack.hits().is_empty());
+
+    let path = db.dir.path().join("suppliers.csv");
+    std::fs::write(&path, suppliers_csv(3, 27)).unwrap();
+    let mut cmd = suppliers_import(&db.url, &path, &["--console-url", CONSOLE]);
+    cmd.env("ENTITYWATCH_SLACK_WEBHOOK_URL", slack.url())
+        .env("ENTITYWATCH_WEBHOOK_URL", webhook.url())
+        .env("ENTITYWATCH_WEBHOOK_SECRET", WEBHOOK_SECRET);
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", r.stderr);
+    let hits = slack.hits();
+    assert_eq!(
+        hits.iter()
+            .map(|h| h.key.as_str())
+            .filter(|k| !k.starts_with("digest/"))
+            .count(),
+        0,
+        "no single Slack message: {:?}",
+        hits.iter().map(|h| &h.key).collect::<Vec<_>>()
+    );
+    assert_eq!(hits.len(), 1, "one digest, sent before the import exited");
+    let texts = block_texts(&hits[0].body);
+    assert_eq!(texts[0], "30 Entity List alerts from a supplier import");
+    let footer = texts.last().unwrap();
+    assert!(
+        footer.starts_with(
+            "25 more. <https://console.example/entitywatch/alerts?status=open|Review all 30 in the console>"
+        ),
+        "{footer}"
+    );
+    assert_eq!(webhook.accepted().len(), 30);
+    let digests = store.digests().await.unwrap();
+    assert_eq!(digests.len(), 1);
+    assert!(digests[0].group_key.starts_with("import/"), "{digests:?}");
+    assert_eq!(
+        (digests[0].state.as_str(), digests[0].alert_count),
+        ("delivered", 30)
+    );
+    store.close().await;
+    eprintln!(
+        "a_supplier_import_raising_30_alerts_sends_one_digest: 30 alerts from one import → 1 \
+         Slack digest ({}), webhook 30; stdout: {}",
+        digests[0].group_key,
+        r.stdout.lines().next().unwrap_or_default()
+    );
+}
