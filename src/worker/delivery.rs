@@ -19,7 +19,8 @@
 //! see [`in_batch`]) are being raised, a sink that takes digests does not get them one by one:
 //! each is *held* in the ledger for its batch, and the event is committed. A digest dispatcher
 //! per such sink decides a batch once it is closed (the rule's document event, the end of an
-//! import) or quiet for [`DIGEST_QUIET`]: more than `--slack-digest-over` held alerts become one
+//! import) or quiet — a document's for [`DIGEST_QUIET`], an import's or rescreen's only once
+//! the process running it stopped keeping it active (it died): more than `--slack-digest-over` held alerts become one
 //! digest — written to the ledger with the alerts it carries in one transaction, sent paced and
 //! with retries, and marked delivered with all of them — and fewer go to the outbox to be sent
 //! singly. A digest whose sender died is adopted and resent whole once its lease ran out.
