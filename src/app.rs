@@ -294,7 +294,8 @@ impl Bus {
                 sinks.claim_lease,
                 sinks.external_sinks()?,
             )
-            .with_affiliates(sinks.affiliates.threshold()))
+            .with_affiliates(sinks.affiliates.threshold())
+            .with_digests(sinks.digest.clone()))
     }
 
     /// A worker whose alert topic and dead letters are this bus's, delivering also to

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub matches: IntCounterVec,
     pub alerts: IntCounterVec,
     pub alert_delivery_retries: IntCounterVec,
+    pub digests: IntCounterVec,
+    pub digest_alerts: IntCounterVec,
     pub dead_letters: IntCounterVec,
 
     // Snapshots.
@@ -329,6 +331,20 @@ impl Metrics {
                 &r,
                 "entitywatch_alert_delivery_retries_total",
                 "Alert delivery attempts that failed and were retried, by sink.",
+                &["sink"],
+            ),
+            digests: counter_vec(
+                &r,
+                "entitywatch_slack_digests_total",
+                "Slack digests (one message for a batch of more than --slack-digest-over \
+                 alerts) by sink and outcome: delivered, dead_lettered.",
+                &["sink", "outcome"],
+            ),
+            digest_alerts: counter_vec(
+                &r,
+                "entitywatch_slack_digest_alerts_total",
+                "Alerts carried by delivered Slack digests, by sink (also counted as delivered \
+                 in entitywatch_alerts_total).",
                 &["sink"],
             ),
             dead_letters,

@@ -125,6 +125,60 @@ impl InternalEvent for AlertDelivered<'_> {
     }
 }
 
+/// A sink accepted a digest: every alert it carried is delivered to that sink.
+pub struct DigestDelivered<'a> {
+    pub sink: &'a str,
+    pub digest: &'a crate::alerts::Digest,
+}
+
+impl InternalEvent for DigestDelivered<'_> {
+    fn emit(self) {
+        info!(
+            sink = self.sink,
+            digest_id = %self.digest.digest_id,
+            batch = %self.digest.source.key(),
+            alerts = self.digest.total(),
+            kinds = %self.digest.counts_line(),
+            "digest delivered"
+        );
+        let m = metrics();
+        m.digests
+            .with_label_values(&[self.sink, DeliveryOutcome::Delivered.as_str()])
+            .inc();
+        m.digest_alerts
+            .with_label_values(&[self.sink])
+            .inc_by(self.digest.total() as u64);
+        m.alerts
+            .with_label_values(&[self.sink, DeliveryOutcome::Delivered.as_str()])
+            .inc_by(self.digest.total() as u64);
+    }
+}
+
+/// A digest ran out of retries (or was refused): the alerts it carried were dead-lettered
+/// one by one (each counted as its own dead letter), so a redrive sends each on its own.
+pub struct DigestDeadLettered<'a> {
+    pub sink: &'a str,
+    pub digest_id: &'a str,
+    pub alerts: usize,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for DigestDeadLettered<'_> {
+    fn emit(self) {
+        warn!(
+            sink = self.sink,
+            digest_id = self.digest_id,
+            alerts = self.alerts,
+            reason = self.reason,
+            "digest not delivered; the alerts it carried were dead-lettered"
+        );
+        metrics()
+            .digests
+            .with_label_values(&[self.sink, DeliveryOutcome::DeadLettered.as_str()])
+            .inc();
+    }
+}
+
 /// The ledger says the sink already has this alert: it is not sent again.
 pub struct AlertAlreadyDelivered<'a> {
     pub sink: &'a str,
@@ -220,6 +274,15 @@ pub fn register_sink(sink: &str) {
         m.alerts.with_label_values(&[sink, outcome.as_str()]);
     }
     m.alert_delivery_retries.with_label_values(&[sink]);
+}
+
+/// Makes a digest sink's series visible (at 0) before its first digest.
+pub fn register_digest_sink(sink: &str) {
+    let m = metrics();
+    for outcome in [DeliveryOutcome::Delivered, DeliveryOutcome::DeadLettered] {
+        m.digests.with_label_values(&[sink, outcome.as_str()]);
+    }
+    m.digest_alerts.with_label_values(&[sink]);
 }
 
 fn count_delivery(sink: &str, outcome: DeliveryOutcome) {

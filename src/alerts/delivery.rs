@@ -106,9 +106,30 @@ pub async fn deliver_until(
     sink: &dyn AlertSink,
     alert: &Alert,
     policy: &RetryPolicy,
-    mut on_retry: impl FnMut(&RetryNotice<'_>),
+    on_retry: impl FnMut(&RetryNotice<'_>),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<DeliveryReport, DeliveryFailure> {
+    retry_until(sink, &alert.alert_id, policy, on_retry, stop, || {
+        sink.send(alert)
+    })
+    .await
+}
+
+/// The retry loop of [`deliver_until`] around any one-attempt `attempt` to `sink` (an alert,
+/// a digest), `subject` naming it in logs. Each attempt first takes the sink's turn (pacing),
+/// which does not count against the attempt's timeout and is given up on a stop.
+pub async fn retry_until<F, Fut>(
+    sink: &dyn AlertSink,
+    subject: &str,
+    policy: &RetryPolicy,
+    mut on_retry: impl FnMut(&RetryNotice<'_>),
+    stop: impl std::future::Future<Output = ()>,
+    mut attempt_once: F,
+) -> Result<DeliveryReport, DeliveryFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), SinkError>>,
+{
     tokio::pin!(stop);
     let max_attempts = policy.max_attempts.max(1);
     let max_backoff = policy.max_backoff.max(policy.min_backoff);
@@ -121,6 +142,14 @@ pub async fn deliver_until(
         .build();
     let mut waited = Duration::ZERO;
     let mut attempt = 0u32;
+    let interrupted = |attempt: u32, reason: String, waited: Duration| DeliveryFailure {
+        sink: sink.name().to_string(),
+        attempts: attempt,
+        reason,
+        permanent: false,
+        interrupted: true,
+        waited,
+    };
     loop {
         attempt += 1;
         let attempt_limit = if sink.bounds_its_own_attempts() {
@@ -129,13 +158,26 @@ pub async fn deliver_until(
         } else {
             policy.timeout
         };
-        let outcome = match tokio::time::timeout(attempt_limit, sink.send(alert)).await {
+        let turn = tokio::select! {
+            t = sink.turn() => t,
+            _ = &mut stop => {
+                return Err(interrupted(
+                    attempt - 1,
+                    "shutdown while waiting for the sink's turn (pacing)".to_string(),
+                    waited,
+                ));
+            }
+        };
+        let outcome = match tokio::time::timeout(attempt_limit, attempt_once()).await {
             Ok(r) => r,
             Err(_) => Err(SinkError::retryable(format!(
                 "no answer within {} ms",
                 policy.timeout.as_millis()
             ))),
         };
+        if let Some(turn) = turn {
+            turn.record(&outcome, max_backoff);
+        }
         let (reason, retry_after) = match outcome {
             Ok(()) => {
                 return Ok(DeliveryReport {
@@ -174,7 +216,7 @@ pub async fn deliver_until(
         let delay = retry_after.map_or(step, |ra| ra.max(step)).min(max_backoff);
         warn!(
             sink = sink.name(),
-            alert_id = %alert.alert_id,
+            alert_id = %subject,
             attempt,
             delay_ms = delay.as_millis() as u64,
             reason = %reason,
@@ -182,7 +224,7 @@ pub async fn deliver_until(
         );
         on_retry(&RetryNotice {
             sink: sink.name(),
-            alert_id: &alert.alert_id,
+            alert_id: subject,
             attempt,
             delay,
             reason: &reason,
@@ -190,14 +232,11 @@ pub async fn deliver_until(
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = &mut stop => {
-                return Err(DeliveryFailure {
-                    sink: sink.name().to_string(),
-                    attempts: attempt,
-                    reason: format!("shutdown during retries; last failure: {reason}"),
-                    permanent: false,
-                    interrupted: true,
+                return Err(interrupted(
+                    attempt,
+                    format!("shutdown during retries; last failure: {reason}"),
                     waited,
-                });
+                ));
             }
         }
         waited += delay;

@@ -21,11 +21,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::events::EntityKey;
 
 pub mod delivery;
+pub mod digest;
+pub mod pacing;
 pub mod sinks;
 pub mod slack;
 pub mod topic;
@@ -35,8 +37,10 @@ pub use delivery::{
     deliver, deliver_until, deliver_with, parse_retry_after, DeliveryFailure, DeliveryReport,
     RetryNotice, RetryPolicy,
 };
-pub use sinks::{SinkSettings, SinkSettingsError};
-pub use slack::{slack_payload, SlackSink};
+pub use digest::{Digest, DigestSource};
+pub use pacing::Turn;
+pub use sinks::{DigestPolicy, SinkSettings, SinkSettingsError, DEFAULT_DIGEST_OVER};
+pub use slack::{digest_payload, slack_payload, SlackSink};
 pub use topic::{AlertTopicSink, KafkaAlertSink, ALERT_TOPIC_SINK};
 pub use webhook::{sign, verify_signature, SignatureError, WebhookSecret, WebhookSink};
 
@@ -409,6 +413,23 @@ pub trait AlertSink: Send + Sync {
     fn bounds_its_own_attempts(&self) -> bool {
         false
     }
+    /// The sink's digests, for a sink that takes one message for a batch of alerts (Slack);
+    /// `None` for sinks that get every alert on its own (the topic, the signed webhook).
+    fn digests(&self) -> Option<&dyn DigestSink> {
+        None
+    }
+    /// Waits for this sink's turn to post, for a receiver with a rate limit (Slack); the turn
+    /// is held through one attempt and then recorded. `None`: no pacing.
+    async fn turn(&self) -> Option<Turn> {
+        None
+    }
+}
+
+/// A sink that can take a [`Digest`] in place of the alerts it carries.
+#[async_trait]
+pub trait DigestSink: Send + Sync {
+    /// One attempt, as [`AlertSink::send`].
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError>;
 }
 
 /// Why a string is not a usable sink URL. Never echoes the string: it may be a secret.

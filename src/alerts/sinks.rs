@@ -25,7 +25,31 @@ pub struct SinkSettings {
     /// Whether the worker alerts on affiliates (the 50 % rule), and at which threshold. Here
     /// because these settings are what every command that builds a worker carries.
     pub affiliates: crate::ownership::AffiliateRule,
+    /// Slack digests: `None` sends every alert to Slack on its own.
+    pub digest: Option<DigestPolicy>,
 }
+
+/// When a batch's alerts reach Slack as one digest, and where its link points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestPolicy {
+    /// A batch (one document, list sync or supplier import) raising more than this many
+    /// alerts for a Slack sink sends one digest, showing this many at the top.
+    pub over: usize,
+    /// The console's base URL, for the digest's link to the filtered queue.
+    pub console_url: Option<url::Url>,
+}
+
+impl Default for DigestPolicy {
+    fn default() -> Self {
+        DigestPolicy {
+            over: DEFAULT_DIGEST_OVER,
+            console_url: None,
+        }
+    }
+}
+
+/// `--slack-digest-over`'s default.
+pub const DEFAULT_DIGEST_OVER: usize = 5;
 
 impl std::fmt::Debug for SinkSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,6 +59,7 @@ impl std::fmt::Debug for SinkSettings {
             .field("retry", &self.retry)
             .field("claim_lease", &self.claim_lease)
             .field("affiliates", &self.affiliates)
+            .field("digest", &self.digest)
             .finish()
     }
 }

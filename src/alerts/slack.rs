@@ -8,6 +8,10 @@
 //! A sink makes one attempt per `send`; it never re-sends on its own (retries are
 //! [`deliver`](super::deliver)'s, exactly-once is the store's).
 //!
+//! A batch of more than `--slack-digest-over N` alerts reaches the channel as one
+//! [`digest_payload`] message instead (see [`super::digest`]), and every post to one webhook
+//! URL waits its turn ([`super::pacing`]): Slack takes one message per second.
+//!
 //! Slack answers 200 `ok`; failures come as 4xx with a word in the body (`invalid_payload`,
 //! `no_service`, `channel_is_archived`), which becomes the permanent error's reason, or as 429
 //! with `Retry-After`.
@@ -18,12 +22,16 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::delivery::{http_client, send_http};
-use super::{Alert, AlertKind, AlertSink, SecretUrl, SinkError};
+use super::digest::{Digest, CLI_LISTING};
+use super::pacing::{slack_pacer, Turn, SLACK_POST_INTERVAL};
+use super::{Alert, AlertKind, AlertSink, DigestSink, SecretUrl, SinkError};
 
-/// Slack's limits: a header's text is at most 150 characters, a field's 2000, a section's 3000.
+/// Slack's limits: a header's text is at most 150 characters, a field's 2000, a section's
+/// 3000, and a message holds at most 50 blocks.
 const HEADER_MAX: usize = 150;
 const FIELD_MAX: usize = 2000;
 const SECTION_MAX: usize = 3000;
+const BLOCKS_MAX: usize = 50;
 
 /// Posts alerts to one Slack incoming webhook.
 #[derive(Clone)]
@@ -75,6 +83,29 @@ impl AlertSink for SlackSink {
             .client
             .post(self.url.expose().clone())
             .json(&slack_payload(alert));
+        send_http(request, &self.url).await
+    }
+
+    fn digests(&self) -> Option<&dyn DigestSink> {
+        Some(self)
+    }
+
+    async fn turn(&self) -> Option<Turn> {
+        Some(
+            slack_pacer()
+                .turn(self.url.expose().as_str(), SLACK_POST_INTERVAL)
+                .await,
+        )
+    }
+}
+
+#[async_trait]
+impl DigestSink for SlackSink {
+    async fn send_digest(&self, digest: &Digest) -> Result<(), SinkError> {
+        let request = self
+            .client
+            .post(self.url.expose().clone())
+            .json(&digest_payload(digest));
         send_http(request, &self.url).await
     }
 }
@@ -205,6 +236,132 @@ pub fn slack_payload(alert: &Alert) -> Value {
         "text": escape(&fallback),
         "blocks": blocks,
     })
+}
+
+/// The Block Kit message of a digest: a header naming how many alerts and from what, the
+/// counts by kind, the top alerts by score (one line each, in sections of at most 3000
+/// characters), and where to see them all (the console's filtered queue, or the command that
+/// lists them). Stays within Slack's limits however many alerts and however long the names.
+pub fn digest_payload(digest: &Digest) -> Value {
+    let from = digest.source.describe();
+    let cited = digest
+        .citation
+        .as_deref()
+        .map(|c| c.trim().trim_end_matches('.'))
+        .and_then(|c| c.split(',').next())
+        .filter(|c| !c.trim().is_empty());
+    let title = match cited {
+        Some(c) => format!("{} Entity List alerts from {c}", digest.total()),
+        None => format!("{} Entity List alerts from {from}", digest.total()),
+    };
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": { "type": "plain_text", "text": truncate(&title, HEADER_MAX), "emoji": false },
+    })];
+    let source = match &digest.rule_url {
+        Some(url) => format!("<{}|{}>", link_target(url), escape(&from)),
+        None => escape(&from),
+    };
+    blocks.push(json!({
+        "type": "section",
+        "text": {
+            "type": "mrkdwn",
+            "text": truncate(
+                &format!(
+                    "*{} alerts* from {source}: {}. One message for all of them (the alert topic \
+                     carries each).",
+                    digest.total(),
+                    digest.counts_line(),
+                ),
+                SECTION_MAX,
+            ),
+        },
+    }));
+    // Header, counts, the top title, the footer: what the top lines leave room for.
+    let room = BLOCKS_MAX - 4;
+    let lines: Vec<String> = digest.top.iter().map(digest_line).collect();
+    let mut sections: Vec<String> = Vec::new();
+    let mut shown = 0;
+    for line in &lines {
+        let line = truncate(line, SECTION_MAX);
+        let fits = sections
+            .last()
+            .is_some_and(|s| s.chars().count() + 1 + line.chars().count() <= SECTION_MAX);
+        if fits {
+            if let Some(s) = sections.last_mut() {
+                s.push('\n');
+                s.push_str(&line);
+            }
+        } else if sections.len() < room {
+            sections.push(line);
+        } else {
+            break;
+        }
+        shown += 1;
+    }
+    if !sections.is_empty() {
+        blocks.push(json!({
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": format!("*Top {shown} by score*"),
+            },
+        }));
+        for s in sections {
+            blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": s } }));
+        }
+    }
+    let rest = digest.total() - shown;
+    let more = if rest > 0 {
+        format!("{rest} more. ")
+    } else {
+        String::new()
+    };
+    let footer = match &digest.queue_url {
+        Some(url) => format!(
+            "{more}<{}|Review all {} in the console>",
+            link_target(url),
+            digest.total()
+        ),
+        None => format!("{more}List them with `{CLI_LISTING}`"),
+    };
+    blocks.push(json!({
+        "type": "context",
+        "elements": [{
+            "type": "mrkdwn",
+            "text": truncate(
+                &format!(
+                    "{footer} · digest `{}`",
+                    &digest.digest_id[..digest.digest_id.len().min(12)]
+                ),
+                SECTION_MAX,
+            ),
+        }],
+    }));
+    json!({
+        "text": escape(&format!("{title}: {}", digest.counts_line())),
+        "blocks": blocks,
+    })
+}
+
+/// One alert in a digest: supplier, what it matched, how well, and the short id that
+/// `entitywatch alerts show` takes.
+fn digest_line(a: &Alert) -> String {
+    let score = match a.kind {
+        AlertKind::Cleared => "cleared".to_string(),
+        AlertKind::Affiliate => "owned by listed parties".to_string(),
+        _ => format!("{:.2}", a.score),
+    };
+    format!(
+        "• *{}* (`{}`) ~ {} ({}) — {} {} · `{}`",
+        escape(&a.supplier.name),
+        escape(&a.supplier.id),
+        escape(&a.entry.matched_name),
+        escape(&a.entry.country),
+        a.kind,
+        score,
+        &a.alert_id[..a.alert_id.len().min(12)],
+    )
 }
 
 /// Slack's mrkdwn control characters. Names like `A<B> & Co` would otherwise become a broken
@@ -349,6 +506,135 @@ mod tests {
         assert!(field_texts(&p).contains(&"*Licence review policy*\n—".to_string()));
         let link = p["blocks"][2]["elements"][0]["text"].as_str().unwrap();
         assert!(link.starts_with("<https://example.org/a%7Cb%3Ec?x=1&amp;y=2|"));
+    }
+
+    fn many_alerts(n: usize, name_len: usize) -> Vec<Alert> {
+        (0..n)
+            .map(|i| {
+                let mut a = sample_alert(AlertKind::Listed);
+                a.supplier.id = format!("S-{i:04}");
+                a.supplier.name = format!("Supplier <{i}> & {}", "Ω".repeat(name_len));
+                a.entry.matched_name = "M".repeat(name_len);
+                a.score = 0.8 + (i % 100) as f64 / 1000.0;
+                a.alert_id = format!("{i:04x}{}", "a".repeat(60));
+                a
+            })
+            .collect()
+    }
+
+    fn text_of(block: &Value) -> String {
+        block["text"]["text"]
+            .as_str()
+            .or_else(|| block["elements"][0]["text"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Slack's limits hold for every block of `p`.
+    fn assert_within_limits(p: &Value) {
+        let blocks = p["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(text_of(&blocks[0]).chars().count() <= 150);
+        for b in blocks {
+            assert!(text_of(b).chars().count() <= 3000, "{b}");
+        }
+    }
+
+    #[test]
+    fn a_digest_has_counts_the_top_alerts_and_the_cli_hint() {
+        let mut alerts = many_alerts(30, 3);
+        alerts[0].kind = AlertKind::Revised;
+        let d = Digest::new(
+            "slack",
+            crate::alerts::DigestSource::document("2019-22210"),
+            &alerts,
+            5,
+            None,
+        );
+        let p = digest_payload(&d);
+        assert_within_limits(&p);
+        let blocks = p["blocks"].as_array().unwrap();
+        assert_eq!(
+            text_of(&blocks[0]),
+            "30 Entity List alerts from 84 FR 54002"
+        );
+        assert!(text_of(&blocks[1]).starts_with("*30 alerts* from <https://www.federalregister.gov/d/2019-22210|rule 2019-22210>: 29 listed, 1 revised."));
+        assert_eq!(text_of(&blocks[2]), "*Top 5 by score*");
+        let top = text_of(&blocks[3]);
+        assert_eq!(top.lines().count(), 5);
+        // Best first, escaped, with the short id `alerts show` takes.
+        assert!(
+            top.lines()
+                .next()
+                .unwrap()
+                .starts_with("• *Supplier &lt;29&gt; &amp; ΩΩΩ* (`S-0029`) ~ MMM (CN) — listed 0.83 · `001daaaaaaaa`"),
+            "{top}"
+        );
+        assert!(!top.contains('<'));
+        let footer = text_of(blocks.last().unwrap());
+        assert!(
+            footer.starts_with("25 more. List them with `entitywatch alerts list --status open`"),
+            "{footer}"
+        );
+        assert!(p["text"].as_str().unwrap().contains("29 listed, 1 revised"));
+    }
+
+    #[test]
+    fn a_digest_links_the_console_queue() {
+        let alerts = many_alerts(8, 3);
+        let console = url::Url::parse("https://ew.example/console").unwrap();
+        let d = Digest::new(
+            "slack",
+            crate::alerts::DigestSource::document("ecfr-2026-11-30"),
+            &alerts,
+            5,
+            Some(&console),
+        );
+        let p = digest_payload(&d);
+        let blocks = p["blocks"].as_array().unwrap();
+        assert_eq!(
+            text_of(&blocks[0]),
+            "8 Entity List alerts from the eCFR list sync ecfr-2026-11-30"
+        );
+        let footer = text_of(blocks.last().unwrap());
+        assert!(
+            footer.starts_with("3 more. <https://ew.example/console/alerts?status=open&amp;document=ecfr-2026-11-30&amp;entity_key=CN%2Fhangzhou-hikvision-digital-technology-co-ltd|Review all 8 in the console>"),
+            "{footer}"
+        );
+    }
+
+    #[test]
+    fn a_huge_digest_stays_within_slacks_limits() {
+        // 500 alerts, the top 400 asked for, names long enough that few lines fit a section.
+        let alerts = many_alerts(500, 400);
+        let d = Digest::new(
+            "slack",
+            crate::alerts::DigestSource::supplier_import(),
+            &alerts,
+            400,
+            None,
+        );
+        let p = digest_payload(&d);
+        assert_within_limits(&p);
+        let blocks = p["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 50);
+        let shown: usize = blocks[3..blocks.len() - 1]
+            .iter()
+            .map(|b| text_of(b).lines().count())
+            .sum();
+        let said = text_of(&blocks[2]);
+        assert_eq!(said, format!("*Top {shown} by score*"));
+        let footer = text_of(blocks.last().unwrap());
+        assert!(
+            footer.starts_with(&format!("{} more. ", 500 - shown)),
+            "{footer}"
+        );
+        // A header that would be too long is cut.
+        let mut long = d.clone();
+        long.citation = Some("X".repeat(400));
+        let p = digest_payload(&long);
+        assert_eq!(text_of(&p["blocks"][0]).chars().count(), 150);
     }
 
     #[test]

@@ -20,6 +20,17 @@ pub struct SinkArgs {
         hide_env_values = true
     )]
     pub slack_webhook_url: Option<String>,
+    /// When one document, list sync or supplier import raises more than this many alerts,
+    /// Slack gets one digest (counts by kind, the top this many by score, a link to the
+    /// console's queue) instead of a message each; the alert topic and the webhook still get
+    /// every alert.
+    #[arg(long, env = "ENTITYWATCH_SLACK_DIGEST_OVER", value_name = "N", default_value_t = crate::alerts::DEFAULT_DIGEST_OVER, value_parser = digest_over)]
+    pub slack_digest_over: usize,
+    /// Base URL of the review console, for the links in Slack digests
+    /// (`URL/alerts?status=open&document=...`); unset, a digest says how to list its alerts
+    /// with `entitywatch alerts list`.
+    #[arg(long, env = "ENTITYWATCH_CONSOLE_URL", value_name = "URL", value_parser = console_url)]
+    pub console_url: Option<Box<url::Url>>,
     /// Generic webhook URL to POST signed alert JSON to (a secret: never logged).
     #[arg(
         long,
@@ -72,6 +83,23 @@ pub enum OnOff {
     Off,
 }
 
+fn digest_over(raw: &str) -> Result<usize, String> {
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("{raw:?} is not a number of alerts of at least 1"))
+}
+
+/// Boxed: the URL is large and these flags sit in every command's arguments.
+fn console_url(raw: &str) -> Result<Box<url::Url>, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(Box::new(url)),
+        _ => Err("the console URL must be http(s)://HOST[/PATH]".to_string()),
+    }
+}
+
 fn affiliates_threshold(raw: &str) -> Result<Share, String> {
     raw.trim()
         .trim_end_matches('%')
@@ -103,6 +131,10 @@ impl SinkArgs {
                     threshold: self.affiliates_threshold,
                 },
             },
+            digest: Some(crate::alerts::DigestPolicy {
+                over: self.slack_digest_over,
+                console_url: self.console_url.as_deref().cloned(),
+            }),
         }
     }
 }

@@ -44,7 +44,10 @@ pub async fn run(args: RescreenArgs, settings: &Settings) -> Result<()> {
     }
     let worker = Bus::embedded(&store).worker(&store, &args.sinks.settings())?;
     let ids: Vec<String> = current.keys().cloned().collect();
-    let mut outcome = worker.screen_suppliers(&ids).await?;
+    let batch = crate::alerts::DigestSource::rescreen();
+    let mut outcome = worker
+        .in_batch(&batch, worker.screen_suppliers(&ids))
+        .await?;
     outcome.absorb(worker.flush_outbox().await);
     let mut changed = 0usize;
     for d in store.decisions().await? {

@@ -113,6 +113,7 @@ async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
         Some(Bus::embedded(&store).worker(&store, &args.sinks.settings())?)
     };
 
+    let digest_batch = crate::alerts::DigestSource::supplier_import();
     let bar = progress_bar(size, "importing");
     let mut rows = 0u64;
     let mut rejected = 0usize;
@@ -140,7 +141,11 @@ async fn import(args: SuppliersImportArgs, settings: &Settings) -> Result<()> {
             .count();
         let done = match &worker {
             Some(worker) => {
-                let (done, screened) = worker.import_batch(&batch.records, true).await?;
+                // One import is one batch for Slack digests, however many batches of
+                // records it is stored in.
+                let (done, screened) = worker
+                    .in_batch(&digest_batch, worker.import_batch(&batch.records, true))
+                    .await?;
                 outcome.add(&screened);
                 done
             }

@@ -154,6 +154,28 @@ fn file_values_are_defaults_flags_still_win_and_tables_beat_the_top_level() {
 }
 
 #[test]
+fn slack_digest_settings_come_from_the_file_and_are_checked() {
+    let run = run_args(parse_with_file("", &["run"]).unwrap());
+    let digest = run.sinks.settings().digest.unwrap();
+    assert_eq!(digest.over, 5);
+    assert_eq!(digest.console_url, None);
+    let toml = "slack_digest_over = 12\nconsole_url = \"https://ew.example/console/\"\n";
+    let run = run_args(parse_with_file(toml, &["run"]).unwrap());
+    let digest = run.sinks.settings().digest.unwrap();
+    assert_eq!(digest.over, 12);
+    assert_eq!(
+        digest.console_url.map(String::from).as_deref(),
+        Some("https://ew.example/console/")
+    );
+    let run = run_args(parse_with_file(toml, &["run", "--slack-digest-over", "3"]).unwrap());
+    assert_eq!(run.sinks.slack_digest_over, 3);
+    for bad in ["slack_digest_over = 0\n", "console_url = \"ftp://x/\"\n"] {
+        let e = parse_with_file(bad, &["run"]).err().unwrap().to_string();
+        assert!(e.contains("line 1"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn file_errors_name_the_line_and_the_key() {
     let e = parse_with_file("interval = \"5m\"\n\nintervall = \"5m\"\n", &["run"])
         .err()

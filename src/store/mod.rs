@@ -8,6 +8,7 @@
 
 mod alerts;
 mod checkpoint;
+mod digests;
 mod entity_list;
 mod ownership;
 mod sessions;
@@ -17,6 +18,7 @@ mod worker_state;
 
 pub use alerts::{AlertQuery, AlertReview, AuditRecord, ReviewError, StoredAlert};
 pub use checkpoint::ProcessedDocument;
+pub use digests::{HeldDelivery, StoredDigest};
 pub use entity_list::{
     AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,
 };

@@ -81,11 +81,11 @@ pub enum Claim {
     Queued,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-fn lease_end(lease: Duration) -> i64 {
+pub(super) fn lease_end(lease: Duration) -> i64 {
     now_ms().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -454,9 +454,10 @@ impl Store {
             if state == "delivered" {
                 return Ok(Claim::Delivered);
             }
-            if state == "queued" {
+            if state == "queued" || state == "held" || state == "digested" {
                 // Parked in the outbox: a dispatcher sends it (its parker's, or whoever adopts
                 // it once that one's lease ran out), so a re-handled event must not send too.
+                // Held for a Slack digest, or carried by one: the digest dispatcher sends it.
                 return Ok(Claim::Queued);
             }
             let holder: String = row

@@ -15,6 +15,16 @@
 //! restart (a dead worker's are adopted by another's dispatcher once its lease ran out), and
 //! one-shot commands [flush](Deliveries::flush) the outbox before they exit.
 //!
+//! Slack digests: while the alerts of a batch (one document, list sync or supplier import,
+//! see [`in_batch`]) are being raised, a sink that takes digests does not get them one by one:
+//! each is *held* in the ledger for its batch, and the event is committed. A digest dispatcher
+//! per such sink decides a batch once it is closed (the rule's document event, the end of an
+//! import) or quiet — a document's for [`DIGEST_QUIET`], an import's or rescreen's only once
+//! the process running it stopped keeping it active (it died): more than `--slack-digest-over` held alerts become one
+//! digest — written to the ledger with the alerts it carries in one transaction, sent paced and
+//! with retries, and marked delivered with all of them — and fewer go to the outbox to be sent
+//! singly. A digest whose sender died is adopted and resent whole once its lease ran out.
+//!
 //! What this module must never do: send an alert a sink already accepted, send one alert to
 //! one sink from two places at once (every send holds the ledger claim), or let an alert
 //! vanish — a parked or interrupted delivery stays in the ledger until it is delivered or
@@ -28,12 +38,15 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::{EventOutcome, WorkerError};
-use crate::alerts::{deliver_until, Alert, AlertSink, RetryPolicy};
+use crate::alerts::delivery::retry_until;
+use crate::alerts::{
+    deliver_until, Alert, AlertSink, Digest, DigestPolicy, DigestSource, RetryPolicy,
+};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::store::{Claim, Delivery, QueuedDelivery, Store};
 use crate::telemetry::{
     AlertAlreadyDelivered, AlertDeadLettered, AlertDelivered, AlertParked, DeliveryRetried,
-    InternalEvent,
+    DigestDeadLettered, DigestDelivered, InternalEvent,
 };
 
 /// The default delivery-claim lease: an alert whose sender died mid-delivery is sent by
@@ -46,6 +59,28 @@ const CLAIM_POLL: Duration = Duration::from_millis(250);
 /// How often an idle dispatcher looks for parked deliveries it was not told about (another
 /// worker's, left behind when it died).
 const OUTBOX_POLL: Duration = Duration::from_secs(2);
+
+/// How long a batch whose end was not signalled (a list sync, a Kafka worker that saw the
+/// document event before another's last changes) must be quiet before its digest is decided.
+pub const DIGEST_QUIET: Duration = Duration::from_secs(2);
+
+/// How often an idle digest dispatcher looks for batches that went quiet.
+const DIGEST_POLL: Duration = Duration::from_millis(500);
+
+tokio::task_local! {
+    /// The batch whose alerts are being raised, for sinks that take digests.
+    static BATCH: DigestSource;
+}
+
+/// Runs `body` with its alerts raised as part of batch `source`: for a sink that takes
+/// digests they are held until the batch is decided.
+pub(super) async fn in_batch<F: std::future::Future>(source: DigestSource, body: F) -> F::Output {
+    BATCH.scope(source, body).await
+}
+
+fn current_batch() -> Option<DigestSource> {
+    BATCH.try_with(Clone::clone).ok()
+}
 
 /// What one (alert, sink) delivery came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +135,14 @@ pub(super) struct Deliveries {
     dispatchers_started: std::sync::Once,
     /// The dispatcher tasks, awaited on shutdown so that none is cut off mid-attempt.
     dispatchers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Slack digests; `None`: every alert goes to every sink on its own.
+    digest: Option<DigestPolicy>,
+    /// Batches this process held alerts for, closed by [`Deliveries::flush`].
+    held_batches: Mutex<HashSet<String>>,
+    /// Woken when an alert is held, a batch closed, or a digest is done.
+    digest_changed: tokio::sync::Notify,
+    /// Digests being decided or sent by this process; flush waits for them.
+    digests_in_flight: Mutex<usize>,
 }
 
 impl Deliveries {
@@ -124,7 +167,21 @@ impl Deliveries {
             next_seq: AtomicI64::new(0),
             dispatchers_started: std::sync::Once::new(),
             dispatchers: Default::default(),
+            digest: None,
+            held_batches: Default::default(),
+            digest_changed: tokio::sync::Notify::new(),
+            digests_in_flight: Mutex::new(0),
         }
+    }
+
+    /// Turns Slack digests on (or off with `None`) for the sinks that take them.
+    pub(super) fn set_digest(&mut self, policy: Option<DigestPolicy>) {
+        if policy.is_some() {
+            for sink in self.sinks.iter().filter(|s| s.digests().is_some()) {
+                crate::telemetry::register_digest_sink(sink.name());
+            }
+        }
+        self.digest = policy;
     }
 
     pub(super) fn dead_letters(&self) -> &dyn DeadLetters {
@@ -162,10 +219,14 @@ impl Deliveries {
             let sent = self.deliver_to(topic, alert, payload).await?;
             sent.count(outcome);
         }
+        let batch = self.holding_batch(others, alerts).await?;
         let queues = others.iter().map(|sink| async {
             let mut sent = Vec::with_capacity(alerts.len());
+            let held = batch.as_ref().filter(|_| sink.digests().is_some());
             for (alert, payload) in alerts.iter().zip(&payloads) {
-                let s = if self.sink_is_down(sink.name()) {
+                let s = if let Some(batch) = held {
+                    self.hold(sink, alert, payload, batch).await?
+                } else if self.sink_is_down(sink.name()) {
                     self.park(sink, alert, payload).await?
                 } else {
                     self.deliver_to(sink, alert, payload).await?
@@ -184,6 +245,88 @@ impl Deliveries {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The batch `alerts` are held for, when digests are on, one is being raised and a sink
+    /// takes digests: the batch is opened (or touched) in the ledger first.
+    async fn holding_batch(
+        &self,
+        others: &[Arc<dyn AlertSink>],
+        alerts: &[Alert],
+    ) -> Result<Option<String>, WorkerError> {
+        if self.digest.is_none()
+            || alerts.is_empty()
+            || !others.iter().any(|s| s.digests().is_some())
+        {
+            return Ok(None);
+        }
+        let Some(batch) = current_batch() else {
+            return Ok(None);
+        };
+        let key = batch.key();
+        self.store.open_digest_group(&key).await?;
+        if let Ok(mut held) = self.held_batches.lock() {
+            held.insert(key.clone());
+        }
+        Ok(Some(key))
+    }
+
+    /// Records that an event of `source` was handled, so its batch is not quiet yet.
+    pub(super) async fn batch_active(&self, source: &DigestSource) -> Result<(), WorkerError> {
+        if self.digest.is_some() {
+            self.store.touch_digest_group(&source.key()).await?;
+        }
+        Ok(())
+    }
+
+    /// The batch `source` is complete: its held alerts are decided now.
+    pub(super) async fn close_batch(&self, source: &DigestSource) -> Result<(), WorkerError> {
+        if self.digest.is_some() {
+            let key = source.key();
+            self.store.close_digest_group(&key).await?;
+            if let Ok(mut held) = self.held_batches.lock() {
+                held.remove(&key);
+            }
+            self.digest_changed.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Holds one alert for `sink` in `batch`: claimed like any delivery, then marked held; the
+    /// digest dispatcher sends it, in a digest or on its own.
+    async fn hold(
+        self: &Arc<Self>,
+        sink: &Arc<dyn AlertSink>,
+        alert: &Alert,
+        payload: &str,
+        batch: &str,
+    ) -> Result<Sent, WorkerError> {
+        let delivery = delivery_of(sink.as_ref(), alert, payload);
+        match self
+            .store
+            .claim_delivery(&delivery, &self.owner, self.claim_lease)
+            .await?
+        {
+            Claim::Delivered => {
+                AlertAlreadyDelivered {
+                    sink: sink.name(),
+                    alert_id: &alert.alert_id,
+                }
+                .emit();
+                return Ok(Sent::AlreadyDelivered);
+            }
+            Claim::Queued => return Ok(Sent::Queued),
+            // Another worker is sending it singly right now (a rebalance): wait for its claim.
+            Claim::HeldElsewhere { .. } => return self.deliver_to(sink, alert, payload).await,
+            Claim::Held | Claim::TakenOver { .. } => {}
+        }
+        let seq = self.sequence();
+        self.store
+            .hold_claim(&alert.alert_id, sink.name(), &self.owner, batch, seq)
+            .await?;
+        tracing::debug!(sink = sink.name(), alert_id = %alert.alert_id, batch, "alert held for its batch's digest decision");
+        self.start_dispatchers();
+        Ok(Sent::Queued)
     }
 
     /// Whether new alerts for `sink` go to the outbox: it is down, or alerts parked for it
@@ -290,6 +433,15 @@ impl Deliveries {
                 let deliveries = Arc::clone(self);
                 let sink = Arc::clone(sink);
                 tasks.push(tokio::spawn(async move { deliveries.dispatch(sink).await }));
+            }
+            if self.digest.is_some() {
+                for sink in self.sinks.iter().skip(1).filter(|s| s.digests().is_some()) {
+                    let deliveries = Arc::clone(self);
+                    let sink = Arc::clone(sink);
+                    tasks.push(tokio::spawn(async move {
+                        deliveries.dispatch_digests(sink).await
+                    }));
+                }
             }
             let deliveries = Arc::clone(self);
             tasks.push(tokio::spawn(async move {
@@ -444,6 +596,24 @@ impl Deliveries {
             if let Err(e) = self.store.renew_queued(&self.owner, self.claim_lease).await {
                 warn!(error = %e, "could not renew the leases of parked alerts");
             }
+            // The imports and rescreens this process is running stay undecided while it lives.
+            let running: Vec<String> = self
+                .held_batches
+                .lock()
+                .map(|b| {
+                    b.iter()
+                        .filter(|k| {
+                            !matches!(DigestSource::from_key(k), Some(DigestSource::Document(_)))
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for batch in running {
+                if let Err(e) = self.store.touch_digest_group(&batch).await {
+                    warn!(batch, error = %e, "could not keep the batch's digest waiting");
+                }
+            }
         }
     }
 
@@ -451,6 +621,7 @@ impl Deliveries {
     /// at least one attempt, so this ends), or a stop was requested. One-shot commands call it
     /// before they exit.
     pub(super) async fn flush(self: &Arc<Self>) -> FlushReport {
+        self.flush_digests().await;
         if self.parked_total() > 0 {
             self.start_dispatchers();
             info!(
@@ -474,6 +645,375 @@ impl Deliveries {
             .lock()
             .map(|mut f| std::mem::take(&mut *f))
             .unwrap_or_default()
+    }
+
+    /// Closes every batch this process held alerts for and decides them now (their digests
+    /// sent, their singles parked for the outbox flush that follows), waiting for digests a
+    /// dispatcher of this process is sending. One-shot commands end here.
+    async fn flush_digests(self: &Arc<Self>) {
+        let batches: Vec<String> = self
+            .held_batches
+            .lock()
+            .map(|mut b| b.drain().collect())
+            .unwrap_or_default();
+        if self.digest.is_none() {
+            return;
+        }
+        for batch in &batches {
+            if let Err(e) = self.store.close_digest_group(batch).await {
+                warn!(batch, error = %e, "cannot close the batch; its digest waits for it to go quiet");
+            }
+        }
+        let digest_sinks: Vec<Arc<dyn AlertSink>> = self
+            .sinks
+            .iter()
+            .skip(1)
+            .filter(|s| s.digests().is_some())
+            .cloned()
+            .collect();
+        for sink in &digest_sinks {
+            for batch in &batches {
+                if self.stop_requested() {
+                    return;
+                }
+                if let Err(e) = self.decide_batch(sink, batch).await {
+                    warn!(sink = sink.name(), batch, error = %e, "cannot decide the batch's digest; it stays held");
+                }
+            }
+        }
+        loop {
+            let changed = self.digest_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self
+                .digests_in_flight
+                .lock()
+                .map(|n| *n == 0)
+                .unwrap_or(true)
+                || self.stop_requested()
+            {
+                break;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = self.stopped() => {}
+            }
+        }
+    }
+
+    /// One digest sink's dispatcher: adopts digests whose sender died and decides the batches
+    /// that are closed or quiet, until stopped.
+    async fn dispatch_digests(self: Arc<Self>, sink: Arc<dyn AlertSink>) {
+        while !self.stop_requested() {
+            let woken = self.digest_changed.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let worked = match self.digest_round(&sink).await {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!(sink = sink.name(), error = %e, "cannot decide held alerts; trying again");
+                    0
+                }
+            };
+            if worked == 0 {
+                tokio::select! {
+                    _ = woken => {}
+                    _ = tokio::time::sleep(DIGEST_POLL) => {}
+                    _ = self.stopped() => {}
+                }
+            }
+        }
+    }
+
+    /// One look at the ledger for `sink`: orphaned digests resent, ready batches decided.
+    /// Returns how many it acted on.
+    async fn digest_round(&self, sink: &Arc<dyn AlertSink>) -> Result<usize, WorkerError> {
+        let mut acted = 0;
+        for orphan in self.store.orphaned_digests(sink.name()).await? {
+            if self.stop_requested() {
+                return Ok(acted);
+            }
+            let _flight = self.digest_in_flight();
+            if !self
+                .store
+                .take_digest(&orphan, &self.owner, self.claim_lease)
+                .await?
+            {
+                continue;
+            }
+            warn!(
+                sink = sink.name(),
+                digest_id = %orphan.digest_id,
+                alerts = orphan.alert_count,
+                "adopting a digest whose sender's lease ran out before it was recorded as \
+                 delivered; it is sent again (the sink may get it twice if the first got through)"
+            );
+            match serde_json::from_str::<Digest>(&orphan.payload) {
+                Ok(digest) => self.send_digest(sink, &digest).await?,
+                Err(e) => {
+                    self.give_up_digest(
+                        sink,
+                        &orphan.digest_id,
+                        &format!("stored digest unreadable: {e}"),
+                    )
+                    .await?
+                }
+            }
+            acted += 1;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        for (batch, closed, last_activity) in self.store.held_digest_groups(sink.name()).await? {
+            if self.stop_requested() {
+                return Ok(acted);
+            }
+            if closed || now - last_activity >= self.quiet_for(&batch).as_millis() as i64 {
+                acted += self.decide_batch(sink, &batch).await?;
+            }
+        }
+        Ok(acted)
+    }
+
+    /// How long batch `batch` must go without an event before it is decided unclosed. A
+    /// document's end may never be signalled (a list sync has no document event), so a short
+    /// quiet ends it; an import or rescreen is closed by the process running it, which keeps it
+    /// active while it lives, so only that process dying (its lease running out) ends it.
+    fn quiet_for(&self, batch: &str) -> Duration {
+        match DigestSource::from_key(batch) {
+            Some(DigestSource::Document(_)) | None => DIGEST_QUIET,
+            Some(_) => self.claim_lease.max(DIGEST_QUIET),
+        }
+    }
+
+    /// Decides batch `batch` for `sink`: over the threshold, one digest (written with the
+    /// alerts it carries, then sent); at or under it, its alerts parked to go singly.
+    async fn decide_batch(
+        &self,
+        sink: &Arc<dyn AlertSink>,
+        batch: &str,
+    ) -> Result<usize, WorkerError> {
+        let Some(policy) = &self.digest else {
+            return Ok(0);
+        };
+        let _flight = self.digest_in_flight();
+        let held = self.store.held_deliveries(sink.name(), batch).await?;
+        if held.is_empty() {
+            return Ok(0);
+        }
+        if let Ok(mut b) = self.held_batches.lock() {
+            b.remove(batch);
+        }
+        // Only a payload written by another version could fail to read: it goes singly, and
+        // the outbox dead-letters it whole.
+        let readable: Vec<(Alert, &str)> = held
+            .iter()
+            .filter_map(|h| {
+                serde_json::from_str::<Alert>(&h.delivery.payload)
+                    .ok()
+                    .map(|a| (a, h.delivery.alert_id.as_str()))
+            })
+            .collect();
+        let singles: Vec<&str> = if readable.len() > policy.over {
+            held.iter()
+                .map(|h| h.delivery.alert_id.as_str())
+                .filter(|id| !readable.iter().any(|(_, r)| r == id))
+                .collect()
+        } else {
+            held.iter().map(|h| h.delivery.alert_id.as_str()).collect()
+        };
+        if !singles.is_empty() {
+            let n = singles.len() as isize;
+            self.adjust_parked(sink.name(), n);
+            let queued = self
+                .store
+                .queue_held(sink.name(), &singles, &self.owner, self.claim_lease)
+                .await
+                .inspect_err(|_| self.adjust_parked(sink.name(), -n))?;
+            self.adjust_parked(sink.name(), queued as isize - n);
+            info!(
+                sink = sink.name(),
+                batch,
+                alerts = queued,
+                over = policy.over,
+                "batch at or under the digest threshold: its alerts go singly"
+            );
+            self.parked_changed.notify_waiters();
+        }
+        if readable.len() <= policy.over {
+            return Ok(1);
+        }
+        let alerts: Vec<Alert> = readable.into_iter().map(|(a, _)| a).collect();
+        let source = DigestSource::from_key(batch)
+            .unwrap_or_else(|| DigestSource::Document(batch.to_string()));
+        let digest = Digest::new(
+            sink.name(),
+            source,
+            &alerts,
+            policy.over,
+            policy.console_url.as_ref(),
+        );
+        let payload = serde_json::to_string(&digest).unwrap_or_default();
+        let carried: Vec<&str> = digest.alert_ids.iter().map(String::as_str).collect();
+        if !self
+            .store
+            .start_digest(
+                &digest.digest_id,
+                sink.name(),
+                batch,
+                &payload,
+                &carried,
+                &self.owner,
+                self.claim_lease,
+            )
+            .await?
+        {
+            // Another dispatcher decided the batch first.
+            return Ok(0);
+        }
+        self.send_digest(sink, &digest).await?;
+        Ok(1)
+    }
+
+    /// Sends a digest this process holds the claim on (paced, with retries, renewing the
+    /// claim) and records it delivered with every alert it carries; or dead-letters those
+    /// alerts and drops the digest, so a redrive sends each on its own.
+    async fn send_digest(
+        &self,
+        sink: &Arc<dyn AlertSink>,
+        digest: &Digest,
+    ) -> Result<(), WorkerError> {
+        let Some(digests) = sink.digests() else {
+            return Ok(());
+        };
+        let failing = self.is_failing(sink.name());
+        let policy = if failing {
+            RetryPolicy {
+                max_attempts: 1,
+                ..self.retry.clone()
+            }
+        } else {
+            self.retry.clone()
+        };
+        let sent = self
+            .renewing_digest_claim(
+                digest,
+                sink.name(),
+                retry_until(
+                    sink.as_ref(),
+                    &digest.digest_id,
+                    &policy,
+                    |notice| DeliveryRetried { sink: notice.sink }.emit(),
+                    self.stopped(),
+                    || digests.send_digest(digest),
+                ),
+            )
+            .await;
+        match sent {
+            Ok(_) => {
+                self.set_failing(sink.name(), false);
+                if !self
+                    .store
+                    .finish_digest(&digest.digest_id, sink.name(), &self.owner)
+                    .await?
+                {
+                    warn!(
+                        sink = sink.name(),
+                        digest_id = %digest.digest_id,
+                        "digest delivered after this worker's claim had run out and another \
+                         worker had taken it over: the sink may get it twice"
+                    );
+                }
+                DigestDelivered {
+                    sink: sink.name(),
+                    digest,
+                }
+                .emit();
+                if let Ok(mut f) = self.flushed.lock() {
+                    f.delivered += digest.total();
+                }
+                Ok(())
+            }
+            Err(failure) if failure.interrupted => {
+                self.store
+                    .release_digest_lease(&digest.digest_id, sink.name(), &self.owner)
+                    .await?;
+                info!(sink = sink.name(), digest_id = %digest.digest_id, "digest left for after the restart");
+                Ok(())
+            }
+            Err(failure) => {
+                if !failure.permanent {
+                    self.set_failing(sink.name(), true);
+                }
+                self.give_up_digest(sink, &digest.digest_id, &failure.reason)
+                    .await
+            }
+        }
+    }
+
+    /// Dead-letters every alert a digest carried, with the digest's failure as the reason,
+    /// then drops the digest and their ledger rows.
+    async fn give_up_digest(
+        &self,
+        sink: &Arc<dyn AlertSink>,
+        digest_id: &str,
+        reason: &str,
+    ) -> Result<(), WorkerError> {
+        let members = self.store.digest_members(digest_id).await?;
+        let reason = format!(
+            "digest {} of {} alerts: {reason}",
+            &digest_id[..digest_id.len().min(12)],
+            members.len()
+        );
+        for (alert_id, payload) in &members {
+            self.dead_letter(sink.name(), alert_id, &reason, payload)
+                .await?;
+        }
+        self.store
+            .drop_digest(digest_id, sink.name(), &self.owner)
+            .await?;
+        DigestDeadLettered {
+            sink: sink.name(),
+            digest_id,
+            alerts: members.len(),
+            reason: &reason,
+        }
+        .emit();
+        if let Ok(mut f) = self.flushed.lock() {
+            f.dead_lettered += members.len();
+        }
+        Ok(())
+    }
+
+    /// Counts a digest decision or send in progress until the guard drops.
+    fn digest_in_flight(&self) -> InFlight<'_> {
+        if let Ok(mut n) = self.digests_in_flight.lock() {
+            *n += 1;
+        }
+        InFlight(self)
+    }
+
+    /// As [`Deliveries::renewing_claim`], for a digest's claim.
+    async fn renewing_digest_claim<T>(
+        &self,
+        digest: &Digest,
+        sink: &str,
+        send: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(send);
+        let mut renew = tokio::time::interval(self.claim_lease / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                r = &mut send => return r,
+                _ = renew.tick() => {
+                    match self.store.renew_digest(&digest.digest_id, sink, &self.owner, self.claim_lease).await {
+                        Ok(true) => {}
+                        Ok(false) => warn!(sink, digest_id = %digest.digest_id, "digest claim lost (its lease ran out and another worker took it); the digest may reach the sink twice"),
+                        Err(e) => warn!(sink, digest_id = %digest.digest_id, error = %e, "could not renew the digest claim"),
+                    }
+                }
+            }
+        }
     }
 
     /// One alert to one sink: claim, send (with retries, renewing the claim), mark delivered;
@@ -737,6 +1277,18 @@ impl Deliveries {
                 }
             }
         }
+    }
+}
+
+/// A digest in progress, counted in [`Deliveries::digests_in_flight`] until dropped.
+struct InFlight<'a>(&'a Deliveries);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut n) = self.0.digests_in_flight.lock() {
+            *n = n.saturating_sub(1);
+        }
+        self.0.digest_changed.notify_waiters();
     }
 }
 

@@ -10,6 +10,10 @@
 //! re-handles the event and the ledger absorbs the repeat; a rebalance that hands an event to a
 //! second worker while the first still sends makes the second wait on the claim, not send.
 //! Matching is CPU work and runs on the blocking pool, never on the async threads.
+//!
+//! Alerts are raised in batches for Slack digests: a change event's belong to its document
+//! (a rule or a list sync), a supplier import's to the run ([`Worker::in_batch`]); the
+//! document event closes its batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +27,9 @@ mod delivery;
 use delivery::Deliveries;
 pub use delivery::{FlushReport, DEFAULT_CLAIM_LEASE};
 
-use crate::alerts::{Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, RetryPolicy};
+use crate::alerts::{
+    Alert, AlertEntry, AlertKind, AlertSink, AlertSupplier, DigestPolicy, DigestSource, RetryPolicy,
+};
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 use crate::domain::list_entry::{resolve_change, Resolution};
 use crate::domain::{ListEntry, SupplierRecord};
@@ -185,6 +191,32 @@ impl Worker {
         self
     }
 
+    /// Sends Slack digests for batches of more than `policy.over` alerts (`None`: every alert
+    /// on its own, as the sinks were before digests).
+    pub fn with_digests(mut self, policy: Option<DigestPolicy>) -> Self {
+        if let Some(d) = Arc::get_mut(&mut self.deliveries) {
+            d.set_digest(policy);
+        }
+        self
+    }
+
+    /// Runs `body` (an import's batch, a rescreen) with the alerts it raises counted in batch
+    /// `source`: a Slack sink gets one digest for the batch if it raises more than
+    /// `--slack-digest-over` alerts. The batch is decided when [`Worker::close_batch`] or
+    /// [`Worker::flush_outbox`] says it is complete.
+    pub async fn in_batch<F: std::future::Future>(
+        &self,
+        source: &DigestSource,
+        body: F,
+    ) -> F::Output {
+        delivery::in_batch(source.clone(), body).await
+    }
+
+    /// The batch `source` is complete: its held alerts are decided now (a digest, or singles).
+    pub async fn close_batch(&self, source: &DigestSource) -> Result<(), WorkerError> {
+        self.deliveries.close_batch(source).await
+    }
+
     /// Where this worker writes what it cannot handle.
     pub fn dead_letters(&self) -> &dyn DeadLetters {
         self.deliveries.dead_letters()
@@ -227,9 +259,16 @@ impl Worker {
     /// Handles one event; when it returns Ok the event may be committed.
     pub async fn handle(&self, event: &ChangeEvent) -> Result<EventOutcome, WorkerError> {
         match event {
-            ChangeEvent::Document(_) => Ok(EventOutcome::default()),
+            ChangeEvent::Document(d) => {
+                // A rule's document event follows its entity changes: its batch is complete.
+                self.close_batch(&DigestSource::document(&d.source.document_number))
+                    .await?;
+                Ok(EventOutcome::default())
+            }
             ChangeEvent::Entity(change) => {
-                let outcome = self.handle_change(change).await?;
+                let batch = DigestSource::document(&change.source.document_number);
+                let outcome = self.in_batch(&batch, self.handle_change(change)).await?;
+                self.deliveries.batch_active(&batch).await?;
                 self.refresh_snapshot_metrics().await;
                 Ok(outcome)
             }
@@ -475,7 +514,11 @@ impl Worker {
         &self,
         records: &[SupplierRecord],
     ) -> Result<EventOutcome, WorkerError> {
-        let (_, outcome) = self.import_batch(records, true).await?;
+        let batch = DigestSource::supplier_batch();
+        let (_, outcome) = self
+            .in_batch(&batch, self.import_batch(records, true))
+            .await?;
+        self.close_batch(&batch).await?;
         self.refresh_snapshot_metrics().await;
         Ok(outcome)
     }

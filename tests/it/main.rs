@@ -34,6 +34,7 @@ mod parse_shapes;
 mod pipeline_embedded;
 mod pipeline_kafka;
 mod security;
+mod slack_digests;
 mod store;
 mod tokens;
 mod watch;

@@ -24,6 +24,8 @@ pub const METRICS: &[&str] = &[
     "entitywatch_matches_total",
     "entitywatch_alerts_total",
     "entitywatch_alert_delivery_retries_total",
+    "entitywatch_slack_digests_total",
+    "entitywatch_slack_digest_alerts_total",
     "entitywatch_dead_letters_total",
     "entitywatch_suppliers",
     "entitywatch_suppliers_last_change_timestamp_seconds",

@@ -90,6 +90,8 @@ pub enum Kind {
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Hit {
+    /// The request's JSON body.
+    pub body: Value,
     /// `SUPPLIER/KIND`, or `unknown` when the body did not say.
     pub key: String,
     pub at: Instant,
@@ -259,6 +261,7 @@ async fn handle(
             Reply::status(401).body("invalid signature")
         };
         g.hits.push(Hit {
+            body: json.clone(),
             key,
             at,
             status: reply.status,
@@ -312,6 +315,18 @@ fn verify(
 /// ``NAME (`ID`)``, the kind in the fallback text's headline.
 fn slack_key(message: &Value) -> String {
     let text = message["text"].as_str().unwrap_or("");
+    // A digest: `digest/ID` from the footer's ``digest `ID` ``.
+    if text.contains(" Entity List alerts from ") {
+        let footer = message["blocks"]
+            .as_array()
+            .and_then(|b| b.last())
+            .and_then(|b| b["elements"][0]["text"].as_str())
+            .unwrap_or("");
+        return match footer.rsplit_once("digest `") {
+            Some((_, id)) => format!("digest/{}", id.trim_end_matches('`')),
+            None => "unknown".to_string(),
+        };
+    }
     let kind = if text.starts_with("Supplier on the Entity List") {
         "listed"
     } else if text.starts_with("Entity List entry revised") {
