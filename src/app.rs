@@ -508,7 +508,12 @@ impl App {
                 metrics_scope: settings.metrics_scope,
             };
             // The API and the review console join here, each with its own authentication.
-            let services = axum::Router::new();
+            let api_worker = Arc::new(bus.worker(&store, &spec.sinks)?);
+            let services = axum::Router::new().merge(crate::http::api::router(
+                store.clone(),
+                api_worker,
+                settings.api_max_body,
+            ));
             Some(HttpServer::bind(settings.http_addr, readiness, services).await?)
         } else {
             None

@@ -8,6 +8,7 @@
 //! seldom authenticated. `/metrics` can be put behind a token ([`Readiness::metrics_scope`]);
 //! everything else the endpoint serves is behind [`auth::require`].
 
+pub mod api;
 pub mod auth;
 pub mod problem;
 

@@ -7,6 +7,7 @@
 //! into SQL text. This module stores and loads; it must never decide what a change means.
 
 mod alerts;
+mod change_feed;
 mod checkpoint;
 mod entity_list;
 mod ownership;
@@ -15,6 +16,7 @@ mod tokens;
 mod worker_state;
 
 pub use alerts::{AlertQuery, AlertReview, AuditRecord, ReviewError, StoredAlert};
+pub use change_feed::{FeedChange, FeedPosition};
 pub use checkpoint::ProcessedDocument;
 pub use entity_list::{
     AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,

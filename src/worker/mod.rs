@@ -110,6 +110,32 @@ struct Candidate<'a> {
     document: Option<String>,
 }
 
+/// A match with what the caller needs of its entry: which version it was scored against and
+/// when that version was written (delta screening keeps only entries changed since a time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListMatch {
+    pub matched: screening::Match,
+    pub entry_version: i64,
+    pub entry_updated_at: chrono::DateTime<chrono::Utc>,
+    /// The Federal Register document that wrote that version, if one did.
+    pub entry_document: Option<String>,
+}
+
+fn list_matches(list: &ScreeningList, matches: Vec<screening::Match>) -> Vec<ListMatch> {
+    matches
+        .into_iter()
+        .map(|m| {
+            let entry = &list.entries[m.entry];
+            ListMatch {
+                entry_version: entry.version,
+                entry_updated_at: entry.updated_at,
+                entry_document: entry.last_document.clone(),
+                matched: m,
+            }
+        })
+        .collect()
+}
+
 /// The last record of each id, in the order of those last occurrences (upsert semantics: a
 /// later record replaces an earlier one, as a second import would).
 fn last_of_each_id(records: &[SupplierRecord]) -> Vec<&SupplierRecord> {
@@ -495,12 +521,25 @@ impl Worker {
     /// after it redoes the batch on the same basis, reusing the stored decisions, and the
     /// delivery ledger absorbs the alerts already sent. If `records` repeats an id, the last
     /// one wins.
-    #[tracing::instrument(skip_all, fields(suppliers = records.len()))]
     pub async fn import_batch(
         &self,
         records: &[SupplierRecord],
         screen: bool,
     ) -> Result<(UpsertCounts, EventOutcome), WorkerError> {
+        let (counts, outcome, _) = self.import_batch_reporting(records, screen).await?;
+        Ok((counts, outcome))
+    }
+
+    /// [`Worker::import_batch`], also handing back each stored record's id with its matches
+    /// (above the review floor, best first) and the list entry each is against, for a caller
+    /// that answers with them (the HTTP API's supplier upserts). The same path, so the API's
+    /// writes keep the import's exactly-once alerts.
+    #[tracing::instrument(skip_all, fields(suppliers = records.len()))]
+    pub async fn import_batch_reporting(
+        &self,
+        records: &[SupplierRecord],
+        screen: bool,
+    ) -> Result<(UpsertCounts, EventOutcome, Vec<(String, Vec<ListMatch>)>), WorkerError> {
         let mut outcome = EventOutcome::default();
         let records = last_of_each_id(records);
         let list = if screen {
@@ -553,7 +592,49 @@ impl Worker {
             delivered = outcome.alerts_delivered,
             "supplier batch stored and screened"
         );
-        Ok((counts, outcome))
+        let reported = match &list {
+            Some(list) => screened
+                .into_iter()
+                .map(|(s, matches)| (s.id().to_string(), list_matches(list, matches)))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok((counts, outcome, reported))
+    }
+
+    /// Screens names that are not stored suppliers against the whole current list (the
+    /// screener the imports use, rebuilt only when the list changed): nothing is stored,
+    /// decided or sent. Each query comes back with its matches above the review floor.
+    pub async fn screen_names(
+        &self,
+        queries: Vec<(screening::SupplierRecord<()>, Option<Schema>)>,
+    ) -> Result<Vec<Vec<ListMatch>>, WorkerError> {
+        use rayon::prelude::*;
+        let list = self.screening_list().await?;
+        if list.entries.is_empty() || queries.is_empty() {
+            return Ok(vec![Vec::new(); queries.len()]);
+        }
+        let screening = list.clone();
+        // A name of no stated kind is scored as `entitywatch screen` scores it: against every
+        // entry, by the rules of the entry's kind.
+        let matches = tokio::task::spawn_blocking(move || {
+            let screener = &screening.screener;
+            queries
+                .par_iter()
+                .map(|(q, schema)| match schema {
+                    Some(schema) => {
+                        screener.screen_typed(&q.name, &q.aliases, q.country.as_ref(), *schema)
+                    }
+                    None => screener.screen(&q.name, &q.aliases, q.country.as_ref()),
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        Ok(matches
+            .into_iter()
+            .map(|m| list_matches(&list, m))
+            .collect())
     }
 
     /// Screens suppliers (already stored) against the whole current list, with the same
