@@ -121,6 +121,9 @@ pub struct ListMatch {
     pub entry_document: Option<String>,
 }
 
+/// Each screened record's id with its matches, in the order screened.
+pub type MatchesById = Vec<(String, Vec<ListMatch>)>;
+
 fn list_matches(list: &ScreeningList, matches: Vec<screening::Match>) -> Vec<ListMatch> {
     matches
         .into_iter()
@@ -539,7 +542,7 @@ impl Worker {
         &self,
         records: &[SupplierRecord],
         screen: bool,
-    ) -> Result<(UpsertCounts, EventOutcome, Vec<(String, Vec<ListMatch>)>), WorkerError> {
+    ) -> Result<(UpsertCounts, EventOutcome, MatchesById), WorkerError> {
         let mut outcome = EventOutcome::default();
         let records = last_of_each_id(records);
         let list = if screen {

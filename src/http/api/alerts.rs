@@ -61,6 +61,14 @@ pub async fn list(
         ),
         None => None,
     };
+    for (field, v) in [
+        ("supplier_id", &params.supplier_id),
+        ("entity_key", &params.entity_key),
+    ] {
+        if v.as_deref().is_some_and(|v| v.contains('\0')) {
+            return Err(Problem::bad_request("contains a NUL character").at(field));
+        }
+    }
     let query = AlertQuery {
         status,
         supplier_id: non_empty(params.supplier_id),

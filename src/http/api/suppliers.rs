@@ -40,7 +40,32 @@ pub struct SupplierBody {
 }
 
 impl SupplierBody {
-    /// The record, or the field at fault (a JSON pointer under `prefix`) and why.
+    /// PostgreSQL text cannot hold NUL, and no supplier master means one: refused, named.
+    fn refuse_nul(&self, id: &str) -> Result<(), Problem> {
+        let mut fields: Vec<(String, &str)> = vec![("id".into(), id), ("name".into(), &self.name)];
+        for (i, a) in self.aliases.iter().enumerate() {
+            fields.push((format!("aliases/{i}"), a));
+        }
+        for (f, v) in [
+            ("country", &self.country),
+            ("address", &self.address),
+            ("schema", &self.schema),
+        ] {
+            fields.push((f.into(), v.as_deref().unwrap_or("")));
+        }
+        for (k, v) in &self.references {
+            fields.push((format!("references/{k}"), k));
+            fields.push((format!("references/{k}"), v));
+        }
+        match fields.into_iter().find(|(_, v)| v.contains('\0')) {
+            Some((field, _)) => {
+                Err(Problem::bad_request("contains a NUL character").at(format!("/{field}")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The record, or the field at fault (a JSON pointer) and why.
     fn record(self, id: &str) -> Result<SupplierRecord, (String, SupplierError)> {
         let at = |field: &str| field.to_string();
         let mut r = SupplierRecord::new(id, &self.name)
@@ -145,6 +170,7 @@ pub async fn upsert(
             .at("/id"));
         }
     }
+    body.refuse_nul(&id)?;
     let record = body.record(&id).map_err(|(f, e)| supplier_problem(f, e))?;
     let (counts, outcome, mut reported) = api
         .worker
@@ -174,6 +200,9 @@ pub async fn show(
     State(api): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<SupplierRecord>, Problem> {
+    if id.contains('\0') {
+        return Err(Problem::not_found(format!("no supplier with id {id:?}")).at("id"));
+    }
     api.store
         .supplier(id.trim())
         .await
@@ -186,11 +215,12 @@ pub async fn remove(
     State(api): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    if api
-        .store
-        .delete_supplier(id.trim())
-        .await
-        .map_err(internal)?
+    if !id.contains('\0')
+        && api
+            .store
+            .delete_supplier(id.trim())
+            .await
+            .map_err(internal)?
     {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -271,6 +301,7 @@ pub async fn batch(
             let Some(id) = b.id.clone() else {
                 return Err(Problem::bad_request("missing field `id`").at("/id"));
             };
+            b.refuse_nul(&id)?;
             b.record(&id).map_err(|(f, e)| supplier_problem(f, e))
         });
         match parsed {
