@@ -10,7 +10,7 @@
 //! * **audit**: `GET /v1/audit` streaming 1,000,000 stored decisions — seconds, MB sent, and
 //!   the server's peak RSS before and after (flat memory: the stream must not hold the body).
 //!
-//! Sizes: `BENCH_SECONDS` (10 per screening run), `BENCH_CONCURRENCY` (32),
+//! Sizes: `BENCH_SECONDS` (10 per screening run), `BENCH_CONCURRENCY` (16),
 //! `BENCH_UPSERTS` (5,000), `BENCH_AUDIT_DECISIONS` (1,000,000), `BENCH_RUNS` (3),
 //! `BENCH_ONLY` (`screen,upsert,audit`), `BENCH_BACKENDS` (`sqlite,postgres`),
 //! `BENCH_POSTGRES_URL`, `ENTITYWATCH_BIN` (another build's binary). Without `--bench` (as
@@ -283,7 +283,7 @@ async fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let runs = env_usize("BENCH_RUNS", if smoke { 1 } else { 3 });
     let seconds = env_usize("BENCH_SECONDS", if smoke { 1 } else { 10 });
-    let concurrency = env_usize("BENCH_CONCURRENCY", if smoke { 4 } else { 32 });
+    let concurrency = env_usize("BENCH_CONCURRENCY", if smoke { 4 } else { 16 });
     let upserts = env_usize("BENCH_UPSERTS", if smoke { 100 } else { 5_000 });
     let decisions = env_usize(
         "BENCH_AUDIT_DECISIONS",

@@ -100,6 +100,11 @@ type CachedList = ((i64, i64, Option<String>), Arc<ScreeningList>);
 /// stays flat whatever the file's size (10,000 records with their matches are a few MB).
 pub const SUPPLIER_BATCH: usize = 10_000;
 
+/// How old a list [`Worker::screen_names`] may answer from: a rule's changes reach ad-hoc name
+/// screening within this, while a burst of requests asks the store once, not once each.
+/// Supplier writes never use it: they screen against the list as stored.
+pub const NAME_SCREENING_STALENESS: Duration = Duration::from_millis(500);
+
 /// One (supplier, entry) pair the screener scored, to be decided.
 struct Candidate<'a> {
     supplier: &'a SupplierRecord,
@@ -163,6 +168,10 @@ pub struct Worker {
     /// Rebuilding the screener over the whole list for every batch of an import would cost a
     /// hundred builds per million suppliers; it is rebuilt only when the list changed.
     screening_list: tokio::sync::Mutex<Option<CachedList>>,
+    /// The list [`Worker::screen_names`] last used and when its fingerprint was checked: name
+    /// screening (nothing stored or decided) may answer from a list up to
+    /// [`NAME_SCREENING_STALENESS`] old instead of asking the store on every request.
+    recent_list: std::sync::Mutex<Option<(std::time::Instant, Arc<ScreeningList>)>>,
     /// Sinks, ledger claims, the outbox and its dispatchers; its stop flag is the worker's
     /// (set once by [`Worker::request_stop`]; sticky: a stopped worker is done).
     deliveries: Arc<Deliveries>,
@@ -194,6 +203,7 @@ impl Worker {
             store,
             supplier_index: tokio::sync::Mutex::new(None),
             screening_list: tokio::sync::Mutex::new(None),
+            recent_list: std::sync::Mutex::new(None),
             affiliates: Some(crate::ownership::Share::DEFAULT_THRESHOLD),
             affiliate_cache: tokio::sync::Mutex::new(None),
         }
@@ -613,7 +623,25 @@ impl Worker {
         queries: Vec<(screening::SupplierRecord<()>, Option<Schema>)>,
     ) -> Result<Vec<Vec<ListMatch>>, WorkerError> {
         use rayon::prelude::*;
-        let list = self.screening_list().await?;
+        let recent = self
+            .recent_list
+            .lock()
+            .expect("the lock is never held across a panic")
+            .as_ref()
+            .filter(|(checked, _)| checked.elapsed() < NAME_SCREENING_STALENESS)
+            .map(|(_, list)| list.clone());
+        let list = match recent {
+            Some(list) => list,
+            None => {
+                let list = self.screening_list().await?;
+                *self
+                    .recent_list
+                    .lock()
+                    .expect("the lock is never held across a panic") =
+                    Some((std::time::Instant::now(), list.clone()));
+                list
+            }
+        };
         if list.entries.is_empty() || queries.is_empty() {
             return Ok(vec![Vec::new(); queries.len()]);
         }
@@ -622,15 +650,18 @@ impl Worker {
         // entry, by the rules of the entry's kind.
         let matches = tokio::task::spawn_blocking(move || {
             let screener = &screening.screener;
-            queries
-                .par_iter()
-                .map(|(q, schema)| match schema {
-                    Some(schema) => {
-                        screener.screen_typed(&q.name, &q.aliases, q.country.as_ref(), *schema)
-                    }
-                    None => screener.screen(&q.name, &q.aliases, q.country.as_ref()),
-                })
-                .collect::<Vec<_>>()
+            let one = |(q, schema): &(screening::SupplierRecord<()>, Option<Schema>)| match schema {
+                Some(schema) => {
+                    screener.screen_typed(&q.name, &q.aliases, q.country.as_ref(), *schema)
+                }
+                None => screener.screen(&q.name, &q.aliases, q.country.as_ref()),
+            };
+            // A handful of names costs less than handing them to the thread pool.
+            if queries.len() <= 4 {
+                queries.iter().map(one).collect::<Vec<_>>()
+            } else {
+                queries.par_iter().map(one).collect::<Vec<_>>()
+            }
         })
         .await
         .map_err(|e| WorkerError::Screening(e.to_string()))?;
