@@ -38,7 +38,9 @@ pub struct AuditParams {
 /// had been sent, so records sharing a timestamp are neither repeated nor skipped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Position {
+    #[serde(rename = "t")]
     at: String,
+    #[serde(rename = "n")]
     seen_at_instant: u64,
 }
 
@@ -118,7 +120,7 @@ pub async fn stream(
             let _ = csv.write_record(CSV_HEADER);
         }
         let mut rows_in_csv = 0usize;
-        let mut last: Option<(DateTime<FixedOffset>, String, u64)> = None;
+        let mut last: Option<(DateTime<FixedOffset>, u64)> = None;
         let mut skip_at = resume.as_ref().map(|p| p.seen_at_instant).unwrap_or(0);
         let cell = |s: &str| crate::suppliers::neutralise_formula(s).into_owned();
         loop {
@@ -143,13 +145,13 @@ pub async fn stream(
                 }
             }
             let seen = match &last {
-                Some((t, _, n)) if *t == instant => n + 1,
+                Some((t, n)) if *t == instant => n + 1,
                 _ if resume_at == Some(instant) => {
                     resume.as_ref().map_or(0, |p| p.seen_at_instant) + 1
                 }
                 _ => 1,
             };
-            last = Some((instant, record.at.clone(), seen));
+            last = Some((instant, seen));
             let cursor = Cursor::new(
                 &described,
                 Position {

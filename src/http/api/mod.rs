@@ -8,8 +8,8 @@
 //! exactly-once whichever way a supplier arrives. It must never decide a match itself, never
 //! answer a fault with its internals (see [`Problem`]) and never read a body past the limit.
 //!
-//! Every route has one scope ([`ROUTE_SCOPES`]): read for reads and `/v1/screen`, review for
-//! reviews and supplier writes, admin for deletes. Requests and their errors are
+//! Every route has one scope: read for reads and `/v1/screen`, review for reviews and
+//! supplier writes, admin for deletes. Requests and their errors are
 //! problem+json naming the field; unknown JSON fields and query parameters are refused.
 
 mod alerts;
@@ -51,9 +51,6 @@ pub struct ApiState {
     pub max_body: usize,
 }
 
-/// The scope each group of routes needs; the router is built from these groups.
-pub const ROUTE_SCOPES: [Scope; 3] = [Scope::Read, Scope::Review, Scope::Admin];
-
 /// The API's routes, each behind the token scope it needs, and bodies bounded by `max_body`.
 pub fn router(store: Store, worker: Arc<Worker>, max_body: usize) -> Router {
     let state = ApiState {
@@ -76,11 +73,10 @@ pub fn router(store: Store, worker: Arc<Worker>, max_body: usize) -> Router {
         .route("/v1/suppliers/batch", post(suppliers::batch))
         .route("/v1/alerts/:id/review", post(alerts::review));
     let admin = Router::new().route("/v1/suppliers/:id", delete(suppliers::remove));
-    let [r, w, a] = ROUTE_SCOPES;
     let open = Router::new().route("/v1/openapi.json", get(openapi));
-    auth::require(read, store.clone(), r)
-        .merge(auth::require(review, store.clone(), w))
-        .merge(auth::require(admin, store, a))
+    auth::require(read, store.clone(), Scope::Read)
+        .merge(auth::require(review, store.clone(), Scope::Review))
+        .merge(auth::require(admin, store, Scope::Admin))
         .merge(open)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
