@@ -11,8 +11,23 @@ cache="${ENTITYWATCH_CACHE:-$HOME/.cache/entitywatch}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 venv="$cache/venv"
 version="4.32.5"
+# CPython 3.11.7 and 3.12.1 fail inside hypothesis now and then ("AST constructor recursion
+# depth mismatch", fixed in 3.11.8 and 3.12.2): another interpreter is used when there is one.
+buggy() { "$1" -c 'import sys; sys.exit(sys.version_info[:3] not in [(3, 11, 7), (3, 12, 1)])'; }
+python="${ENTITYWATCH_PYTHON:-python3}"
+if buggy "$python"; then
+    for other in /usr/bin/python3 python3.13 python3.10; do
+        if command -v "$other" >/dev/null && ! buggy "$other" && "$other" -c 'import venv' 2>/dev/null; then
+            python="$other"
+            break
+        fi
+    done
+fi
+if [ -x "$venv/bin/python" ] && buggy "$venv/bin/python" && ! buggy "$python"; then
+    rm -rf "$venv"
+fi
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
-    python3 -m venv "$venv"
+    "$python" -m venv "$venv"
     "$venv/bin/pip" install --quiet "schemathesis==$version"
 fi
 
