@@ -52,6 +52,8 @@ for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
 done
+# Run from the temporary directory: schemathesis keeps a cache in its working directory.
+cd "$work"
 timeout 170 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/v1/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,response_schema_conformance \
