@@ -46,8 +46,30 @@ ensure_promtool() {
   fi
 }
 
+# The review console's browser test (tests/it/console.rs) drives Debian's chromium, headless, with
+# playwright-core from npm, pinned in tests/browser/package-lock.json and installed beside it
+# (tests/browser/node_modules, not committed).
+ensure_browser() {
+  local missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "services: installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  local browser_dir want have
+  browser_dir="$(cd "$(dirname "$0")/../tests/browser" && pwd)"
+  want=$(node -p "require('$browser_dir/package-lock.json').packages['node_modules/playwright-core'].version")
+  have=$(node -p "require('$browser_dir/node_modules/playwright-core/package.json').version" 2>/dev/null || true)
+  if [ "$have" != "$want" ]; then
+    echo "services: installing playwright-core $want into tests/browser/node_modules"
+    npm ci --prefix "$browser_dir" --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+}
+
 case "${1:-}" in
-  start) ensure_build_packages; ensure_promtool; start_postgres ;;
+  start) ensure_build_packages; ensure_promtool; ensure_browser; start_postgres ;;
   stop) stop_postgres ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -74,37 +74,10 @@ async fn write(store: &crate::store::Store, args: &AuditExportArgs) -> Result<us
         }
         AuditFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            w.write_record([
-                "at",
-                "record",
-                "supplier_id",
-                "entity_key",
-                "entry_version",
-                "outcome",
-                "score",
-                "why",
-                "document_number",
-                "basis",
-                "reviewer",
-                "alert_id",
-            ])?;
-            let cell = |s: &str| crate::suppliers::neutralise_formula(s).into_owned();
+            w.write_record(crate::store::AuditRecord::CSV_HEADER)?;
             while let Some(r) = records.try_next().await? {
                 n += 1;
-                w.write_record([
-                    r.at.clone(),
-                    r.record.to_string(),
-                    cell(&r.supplier_id),
-                    cell(&r.entity_key),
-                    r.entry_version.to_string(),
-                    r.outcome.clone(),
-                    r.score.map(|s| format!("{s:.4}")).unwrap_or_default(),
-                    cell(&r.why),
-                    cell(r.document_number.as_deref().unwrap_or("")),
-                    cell(r.basis.as_deref().unwrap_or("")),
-                    cell(r.reviewer.as_deref().unwrap_or("")),
-                    r.alert_id.clone().unwrap_or_default(),
-                ])?;
+                w.write_record(r.csv_row())?;
             }
             w.flush().context("writing the audit trail")?;
         }

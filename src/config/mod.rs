@@ -113,6 +113,10 @@ pub struct GlobalArgs {
         value_name = "BYTES"
     )]
     pub api_max_body: Option<usize>,
+    /// The review console (at / on the HTTP endpoint) is reached over HTTPS, through a TLS
+    /// proxy: mark its cookies `Secure`, so a browser never sends the session over plain HTTP.
+    #[arg(long, env = "ENTITYWATCH_CONSOLE_SECURE_COOKIE", global = true)]
+    pub console_secure_cookie: bool,
 
     /// Kafka bootstrap servers, comma-separated. Unset: the embedded in-process bus.
     #[arg(
@@ -196,6 +200,7 @@ struct FileConfig {
     http_addr: Option<SocketAddr>,
     metrics_scope: Option<String>,
     api_max_body: Option<usize>,
+    console_secure_cookie: Option<bool>,
     kafka_brokers: Option<String>,
     kafka_topic_prefix: Option<String>,
     kafka_group_id: Option<String>,
@@ -218,6 +223,8 @@ pub struct Settings {
     pub metrics_scope: Option<crate::domain::Scope>,
     /// Largest request body of the HTTP API, in bytes.
     pub api_max_body: usize,
+    /// Whether the console's cookies are `Secure` (it is served over HTTPS).
+    pub console_secure_cookie: bool,
     pub kafka_brokers: Option<String>,
     pub kafka_topic_prefix: String,
     pub kafka_group_id: String,
@@ -242,6 +249,7 @@ impl std::fmt::Debug for Settings {
             .field("http_addr", &self.http_addr)
             .field("metrics_scope", &self.metrics_scope)
             .field("api_max_body", &self.api_max_body)
+            .field("console_secure_cookie", &self.console_secure_cookie)
             .field("kafka_brokers", &self.kafka_brokers)
             .field("kafka_topic_prefix", &self.kafka_topic_prefix)
             .field("kafka_group_id", &self.kafka_group_id)
@@ -379,6 +387,8 @@ impl Settings {
         Ok(Settings {
             metrics_scope,
             api_max_body,
+            console_secure_cookie: args.console_secure_cookie
+                || file.console_secure_cookie.unwrap_or(false),
             sqlite_synchronous,
             database_url,
             federal_register_url,

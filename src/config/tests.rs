@@ -309,3 +309,29 @@ fn sqlite_synchronous_is_normal_unless_set_and_a_bad_value_is_refused() {
         .to_string();
     assert!(e.contains("sqlite_synchronous"), "{e}");
 }
+
+#[test]
+fn console_cookies_are_secure_only_when_the_flag_or_the_file_says() {
+    let s = Settings::resolve(&GlobalArgs::default(), Vec::new()).unwrap();
+    assert!(!s.console_secure_cookie);
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "console_secure_cookie = true").unwrap();
+    let args = GlobalArgs {
+        config: Some(f.path().to_path_buf()),
+        ..Default::default()
+    };
+    assert!(
+        Settings::resolve(&args, Vec::new())
+            .unwrap()
+            .console_secure_cookie
+    );
+    let args = GlobalArgs {
+        console_secure_cookie: true,
+        ..Default::default()
+    };
+    assert!(
+        Settings::resolve(&args, Vec::new())
+            .unwrap()
+            .console_secure_cookie
+    );
+}

@@ -1,5 +1,6 @@
-//! Who is calling: the bearer token of an API request (or the console's session cookie,
-//! which holds the same secret), checked against the store, and the scope a route needs.
+//! Who is calling: the bearer token of an API request, checked against the store, and the
+//! scope a route needs. The review console checks the same token once, at sign-in
+//! ([`principal_for`]), and then knows the browser by a session cookie (`console::session`).
 //!
 //! Every route of the API sits behind [`require`]; the probes and `/metrics` do not (unless
 //! `--metrics-token-scope` asks for it). A secret is never logged: failures say which check

@@ -80,6 +80,46 @@ pub struct AuditRecord {
     pub alert_id: Option<String>,
 }
 
+impl AuditRecord {
+    /// The header of the audit trail's CSV form (`audit export --format csv`, the console's
+    /// download): one column per field, in this order.
+    pub const CSV_HEADER: [&'static str; 12] = [
+        "at",
+        "record",
+        "supplier_id",
+        "entity_key",
+        "entry_version",
+        "outcome",
+        "score",
+        "why",
+        "document_number",
+        "basis",
+        "reviewer",
+        "alert_id",
+    ];
+
+    /// This record as a CSV row under [`AuditRecord::CSV_HEADER`]. Text that came from
+    /// suppliers' files, rules or reviewers could start a spreadsheet formula, so it is
+    /// neutralised as `suppliers export` does.
+    pub fn csv_row(&self) -> [String; 12] {
+        let cell = |s: &str| crate::suppliers::neutralise_formula(s).into_owned();
+        [
+            self.at.clone(),
+            self.record.to_string(),
+            cell(&self.supplier_id),
+            cell(&self.entity_key),
+            self.entry_version.to_string(),
+            self.outcome.clone(),
+            self.score.map(|s| format!("{s:.4}")).unwrap_or_default(),
+            cell(&self.why),
+            cell(self.document_number.as_deref().unwrap_or("")),
+            cell(self.basis.as_deref().unwrap_or("")),
+            cell(self.reviewer.as_deref().unwrap_or("")),
+            self.alert_id.clone().unwrap_or_default(),
+        ]
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     #[error("no alert with id {0:?}")]

@@ -11,6 +11,7 @@ mod change_feed;
 mod checkpoint;
 mod entity_list;
 mod ownership;
+mod sessions;
 mod suppliers;
 mod tokens;
 mod worker_state;
@@ -22,6 +23,7 @@ pub use entity_list::{
     AppliedChange, ChangeOutcome, EntryChangeRecord, SnapshotCounts, SnapshotPlan, StoredEntry,
 };
 pub use ownership::{AffiliateState, Holding, ListedMatch, Owner, OwnershipCounts};
+pub use sessions::{ConsoleSession, OpenedSession, SessionSecret};
 pub use suppliers::UpsertCounts;
 pub use tokens::{ApiToken, TokenError};
 pub use worker_state::{Claim, Decision, Delivery, LoggedMessage, QueuedDelivery};

@@ -572,6 +572,7 @@ fn dockerfile_is_multi_stage_non_root_and_runs_a_real_subcommand() {
         "Cargo.toml",
         "Cargo.lock",
         "build.rs",
+        "askama.toml",
         "migrations",
         "schemas",
         "demo",

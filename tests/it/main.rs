@@ -17,6 +17,7 @@ mod common;
 mod api;
 mod cli_alerts;
 mod cli_screening;
+mod console;
 mod deploy;
 mod entry_kinds;
 mod faults_alerts;
