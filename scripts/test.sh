@@ -19,3 +19,4 @@ promtool check rules deploy/prometheus/rules.yml
 promtool test rules deploy/prometheus/rules_test.yml
 promtool check config deploy/prometheus/prometheus.yml
 cargo test --all-targets --locked
+scripts/schemathesis.sh

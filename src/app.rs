@@ -509,13 +509,20 @@ impl App {
                 metrics_scope: settings.metrics_scope,
             };
             // The API and the review console join here, each with its own authentication.
-            let services = axum::Router::new().merge(crate::http::console::router(
-                store.clone(),
-                crate::http::console::ConsoleSettings {
-                    secure_cookie: settings.console_secure_cookie,
-                    ..Default::default()
-                },
-            ));
+            let api_worker = Arc::new(bus.worker(&store, &spec.sinks)?);
+            let services = axum::Router::new()
+                .merge(crate::http::api::router(
+                    store.clone(),
+                    api_worker,
+                    settings.api_max_body,
+                ))
+                .merge(crate::http::console::router(
+                    store.clone(),
+                    crate::http::console::ConsoleSettings {
+                        secure_cookie: settings.console_secure_cookie,
+                        ..Default::default()
+                    },
+                ));
             Some(HttpServer::bind(settings.http_addr, readiness, services).await?)
         } else {
             None

@@ -25,7 +25,7 @@
 //! | beside | [`config`] | flags, environment, TOML file → [`config::Settings`] |
 //! | | [`app`] | builds the service from settings: [`app::App::build`] |
 //! | | [`shutdown`] | one stop request fanned out to every part |
-//! | | [`http`], [`metrics`], [`telemetry`] | `/metrics` and probes, the review console; counters; logs and internal events |
+//! | | [`http`], [`metrics`], [`telemetry`] | `/metrics`, probes, the HTTP API v1 ([`http::api`]) and the review console; counters; logs and internal events |
 //! | | [`cli`] | one file per subcommand; `main.rs` only dispatches |
 //! | | [`demo`] | the bundled rules and suppliers of `entitywatch demo` |
 //!

@@ -18,6 +18,8 @@ use crate::store::SqliteSynchronous;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://entitywatch.db";
 pub const DEFAULT_FEDERAL_REGISTER_URL: &str = "https://www.federalregister.gov";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+/// The HTTP API's body limit: a batch of some 20,000 supplier records.
+pub const DEFAULT_API_MAX_BODY: usize = 10 * 1024 * 1024;
 /// librdkafka settings are passed through from variables with this prefix:
 /// `ENTITYWATCH_KAFKA__sasl.mechanism=PLAIN` sets `sasl.mechanism`.
 pub const KAFKA_ENV_PREFIX: &str = "ENTITYWATCH_KAFKA__";
@@ -102,6 +104,15 @@ pub struct GlobalArgs {
     )]
     pub metrics_scope: Option<crate::domain::Scope>,
 
+    /// Largest request body the HTTP API accepts, in bytes (a bigger one is answered 413);
+    /// `POST /v1/suppliers/batch` is the endpoint it bounds in practice. [default: 10485760]
+    #[arg(
+        long,
+        env = "ENTITYWATCH_API_MAX_BODY",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub api_max_body: Option<usize>,
     /// The review console (at / on the HTTP endpoint) is reached over HTTPS, through a TLS
     /// proxy: mark its cookies `Secure`, so a browser never sends the session over plain HTTP.
     #[arg(long, env = "ENTITYWATCH_CONSOLE_SECURE_COOKIE", global = true)]
@@ -188,6 +199,7 @@ struct FileConfig {
     federal_register_timeout: Option<String>,
     http_addr: Option<SocketAddr>,
     metrics_scope: Option<String>,
+    api_max_body: Option<usize>,
     console_secure_cookie: Option<bool>,
     kafka_brokers: Option<String>,
     kafka_topic_prefix: Option<String>,
@@ -209,6 +221,8 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// The scope a token needs to read /metrics; `None`: open.
     pub metrics_scope: Option<crate::domain::Scope>,
+    /// Largest request body of the HTTP API, in bytes.
+    pub api_max_body: usize,
     /// Whether the console's cookies are `Secure` (it is served over HTTPS).
     pub console_secure_cookie: bool,
     pub kafka_brokers: Option<String>,
@@ -234,6 +248,7 @@ impl std::fmt::Debug for Settings {
             .field("federal_register_timeout", &self.federal_register_timeout)
             .field("http_addr", &self.http_addr)
             .field("metrics_scope", &self.metrics_scope)
+            .field("api_max_body", &self.api_max_body)
             .field("console_secure_cookie", &self.console_secure_cookie)
             .field("kafka_brokers", &self.kafka_brokers)
             .field("kafka_topic_prefix", &self.kafka_topic_prefix)
@@ -358,8 +373,20 @@ impl Settings {
             (None, None) => None,
         };
 
+        let api_max_body = args
+            .api_max_body
+            .or(file.api_max_body)
+            .unwrap_or(DEFAULT_API_MAX_BODY);
+        if api_max_body == 0 {
+            return Err(ConfigError::Invalid {
+                name: "api_max_body",
+                message: "must be greater than zero".into(),
+            });
+        }
+
         Ok(Settings {
             metrics_scope,
+            api_max_body,
             console_secure_cookie: args.console_secure_cookie
                 || file.console_secure_cookie.unwrap_or(false),
             sqlite_synchronous,

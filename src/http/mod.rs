@@ -6,9 +6,10 @@
 //! The probes only read: nothing they serve may change state, and nothing they return may
 //! carry a secret (no URLs with credentials, no settings values), since probes and scrapes are
 //! seldom authenticated. `/metrics` can be put behind a token ([`Readiness::metrics_scope`]);
-//! the API is behind [`auth::require`], and the review console ([`console`]) behind its own
-//! sign-in.
+//! the HTTP API v1 ([`api`], under `/v1`) is behind [`auth::require`], and the review
+//! console ([`console`]) behind its own sign-in.
 
+pub mod api;
 pub mod auth;
 pub mod console;
 pub mod problem;

@@ -7,6 +7,7 @@
 //! into SQL text. This module stores and loads; it must never decide what a change means.
 
 mod alerts;
+mod change_feed;
 mod checkpoint;
 mod digests;
 mod entity_list;
@@ -17,6 +18,7 @@ mod tokens;
 mod worker_state;
 
 pub use alerts::{AlertQuery, AlertReview, AuditRecord, ReviewError, StoredAlert};
+pub use change_feed::{FeedChange, FeedPosition};
 pub use checkpoint::ProcessedDocument;
 pub use digests::{HeldDelivery, StoredDigest};
 pub use entity_list::{

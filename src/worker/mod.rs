@@ -106,6 +106,11 @@ type CachedList = ((i64, i64, Option<String>), Arc<ScreeningList>);
 /// stays flat whatever the file's size (10,000 records with their matches are a few MB).
 pub const SUPPLIER_BATCH: usize = 10_000;
 
+/// How old a list [`Worker::screen_names`] may answer from: a rule's changes reach ad-hoc name
+/// screening within this, while a burst of requests asks the store once, not once each.
+/// Supplier writes never use it: they screen against the list as stored.
+pub const NAME_SCREENING_STALENESS: Duration = Duration::from_millis(500);
+
 /// One (supplier, entry) pair the screener scored, to be decided.
 struct Candidate<'a> {
     supplier: &'a SupplierRecord,
@@ -114,6 +119,35 @@ struct Candidate<'a> {
     version: i64,
     matched: &'a screening::Match,
     document: Option<String>,
+}
+
+/// A match with what the caller needs of its entry: which version it was scored against and
+/// when that version was written (delta screening keeps only entries changed since a time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListMatch {
+    pub matched: screening::Match,
+    pub entry_version: i64,
+    pub entry_updated_at: chrono::DateTime<chrono::Utc>,
+    /// The Federal Register document that wrote that version, if one did.
+    pub entry_document: Option<String>,
+}
+
+/// Each screened record's id with its matches, in the order screened.
+pub type MatchesById = Vec<(String, Vec<ListMatch>)>;
+
+fn list_matches(list: &ScreeningList, matches: Vec<screening::Match>) -> Vec<ListMatch> {
+    matches
+        .into_iter()
+        .map(|m| {
+            let entry = &list.entries[m.entry];
+            ListMatch {
+                entry_version: entry.version,
+                entry_updated_at: entry.updated_at,
+                entry_document: entry.last_document.clone(),
+                matched: m,
+            }
+        })
+        .collect()
 }
 
 /// The last record of each id, in the order of those last occurrences (upsert semantics: a
@@ -140,6 +174,10 @@ pub struct Worker {
     /// Rebuilding the screener over the whole list for every batch of an import would cost a
     /// hundred builds per million suppliers; it is rebuilt only when the list changed.
     screening_list: tokio::sync::Mutex<Option<CachedList>>,
+    /// The list [`Worker::screen_names`] last used and when its fingerprint was checked: name
+    /// screening (nothing stored or decided) may answer from a list up to
+    /// [`NAME_SCREENING_STALENESS`] old instead of asking the store on every request.
+    recent_list: std::sync::Mutex<Option<(std::time::Instant, Arc<ScreeningList>)>>,
     /// Sinks, ledger claims, the outbox and its dispatchers; its stop flag is the worker's
     /// (set once by [`Worker::request_stop`]; sticky: a stopped worker is done).
     deliveries: Arc<Deliveries>,
@@ -171,6 +209,7 @@ impl Worker {
             store,
             supplier_index: tokio::sync::Mutex::new(None),
             screening_list: tokio::sync::Mutex::new(None),
+            recent_list: std::sync::Mutex::new(None),
             affiliates: Some(crate::ownership::Share::DEFAULT_THRESHOLD),
             affiliate_cache: tokio::sync::Mutex::new(None),
         }
@@ -538,12 +577,25 @@ impl Worker {
     /// after it redoes the batch on the same basis, reusing the stored decisions, and the
     /// delivery ledger absorbs the alerts already sent. If `records` repeats an id, the last
     /// one wins.
-    #[tracing::instrument(skip_all, fields(suppliers = records.len()))]
     pub async fn import_batch(
         &self,
         records: &[SupplierRecord],
         screen: bool,
     ) -> Result<(UpsertCounts, EventOutcome), WorkerError> {
+        let (counts, outcome, _) = self.import_batch_reporting(records, screen).await?;
+        Ok((counts, outcome))
+    }
+
+    /// [`Worker::import_batch`], also handing back each stored record's id with its matches
+    /// (above the review floor, best first) and the list entry each is against, for a caller
+    /// that answers with them (the HTTP API's supplier upserts). The same path, so the API's
+    /// writes keep the import's exactly-once alerts.
+    #[tracing::instrument(skip_all, fields(suppliers = records.len()))]
+    pub async fn import_batch_reporting(
+        &self,
+        records: &[SupplierRecord],
+        screen: bool,
+    ) -> Result<(UpsertCounts, EventOutcome, MatchesById), WorkerError> {
         let mut outcome = EventOutcome::default();
         let records = last_of_each_id(records);
         let list = if screen {
@@ -596,7 +648,70 @@ impl Worker {
             delivered = outcome.alerts_delivered,
             "supplier batch stored and screened"
         );
-        Ok((counts, outcome))
+        let reported = match &list {
+            Some(list) => screened
+                .into_iter()
+                .map(|(s, matches)| (s.id().to_string(), list_matches(list, matches)))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok((counts, outcome, reported))
+    }
+
+    /// Screens names that are not stored suppliers against the whole current list (the
+    /// screener the imports use, rebuilt only when the list changed): nothing is stored,
+    /// decided or sent. Each query comes back with its matches above the review floor.
+    pub async fn screen_names(
+        &self,
+        queries: Vec<(screening::SupplierRecord<()>, Option<Schema>)>,
+    ) -> Result<Vec<Vec<ListMatch>>, WorkerError> {
+        use rayon::prelude::*;
+        let recent = self
+            .recent_list
+            .lock()
+            .expect("the lock is never held across a panic")
+            .as_ref()
+            .filter(|(checked, _)| checked.elapsed() < NAME_SCREENING_STALENESS)
+            .map(|(_, list)| list.clone());
+        let list = match recent {
+            Some(list) => list,
+            None => {
+                let list = self.screening_list().await?;
+                *self
+                    .recent_list
+                    .lock()
+                    .expect("the lock is never held across a panic") =
+                    Some((std::time::Instant::now(), list.clone()));
+                list
+            }
+        };
+        if list.entries.is_empty() || queries.is_empty() {
+            return Ok(vec![Vec::new(); queries.len()]);
+        }
+        let screening = list.clone();
+        // A name of no stated kind is scored as `entitywatch screen` scores it: against every
+        // entry, by the rules of the entry's kind.
+        let matches = tokio::task::spawn_blocking(move || {
+            let screener = &screening.screener;
+            let one = |(q, schema): &(screening::SupplierRecord<()>, Option<Schema>)| match schema {
+                Some(schema) => {
+                    screener.screen_typed(&q.name, &q.aliases, q.country.as_ref(), *schema)
+                }
+                None => screener.screen(&q.name, &q.aliases, q.country.as_ref()),
+            };
+            // A handful of names costs less than handing them to the thread pool.
+            if queries.len() <= 4 {
+                queries.iter().map(one).collect::<Vec<_>>()
+            } else {
+                queries.par_iter().map(one).collect::<Vec<_>>()
+            }
+        })
+        .await
+        .map_err(|e| WorkerError::Screening(e.to_string()))?;
+        Ok(matches
+            .into_iter()
+            .map(|m| list_matches(&list, m))
+            .collect())
     }
 
     /// Screens suppliers (already stored) against the whole current list, with the same

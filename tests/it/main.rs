@@ -14,6 +14,7 @@
 
 mod common;
 
+mod api;
 mod cli_alerts;
 mod cli_screening;
 mod console;

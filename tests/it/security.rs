@@ -608,6 +608,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
          built from the process id and a timestamp, digits and underscores only",
     ),
     (
+        "benches/api.rs",
+        "name",
+        "CREATE DATABASE for a benchmark run: PostgreSQL cannot bind an identifier; the name is \
+         built from the process id and a timestamp, digits and underscores only",
+    ),
+    (
         "tests/it/common/mod.rs",
         "name",
         "CREATE DATABASE for a test: PostgreSQL cannot bind an identifier; the name is built \
