@@ -515,3 +515,78 @@ async fn a_supplier_import_raising_30_alerts_sends_one_digest() {
         r.stdout.lines().next().unwrap_or_default()
     );
 }
+
+/// A bulk `POST /v1/suppliers/batch` is one import: its 30 alerts reach Slack as one digest,
+/// decided when the request's last record is screened, while the service keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_batch_raising_30_alerts_sends_one_digest() {
+    let db = fresh_db(Db::Sqlite).await;
+    let fr = rule_server().await;
+    let (slack, webhook) = receivers(healthy()).await;
+    let service = start(&db, &fr.base_url(), &slack, &webhook, &[]).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let listed = crate::common::wait::poll_until(Duration::from_secs(60), || async {
+        store.listed_entry_count().await.unwrap() == 27
+    })
+    .await;
+    assert!(listed, "the rule was applied");
+    let (_, token) = store
+        .create_token("erp-sync", entitywatch::domain::Scope::Review)
+        .await
+        .unwrap();
+    let ndjson: String = suppliers_csv(3, 27)
+        .lines()
+        .skip(1)
+        .map(|row| {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(row.as_bytes());
+            let rec = r.records().next().unwrap().unwrap();
+            format!(
+                "{}\n",
+                serde_json::json!({ "id": &rec[0], "name": &rec[1], "country": &rec[2] })
+            )
+        })
+        .collect();
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/v1/suppliers/batch", service.http))
+        .bearer_auth(token.expose())
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["stored"], 30, "{body}");
+    let sent = crate::common::wait::poll_until(Duration::from_secs(20), || async {
+        !slack.hits().is_empty() && webhook.accepted().len() == 30
+    })
+    .await;
+    // A moment more: a single sent after the digest would show here.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, logs) = service.terminate(Duration::from_secs(20)).await;
+    assert!(sent && status.success(), "{logs}");
+    let hits = slack.hits();
+    assert_eq!(
+        hits.iter()
+            .map(|h| h.key.as_str())
+            .collect::<Vec<_>>()
+            .len(),
+        1,
+        "one Slack message: {:?}",
+        hits.iter().map(|h| &h.key).collect::<Vec<_>>()
+    );
+    assert!(hits[0].key.starts_with("digest/"), "{:?}", hits[0].key);
+    assert_eq!(
+        block_texts(&hits[0].body)[0],
+        "30 Entity List alerts from a supplier import"
+    );
+    let digests = store.digests().await.unwrap();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(
+        (digests[0].state.as_str(), digests[0].alert_count),
+        ("delivered", 30)
+    );
+    store.close().await;
+}

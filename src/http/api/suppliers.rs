@@ -15,9 +15,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{internal, page_limit, ApiBody, ApiJson, ApiQuery, ApiState, Cursor};
+use crate::alerts::DigestSource;
 use crate::domain::{SupplierError, SupplierRecord};
 use crate::http::problem::Problem;
-use crate::worker::{EventOutcome, ListMatch, SUPPLIER_BATCH};
+use crate::worker::{EventOutcome, ListMatch, WorkerError, SUPPLIER_BATCH};
 
 /// A supplier as the API takes it: the suppliers topic's JSON, with unknown fields refused.
 #[derive(Debug, Deserialize)]
@@ -315,16 +316,23 @@ pub async fn batch(
     }
     let mut outcome = EventOutcome::default();
     let (mut inserted, mut updated) = (0, 0);
-    for chunk in records.chunks(SUPPLIER_BATCH) {
-        let (counts, done, _) = api
-            .worker
-            .import_batch_reporting(chunk, true)
-            .await
-            .map_err(internal)?;
-        inserted += counts.inserted;
-        updated += counts.updated;
-        outcome.add(&done);
-    }
+    // One bulk request is one import: a Slack sink gets one digest for all its alerts when
+    // they are more than --slack-digest-over, decided as soon as the last record is screened.
+    let digest_batch = DigestSource::supplier_import();
+    let stored = api
+        .worker
+        .in_batch(&digest_batch, async {
+            for chunk in records.chunks(SUPPLIER_BATCH) {
+                let (counts, done, _) = api.worker.import_batch_reporting(chunk, true).await?;
+                inserted += counts.inserted;
+                updated += counts.updated;
+                outcome.add(&done);
+            }
+            Ok::<_, WorkerError>(())
+        })
+        .await;
+    let closed = api.worker.close_batch(&digest_batch).await;
+    stored.and(closed).map_err(internal)?;
     Ok(Json(BatchOutcome {
         stored: records.len(),
         inserted,
