@@ -21,21 +21,6 @@ use crate::common::{fresh_db, Db, TestDb};
 
 const OPENAPI: &str = include_str!("../../schemas/openapi.json");
 
-macro_rules! on_both {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body(super::Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body(super::Db::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both!(
     suppliers_are_upserted_screened_paged_and_deleted,
     a_batch_stores_every_good_line_and_names_each_bad_one,

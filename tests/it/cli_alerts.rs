@@ -48,21 +48,6 @@ async fn screened(kind: Db) -> TestDb {
     db
 }
 
-macro_rules! on_both {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body(super::Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body(super::Db::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both!(alerts_are_listed_reviewed_and_audited);
 
 async fn alerts_are_listed_reviewed_and_audited(kind: Db) {

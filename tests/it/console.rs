@@ -26,21 +26,6 @@ use serde_json::Value;
 use crate::common::app::TestApp;
 use crate::common::{self, entitywatch, fixture, fresh_db, run, Db, TestDb};
 
-macro_rules! on_both {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body(super::Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body(super::Db::Postgres).await
-            }
-        }
-    )*};
-}
-
 /// The app serving the console, with the alerts its store holds.
 struct Console {
     db: TestDb,

@@ -12,6 +12,24 @@
 //! Filter by module: `cargo test --test it faults_alerts::`; everything that needs no Kafka
 //! broker: `cargo test --test it -- --skip kafka`.
 
+/// `on_both!(name, ...)`: each `async fn name(kind: Db)` of the module runs as two tests,
+/// `name::sqlite` and `name::postgres` (the module must have `Db` in scope). Defined before the
+/// modules so that every one of them can use it.
+macro_rules! on_both {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body(super::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body(super::Db::Postgres).await
+            }
+        }
+    )*};
+}
+
 mod common;
 
 mod api;

@@ -18,23 +18,6 @@ use entitywatch::events::{
 use entitywatch::store::{ChangeOutcome, Claim, Delivery, SnapshotCounts, Store, UpsertCounts};
 use entitywatch::suppliers::{read_suppliers, write_suppliers, ReadLimits};
 
-/// Runs `body(Db::Sqlite)` and `body(Db::Postgres)` as two tests named `body::sqlite` and
-/// `body::postgres`.
-macro_rules! on_both {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body(super::Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body(super::Db::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both!(
     entity_list_snapshot_import,
     supplier_csv_import_of_10000_rows,

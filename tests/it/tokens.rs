@@ -19,21 +19,6 @@ async fn ok(db: &TestDb, args: &[&str]) -> Run {
     r
 }
 
-macro_rules! on_both {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$body(super::Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$body(super::Db::Postgres).await
-            }
-        }
-    )*};
-}
-
 on_both!(a_token_is_shown_once_kept_as_a_digest_and_revoked_at_once);
 
 async fn a_token_is_shown_once_kept_as_a_digest_and_revoked_at_once(kind: Db) {
@@ -207,4 +192,46 @@ async fn metrics_can_be_put_behind_a_token_and_the_probes_stay_open() {
     assert_eq!(scraped.status(), 200);
     assert!(scraped.text().await.unwrap().contains("entitywatch_"));
     app.stop().await;
+}
+
+/// A token never reaches the log, at debug level, whether it is good, wrong or malformed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_never_reach_the_logs() {
+    let db = fresh_db(Db::Sqlite).await;
+    let good = ok(
+        &db,
+        &["tokens", "create", "--name", "ana", "--scope", "read"],
+    )
+    .await
+    .stdout
+    .trim()
+    .to_string();
+    let wrong = format!("ew_{}", "7".repeat(64));
+    let malformed = "ew_not-a-token-but-secret-anyway";
+    let mut cmd = common::run_embedded(&db.url, "http://127.0.0.1:9/");
+    cmd.env("ENTITYWATCH_LOG", "debug");
+    let service = common::service::Service::start(cmd).await;
+    let client = reqwest::Client::new();
+    for (token, want) in [(&good, 200), (&wrong, 401), (&malformed.to_string(), 401)] {
+        let answer = client
+            .get(format!("http://{}/v1/alerts", service.http))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), want);
+        let body = answer.text().await.unwrap();
+        assert!(
+            !body.contains(&token[3..]),
+            "an answer echoed the token: {body}"
+        );
+    }
+    let (_, logs) = service.terminate(std::time::Duration::from_secs(20)).await;
+    assert!(
+        logs.contains("DEBUG") || logs.contains("debug"),
+        "debug logs were on: {logs}"
+    );
+    for token in [&good, &wrong, &malformed.to_string()] {
+        assert!(!logs.contains(&token[3..]), "a token was logged:\n{logs}");
+    }
 }

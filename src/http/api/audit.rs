@@ -49,22 +49,6 @@ const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the reading task and the client.
 const CHANNEL: usize = 8;
 
-const CSV_HEADER: [&str; 13] = [
-    "at",
-    "record",
-    "supplier_id",
-    "entity_key",
-    "entry_version",
-    "outcome",
-    "score",
-    "why",
-    "document_number",
-    "basis",
-    "reviewer",
-    "alert_id",
-    "cursor",
-];
-
 #[derive(Serialize)]
 struct Line<'a> {
     #[serde(flatten)]
@@ -117,12 +101,13 @@ pub async fn stream(
         };
         let mut csv = csv_writer(Vec::with_capacity(CHUNK));
         if format == Format::Csv {
-            let _ = csv.write_record(CSV_HEADER);
+            // The export's columns (as `audit export` writes them), then where to resume.
+            let header = AuditRecord::CSV_HEADER.iter().copied().chain(["cursor"]);
+            let _ = csv.write_record(header);
         }
         let mut rows_in_csv = 0usize;
         let mut last: Option<(DateTime<FixedOffset>, u64)> = None;
         let mut skip_at = resume.as_ref().map(|p| p.seen_at_instant).unwrap_or(0);
-        let cell = |s: &str| crate::suppliers::neutralise_formula(s).into_owned();
         loop {
             let record = match records.try_next().await {
                 Ok(Some(r)) => r,
@@ -172,21 +157,7 @@ pub async fn stream(
                     buf.push(b'\n');
                 }
                 Format::Csv => {
-                    let _ = csv.write_record([
-                        record.at.clone(),
-                        record.record.to_string(),
-                        cell(&record.supplier_id),
-                        cell(&record.entity_key),
-                        record.entry_version.to_string(),
-                        record.outcome.clone(),
-                        record.score.map(|s| format!("{s:.4}")).unwrap_or_default(),
-                        cell(&record.why),
-                        cell(record.document_number.as_deref().unwrap_or("")),
-                        cell(record.basis.as_deref().unwrap_or("")),
-                        cell(record.reviewer.as_deref().unwrap_or("")),
-                        record.alert_id.clone().unwrap_or_default(),
-                        cursor,
-                    ]);
+                    let _ = csv.write_record(record.csv_row().into_iter().chain([cursor]));
                     rows_in_csv += 1;
                     // Checked every 256 rows: a flush per row would cost more than the row.
                     if rows_in_csv % 256 == 0 {
